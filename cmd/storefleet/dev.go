@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/storefleet/storefleet/test/localcluster"
+)
+
+func runDev(args []string) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	flux := fs.Bool("flux", false, "also run the Flux helm-controller and source-controller")
+	workdir := fs.String("workdir", "", "directory for the cluster's state (default: a new temporary directory, removed on exit)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	tools := localcluster.DefaultTools()
+	if missing := tools.Missing(); len(missing) > 0 {
+		fmt.Printf("First run: building the local control plane into %s\n(10–15 minutes on 2 cores; later runs start in seconds)\n", tools.Dir)
+		if _, err := localcluster.Build(ctx, os.Stdout); err != nil {
+			return err
+		}
+	}
+	cluster, err := localcluster.Start(ctx, localcluster.Options{Workdir: *workdir, Flux: *flux, Log: os.Stdout})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		fmt.Println("Stopping the local cluster ...")
+		if err := cluster.Stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "storefleet dev: stop: %v\n", err)
+		}
+	}()
+
+	kubectl := tools.Bin("kubectl")
+	fmt.Printf(`
+storefleet dev is running. Use the cluster with:
+
+  export KUBECONFIG=%s
+  alias kubectl=%s
+  kubectl get nodes
+  kubectl apply -f - <<'YAML'
+  apiVersion: storefleet.dev/v1alpha1
+  kind: Store
+  metadata: {name: demo}
+  spec: {engine: medusa, owner: alice}
+  YAML
+  kubectl get stores
+
+Press Ctrl-C to stop everything.
+`, cluster.Kubeconfig, kubectl)
+	if filepath.IsAbs(*workdir) {
+		fmt.Printf("Cluster state is kept in %s\n", *workdir)
+	}
+	<-ctx.Done()
+	return nil
+}

@@ -1,0 +1,468 @@
+package localcluster
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	storefleetv1alpha1 "github.com/storefleet/storefleet/api/v1alpha1"
+)
+
+const (
+	// NodeName is the simulated node every pod lands on.
+	NodeName = "kwok-node-0"
+	// StorageClass is the default StorageClass; kwok binds its PVCs at once.
+	StorageClass = "standard"
+	// FluxNamespace is where the Flux controllers look for their own objects.
+	FluxNamespace = "flux-system"
+	// fieldManager owns what the launcher applies.
+	fieldManager = "storefleet-localcluster"
+)
+
+// Options configure a local cluster.
+type Options struct {
+	// Name of the cluster; a random one when empty.
+	Name string
+	// Workdir holds the PKI, kubeconfig, logs and etcd data; a new temporary
+	// directory (removed by Stop) when empty.
+	Workdir string
+	// Flux also runs helm-controller and source-controller with their CRDs.
+	Flux bool
+	// Log receives progress lines; nil discards them.
+	Log io.Writer
+}
+
+// Cluster is a running local control plane.
+type Cluster struct {
+	// Name is the kwokctl cluster name.
+	Name string
+	// Workdir holds everything the cluster writes.
+	Workdir string
+	// Kubeconfig is the admin kubeconfig file.
+	Kubeconfig string
+	// Config is the admin REST config.
+	Config *rest.Config
+	// Client is an admin client knowing the core, apiextensions and storefleet types.
+	Client client.Client
+	// SourceStorageAddr is source-controller's artifact server (Flux only).
+	SourceStorageAddr string
+
+	tools       Tools
+	ownWorkdir  bool
+	log         io.Writer
+	controllers []*exec.Cmd
+	stopped     bool
+}
+
+// Scheme knows the types the launcher and the tests use.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{
+		clientgoscheme.AddToScheme, apiextensionsv1.AddToScheme, storefleetv1alpha1.AddToScheme,
+	} {
+		if err := add(s); err != nil {
+			panic(err)
+		}
+	}
+	return s
+}
+
+// Start builds nothing: it launches a cluster from binaries that `make tools`
+// (or Build) produced, and returns once the node is Ready, the default
+// StorageClass exists, the Store CRD is established and, with Flux, both
+// controllers report ready. On error everything started is stopped again.
+func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
+	tools, err := Locate()
+	if err != nil {
+		return nil, err
+	}
+	c = &Cluster{Name: opts.Name, Workdir: opts.Workdir, tools: tools, log: opts.Log}
+	if c.log == nil {
+		c.log = io.Discard
+	}
+	if c.Name == "" {
+		c.Name = "sf-" + randomHex(4)
+	}
+	if c.Workdir == "" {
+		if c.Workdir, err = os.MkdirTemp("", "storefleet-cluster-"); err != nil {
+			return nil, err
+		}
+		c.ownWorkdir = true
+	}
+	c.Kubeconfig = filepath.Join(c.Workdir, "kubeconfig")
+	defer func() {
+		if err != nil {
+			_ = c.Stop()
+			c = nil
+		}
+	}()
+
+	// kwokctl starts each component detached and exits; becoming their
+	// subreaper lets Stop reap them, as PID 1 here does not.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return c, fmt.Errorf("become child subreaper: %w", err)
+	}
+
+	start := time.Now()
+	if err := c.createKwokCluster(ctx); err != nil {
+		return c, err
+	}
+	if c.Config, err = clientcmd.BuildConfigFromFlags("", c.Kubeconfig); err != nil {
+		return c, err
+	}
+	c.Config.QPS, c.Config.Burst = 200, 400
+	if c.Client, err = client.New(c.Config, client.Options{Scheme: Scheme()}); err != nil {
+		return c, err
+	}
+	if err := c.addNode(ctx); err != nil {
+		return c, err
+	}
+	if err := c.addStorageClass(ctx); err != nil {
+		return c, err
+	}
+	if err := c.InstallCRDs(ctx, storefleetv1alpha1.CRDManifest); err != nil {
+		return c, fmt.Errorf("install the Store CRD: %w", err)
+	}
+	if err := c.waitForDefaultServiceAccount(ctx); err != nil {
+		return c, err
+	}
+	fmt.Fprintf(c.log, "Cluster %s ready in %s (kubeconfig %s)\n", c.Name, time.Since(start).Round(100*time.Millisecond), c.Kubeconfig)
+	if opts.Flux {
+		fluxStart := time.Now()
+		if err := c.startFlux(ctx); err != nil {
+			return c, fmt.Errorf("start Flux controllers: %w", err)
+		}
+		fmt.Fprintf(c.log, "Flux controllers ready in %s\n", time.Since(fluxStart).Round(100*time.Millisecond))
+	}
+	return c, nil
+}
+
+func (c *Cluster) kwokWorkdir() string { return filepath.Join(c.Workdir, "kwok") }
+
+func (c *Cluster) kwokctl(ctx context.Context, args ...string) error {
+	cmd := exec.CommandContext(ctx, c.tools.Bin("kwokctl"), append([]string{"--name", c.Name}, args...)...)
+	cmd.Env = append(os.Environ(), "KWOK_WORKDIR="+c.kwokWorkdir())
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("kwokctl %s: %w\n%s", strings.Join(args, " "), err, lastLines(out.String(), 40))
+	}
+	return nil
+}
+
+func (c *Cluster) createKwokCluster(ctx context.Context) error {
+	cfg, err := kwokctlConfig(c.tools)
+	if err != nil {
+		return err
+	}
+	cfgPath := filepath.Join(c.Workdir, "kwokctl.yaml")
+	if err := os.WriteFile(cfgPath, cfg, 0o644); err != nil {
+		return err
+	}
+	err = c.kwokctl(ctx, "create", "cluster", "--config", cfgPath, "--kubeconfig", c.Kubeconfig, "--wait", "2m")
+	if err != nil {
+		return fmt.Errorf("%w%s", err, c.componentLogTails())
+	}
+	return nil
+}
+
+// componentLogTails returns the end of each component's log, for errors.
+func (c *Cluster) componentLogTails() string {
+	logs, _ := filepath.Glob(filepath.Join(c.kwokWorkdir(), "clusters", c.Name, "logs", "*.log"))
+	var b strings.Builder
+	for _, l := range logs {
+		data, _ := os.ReadFile(l)
+		fmt.Fprintf(&b, "\n--- %s\n%s", filepath.Base(l), lastLines(string(data), 15))
+	}
+	return b.String()
+}
+
+func (c *Cluster) addNode(ctx context.Context) error {
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{
+		Name:        NodeName,
+		Annotations: map[string]string{"kwok.x-k8s.io/node": "fake"},
+		Labels: map[string]string{
+			"kubernetes.io/hostname": NodeName, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+			"type": "kwok",
+		},
+	}}
+	if err := c.Client.Create(ctx, node); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create node: %w", err)
+	}
+	return poll(ctx, 30*time.Second, "node "+NodeName+" Ready", func() (bool, error) {
+		if err := c.Client.Get(ctx, client.ObjectKeyFromObject(node), node); err != nil {
+			return false, err
+		}
+		for _, cond := range node.Status.Conditions {
+			if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+}
+
+func (c *Cluster) addStorageClass(ctx context.Context) error {
+	bind := storagev1.VolumeBindingImmediate
+	reclaim := corev1.PersistentVolumeReclaimDelete
+	sc := &storagev1.StorageClass{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        StorageClass,
+			Annotations: map[string]string{"storageclass.kubernetes.io/is-default-class": "true"},
+		},
+		Provisioner:       "kwok.x-k8s.io/volume",
+		ReclaimPolicy:     &reclaim,
+		VolumeBindingMode: &bind,
+	}
+	if err := c.Client.Create(ctx, sc); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create storage class: %w", err)
+	}
+	return nil
+}
+
+// waitForDefaultServiceAccount waits for the controller-manager to create the
+// default ServiceAccount: until then no pod can be created in "default".
+func (c *Cluster) waitForDefaultServiceAccount(ctx context.Context) error {
+	return poll(ctx, 30*time.Second, "default ServiceAccount", func() (bool, error) {
+		err := c.Client.Get(ctx, client.ObjectKey{Namespace: "default", Name: "default"}, &corev1.ServiceAccount{})
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return err == nil, err
+	})
+}
+
+// InstallCRDs server-side applies the CRDs in a multi-document manifest and
+// waits until each is established. (Server-side apply because Flux's
+// HelmRelease CRD is too large for the last-applied annotation.)
+func (c *Cluster) InstallCRDs(ctx context.Context, manifest []byte) error {
+	objs, err := DecodeManifests(manifest)
+	if err != nil {
+		return err
+	}
+	if err := c.Apply(ctx, objs...); err != nil {
+		return err
+	}
+	for _, o := range objs {
+		name := o.GetName()
+		err := poll(ctx, 30*time.Second, "CRD "+name+" established", func() (bool, error) {
+			var crd apiextensionsv1.CustomResourceDefinition
+			if err := c.Client.Get(ctx, client.ObjectKey{Name: name}, &crd); err != nil {
+				return false, err
+			}
+			for _, cond := range crd.Status.Conditions {
+				if cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue {
+					return true, nil
+				}
+			}
+			return false, nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Apply server-side applies objects with the launcher's field manager.
+func (c *Cluster) Apply(ctx context.Context, objs ...*unstructured.Unstructured) error {
+	for _, o := range objs {
+		if err := c.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(o), client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
+			return fmt.Errorf("apply %s %s: %w", o.GetKind(), o.GetName(), err)
+		}
+	}
+	return nil
+}
+
+// DecodeManifests splits a multi-document YAML manifest into objects.
+func DecodeManifests(manifest []byte) ([]*unstructured.Unstructured, error) {
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(manifest), 4096)
+	var objs []*unstructured.Unstructured
+	for {
+		var m map[string]any
+		if err := dec.Decode(&m); err != nil {
+			if errors.Is(err, io.EOF) {
+				return objs, nil
+			}
+			return nil, err
+		}
+		if len(m) == 0 {
+			continue
+		}
+		objs = append(objs, &unstructured.Unstructured{Object: m})
+	}
+}
+
+// Stop stops the Flux controllers and the cluster, reaps every component
+// process, and removes a workdir it created. It is safe to call twice.
+func (c *Cluster) Stop() error {
+	if c == nil || c.stopped {
+		return nil
+	}
+	c.stopped = true
+	var errs []error
+	for _, cmd := range c.controllers {
+		errs = append(errs, stopProcess(cmd))
+	}
+	pids := c.componentPIDs()
+	if _, err := os.Stat(filepath.Join(c.kwokWorkdir(), "clusters", c.Name)); err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		errs = append(errs, c.kwokctl(ctx, "delete", "cluster"))
+		cancel()
+	}
+	for _, pid := range pids {
+		errs = append(errs, reap(pid))
+	}
+	if c.ownWorkdir {
+		errs = append(errs, os.RemoveAll(c.Workdir))
+	}
+	return errors.Join(errs...)
+}
+
+// componentPIDs reads the pid files kwokctl writes for each component.
+func (c *Cluster) componentPIDs() []int {
+	files, _ := filepath.Glob(filepath.Join(c.kwokWorkdir(), "clusters", c.Name, "pids", "*.pid"))
+	var pids []int
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// ComponentPIDs lists the process ids of the control-plane components and the
+// Flux controllers, for tests that check nothing is left running.
+func (c *Cluster) ComponentPIDs() []int {
+	pids := c.componentPIDs()
+	for _, cmd := range c.controllers {
+		pids = append(pids, cmd.Process.Pid)
+	}
+	return pids
+}
+
+// reap waits for a component kwokctl was asked to stop; one still alive after
+// 10 s is killed. A process that is not our child (another cluster's, or one
+// already reaped) is only waited for.
+func reap(pid int) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var ws unix.WaitStatus
+		wpid, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+		if wpid == pid || errors.Is(err, unix.ECHILD) && !Alive(pid) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			_ = unix.Kill(pid, unix.SIGKILL)
+			deadline = time.Now().Add(5 * time.Second)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Alive reports whether a process exists and is not a zombie.
+func Alive(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the parenthesised command name: "pid (comm) S ...".
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z' && s[i+2] != 'X'
+}
+
+func stopProcess(cmd *exec.Cmd) error {
+	if cmd.Process == nil {
+		return nil
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+	return nil
+}
+
+func poll(ctx context.Context, timeout time.Duration, what string, cond func() (bool, error)) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var lastErr error
+	for {
+		ok, err := cond()
+		if ok {
+			return nil
+		}
+		lastErr = err
+		select {
+		case <-ctx.Done():
+			if lastErr != nil {
+				return fmt.Errorf("waiting for %s: %w (last error: %v)", what, ctx.Err(), lastErr)
+			}
+			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// FreePort returns a currently unused TCP port on 127.0.0.1.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func waitHTTPOK(ctx context.Context, url string, timeout time.Duration) error {
+	return poll(ctx, timeout, url, func() (bool, error) {
+		resp, err := http.Get(url)
+		if err != nil {
+			return false, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	})
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

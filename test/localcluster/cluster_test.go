@@ -1,0 +1,456 @@
+package localcluster_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/storefleet/storefleet/test/gitserver"
+	"github.com/storefleet/storefleet/test/localcluster"
+)
+
+// cluster is shared by the tests of this package: one control plane with Flux.
+var cluster *localcluster.Cluster
+
+func TestMain(m *testing.M) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	start := time.Now()
+	var err error
+	cluster, err = localcluster.Start(ctx, localcluster.Options{Flux: true, Log: os.Stdout})
+	cancel()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: start the local cluster: %v\n", err)
+		os.Exit(1)
+	}
+	fmt.Printf("local cluster with Flux started in %s\n", time.Since(start).Round(100*time.Millisecond))
+	code := m.Run()
+	if err := cluster.Stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: stop the local cluster: %v\n", err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+// eventually polls cond every 100 ms until it holds or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, error)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var lastErr error
+	for time.Now().Before(deadline) {
+		ok, err := cond()
+		if ok {
+			return
+		}
+		lastErr = err
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %s waiting for %s (last error: %v)", timeout, what, lastErr)
+}
+
+func newNamespace(t *testing.T, labels map[string]string) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "t-", Labels: labels}}
+	if err := cluster.Client.Create(context.Background(), ns); err != nil {
+		t.Fatalf("create namespace: %v", err)
+	}
+	return ns.Name
+}
+
+// restrictedContainer passes Pod Security "restricted".
+func restrictedContainer(name string) corev1.Container {
+	return corev1.Container{
+		Name:  name,
+		Image: "registry.example/app:1",
+		SecurityContext: &corev1.SecurityContext{
+			RunAsNonRoot:             ptr.To(true),
+			RunAsUser:                ptr.To[int64](1000),
+			AllowPrivilegeEscalation: ptr.To(false),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+	}
+}
+
+func podTemplate(app string, labels map[string]string) corev1.PodTemplateSpec {
+	l := map[string]string{"app": app}
+	for k, v := range labels {
+		l[k] = v
+	}
+	return corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{Labels: l},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{restrictedContainer(app)}},
+	}
+}
+
+func TestWorkloadsBecomeReady(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t, nil)
+	c := cluster.Client
+
+	deploy := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](2),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			Template: podTemplate("web", nil),
+		},
+	}
+	sts := &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db"},
+		Spec: appsv1.StatefulSetSpec{
+			Replicas: ptr.To[int32](1),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}},
+			Template: podTemplate("db", nil),
+			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{
+				ObjectMeta: metav1.ObjectMeta{Name: "data"},
+				Spec: corev1.PersistentVolumeClaimSpec{
+					AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+					Resources: corev1.VolumeResourceRequirements{
+						Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
+					},
+				},
+			}},
+		},
+	}
+	jobTemplate := podTemplate("migrate", nil)
+	jobTemplate.Spec.RestartPolicy = corev1.RestartPolicyNever
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "migrate"},
+		Spec:       batchv1.JobSpec{Template: jobTemplate},
+	}
+	for _, o := range []client.Object{deploy, sts, job} {
+		if err := c.Create(ctx, o); err != nil {
+			t.Fatalf("create %T: %v", o, err)
+		}
+	}
+
+	eventually(t, 30*time.Second, "deployment 2/2 ready", func() (bool, error) {
+		err := c.Get(ctx, client.ObjectKeyFromObject(deploy), deploy)
+		return err == nil && deploy.Status.ReadyReplicas == 2 && deploy.Status.AvailableReplicas == 2, err
+	})
+	eventually(t, 30*time.Second, "statefulset ready with a bound PVC", func() (bool, error) {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(sts), sts); err != nil || sts.Status.ReadyReplicas != 1 {
+			return false, err
+		}
+		var pvc corev1.PersistentVolumeClaim
+		err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "data-db-0"}, &pvc)
+		return err == nil && pvc.Status.Phase == corev1.ClaimBound && *pvc.Spec.StorageClassName == localcluster.StorageClass, err
+	})
+	eventually(t, 30*time.Second, "job complete", func() (bool, error) {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(job), job); err != nil {
+			return false, err
+		}
+		for _, cond := range job.Status.Conditions {
+			if cond.Type == batchv1.JobComplete && cond.Status == corev1.ConditionTrue {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+}
+
+func TestNamespaceWithWorkloadsDeletesCompletely(t *testing.T) {
+	ctx := context.Background()
+	c := cluster.Client
+	ns := newNamespace(t, nil)
+	deploy := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](2),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			Template: podTemplate("web", nil),
+		},
+	}
+	if err := c.Create(ctx, deploy); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "deployment ready", func() (bool, error) {
+		err := c.Get(ctx, client.ObjectKeyFromObject(deploy), deploy)
+		return err == nil && deploy.Status.ReadyReplicas == 2, err
+	})
+	if err := c.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 90*time.Second, "namespace gone", func() (bool, error) {
+		err := c.Get(ctx, client.ObjectKey{Name: ns}, &corev1.Namespace{})
+		return apierrors.IsNotFound(err), nil
+	})
+	var pods corev1.PodList
+	if err := c.List(ctx, &pods, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	if len(pods.Items) != 0 {
+		t.Fatalf("%d pods left in deleted namespace %s", len(pods.Items), ns)
+	}
+}
+
+func TestResourceQuotaIsObservedAndEnforced(t *testing.T) {
+	ctx := context.Background()
+	c := cluster.Client
+	ns := newNamespace(t, nil)
+	quota := &corev1.ResourceQuota{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "plan"},
+		Spec: corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{
+			corev1.ResourcePods:        resource.MustParse("1"),
+			corev1.ResourceLimitsCPU:   resource.MustParse("2"),
+			corev1.ResourceRequestsCPU: resource.MustParse("1"),
+		}},
+	}
+	if err := c.Create(ctx, quota); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "quota status.hard populated", func() (bool, error) {
+		err := c.Get(ctx, client.ObjectKeyFromObject(quota), quota)
+		return err == nil && len(quota.Status.Hard) == 3, err
+	})
+	pod := func(name string) *corev1.Pod {
+		ctr := restrictedContainer("app")
+		ctr.Resources = corev1.ResourceRequirements{
+			Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m")},
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m")},
+		}
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: corev1.PodSpec{Containers: []corev1.Container{ctr}}}
+	}
+	if err := c.Create(ctx, pod("first")); err != nil {
+		t.Fatalf("first pod within quota rejected: %v", err)
+	}
+	err := c.Create(ctx, pod("second"))
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "exceeded quota") {
+		t.Fatalf("second pod beyond the pods quota: got %v, want a Forbidden 'exceeded quota' error", err)
+	}
+}
+
+func TestPodSecurityRestrictedRejectsPrivilegedPods(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t, map[string]string{"pod-security.kubernetes.io/enforce": "restricted"})
+	bad := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "root"},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1"}}},
+	}
+	err := cluster.Client.Create(ctx, bad)
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), `violates PodSecurity "restricted`) {
+		t.Fatalf("pod without a restricted security context: got %v, want a PodSecurity violation", err)
+	}
+	good := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app"},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{restrictedContainer("app")}},
+	}
+	if err := cluster.Client.Create(ctx, good); err != nil {
+		t.Fatalf("restricted-compliant pod rejected: %v", err)
+	}
+}
+
+func TestFaultStagesSimulatePodFailures(t *testing.T) {
+	ctx := context.Background()
+	c := cluster.Client
+	ns := newNamespace(t, nil)
+	cases := []struct {
+		fault       string
+		wantPhase   corev1.PodPhase
+		wantWaiting string
+	}{
+		{fault: localcluster.FaultCrashLoop, wantPhase: corev1.PodRunning, wantWaiting: "CrashLoopBackOff"},
+		{fault: localcluster.FaultImagePull, wantPhase: corev1.PodPending, wantWaiting: "ImagePullBackOff"},
+		{fault: localcluster.FaultPending, wantPhase: corev1.PodPending, wantWaiting: "ContainerCreating"},
+		{fault: "", wantPhase: corev1.PodRunning},
+	}
+	for _, tc := range cases {
+		name := tc.fault
+		if name == "" {
+			name = "healthy"
+		}
+		t.Run(name, func(t *testing.T) {
+			labels := map[string]string{}
+			if tc.fault != "" {
+				labels[localcluster.FaultLabel] = tc.fault
+			}
+			pod := &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{restrictedContainer("app")}},
+			}
+			if err := c.Create(ctx, pod); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, 30*time.Second, "pod state "+name, func() (bool, error) {
+				if err := c.Get(ctx, client.ObjectKeyFromObject(pod), pod); err != nil {
+					return false, err
+				}
+				if pod.Status.Phase != tc.wantPhase || len(pod.Status.ContainerStatuses) != 1 {
+					return false, nil
+				}
+				st := pod.Status.ContainerStatuses[0]
+				if tc.wantWaiting == "" {
+					return st.Ready && st.State.Running != nil, nil
+				}
+				return !st.Ready && st.State.Waiting != nil && st.State.Waiting.Reason == tc.wantWaiting, nil
+			})
+			// The state must hold: kwok's healthy stage must not take the pod over.
+			time.Sleep(2 * time.Second)
+			if err := c.Get(ctx, client.ObjectKeyFromObject(pod), pod); err != nil {
+				t.Fatal(err)
+			}
+			if tc.fault != "" && pod.Status.ContainerStatuses[0].Ready {
+				t.Fatalf("faulted pod %s became ready", name)
+			}
+		})
+	}
+}
+
+// TestFluxHelmReleaseFromLocalGit serves a tiny chart from a bare repository
+// over smart HTTP and has the real Flux controllers install it.
+func TestFluxHelmReleaseFromLocalGit(t *testing.T) {
+	ctx := context.Background()
+	c := cluster.Client
+
+	git, err := gitserver.Start(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer git.Close()
+	repoURL, err := git.Init("charts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushTinyChart(t, repoURL)
+
+	ns := newNamespace(t, nil)
+	repo := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "source.toolkit.fluxcd.io/v1",
+		"kind":       "GitRepository",
+		"metadata":   map[string]any{"name": "charts", "namespace": localcluster.FluxNamespace},
+		"spec": map[string]any{
+			"url":      repoURL,
+			"interval": "1m",
+			"ref":      map[string]any{"branch": "main"},
+		},
+	}}
+	release := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "helm.toolkit.fluxcd.io/v2",
+		"kind":       "HelmRelease",
+		"metadata":   map[string]any{"name": "tiny", "namespace": localcluster.FluxNamespace},
+		"spec": map[string]any{
+			"interval":        "1m",
+			"targetNamespace": ns,
+			"chart": map[string]any{"spec": map[string]any{
+				"chart":     "./tiny",
+				"sourceRef": map[string]any{"kind": "GitRepository", "name": "charts"},
+			}},
+			"values": map[string]any{"greeting": "hello from flux"},
+		},
+	}}
+	if err := cluster.Apply(ctx, repo, release); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 90*time.Second, "HelmRelease Ready", func() (bool, error) {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(release), release); err != nil {
+			return false, err
+		}
+		conds, _, _ := unstructured.NestedSlice(release.Object, "status", "conditions")
+		for _, cond := range conds {
+			m := cond.(map[string]any)
+			if m["type"] == "Ready" {
+				if m["status"] == "True" {
+					return true, nil
+				}
+				return false, fmt.Errorf("Ready=%v: %v", m["status"], m["message"])
+			}
+		}
+		return false, nil
+	})
+	var cm corev1.ConfigMap
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "tiny"}, &cm); err != nil {
+		t.Fatalf("the chart's ConfigMap was not installed: %v", err)
+	}
+	if cm.Data["greeting"] != "hello from flux" {
+		t.Fatalf("ConfigMap greeting = %q, want the HelmRelease value", cm.Data["greeting"])
+	}
+}
+
+// pushTinyChart commits a one-ConfigMap chart under tiny/ and pushes it.
+func pushTinyChart(t *testing.T, repoURL string) {
+	t.Helper()
+	dir := t.TempDir()
+	files := map[string]string{
+		"tiny/Chart.yaml":            "apiVersion: v2\nname: tiny\nversion: 0.1.0\n",
+		"tiny/values.yaml":           "greeting: hello\n",
+		"tiny/templates/config.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: tiny\ndata:\n  greeting: {{ .Values.greeting | quote }}\n",
+	}
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, args := range [][]string{
+		{"init", "--initial-branch=main"},
+		{"add", "."},
+		{"-c", "user.name=test", "-c", "user.email=test@storefleet.dev", "commit", "-m", "tiny chart"},
+		{"push", repoURL, "main"},
+	} {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+}
+
+// TestStopLeavesNothingBehind starts a second cluster beside the shared one
+// (so several clusters run at once) and checks that stopping it leaves no
+// process and no listener.
+func TestStopLeavesNothingBehind(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	second, err := localcluster.Start(ctx, localcluster.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(second.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids := second.ComponentPIDs()
+	if len(pids) < 5 {
+		t.Fatalf("expected at least 5 component processes (etcd, apiserver, controller-manager, scheduler, kwok), got %d", len(pids))
+	}
+	workdir := second.Workdir
+	if err := second.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range pids {
+		if localcluster.Alive(pid) {
+			t.Errorf("process %d still running after Stop", pid)
+		}
+	}
+	if conn, err := net.DialTimeout("tcp", u.Host, time.Second); err == nil {
+		conn.Close()
+		t.Errorf("API server address %s still accepts connections after Stop", u.Host)
+	}
+	if _, err := os.Stat(workdir); !os.IsNotExist(err) {
+		t.Errorf("workdir %s not removed: %v", workdir, err)
+	}
+	// The shared cluster is unaffected.
+	if err := cluster.Client.Get(context.Background(), client.ObjectKey{Name: localcluster.NodeName}, &corev1.Node{}); err != nil {
+		t.Fatalf("shared cluster broken by stopping another: %v", err)
+	}
+}

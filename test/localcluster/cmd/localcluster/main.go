@@ -1,0 +1,41 @@
+// Command localcluster builds the pinned local control-plane binaries into the
+// versioned cache (`make tools`) and tells where they are.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+
+	"github.com/storefleet/storefleet/test/localcluster"
+)
+
+const usage = `usage: localcluster <command>
+
+commands:
+  build   build every missing control-plane binary into the versioned cache
+  path    print the versioned cache directory of the binaries
+`
+
+func main() {
+	if len(os.Args) != 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case "build":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+		defer stop()
+		fmt.Printf("Building the local control plane into %s\n", localcluster.DefaultTools().Dir)
+		if _, err := localcluster.Build(ctx, os.Stdout); err != nil {
+			fmt.Fprintf(os.Stderr, "localcluster: %v\n", err)
+			os.Exit(1)
+		}
+	case "path":
+		fmt.Println(localcluster.DefaultTools().Dir)
+	default:
+		fmt.Fprintf(os.Stderr, "localcluster: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+}

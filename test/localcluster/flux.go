@@ -1,0 +1,100 @@
+package localcluster
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// fluxConcurrency is --concurrent for both controllers: measured here, 20
+// HelmReleases at once take 8–10 s with 10 workers against 13–16 s with the default.
+const fluxConcurrency = 10
+
+// startFlux installs the Flux CRDs and runs source-controller and
+// helm-controller as child processes, every listener on loopback.
+func (c *Cluster) startFlux(ctx context.Context) error {
+	for _, name := range []string{"source-controller", "helm-controller"} {
+		files, err := filepath.Glob(filepath.Join(c.tools.Asset(name, "config/crd/bases"), "*.yaml"))
+		if err != nil {
+			return err
+		}
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				return err
+			}
+			if err := c.InstallCRDs(ctx, data); err != nil {
+				return fmt.Errorf("install %s: %w", filepath.Base(f), err)
+			}
+		}
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: FluxNamespace}}
+	if err := c.Client.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+
+	storagePort, err := FreePort()
+	if err != nil {
+		return err
+	}
+	c.SourceStorageAddr = "127.0.0.1:" + strconv.Itoa(storagePort)
+	storage := filepath.Join(c.Workdir, "flux-artifacts")
+	if err := os.MkdirAll(storage, 0o755); err != nil {
+		return err
+	}
+	if err := c.startController(ctx, "source-controller",
+		"--storage-path="+storage,
+		"--storage-addr="+c.SourceStorageAddr,
+		"--storage-adv-addr="+c.SourceStorageAddr,
+	); err != nil {
+		return err
+	}
+	return c.startController(ctx, "helm-controller")
+}
+
+// startController runs one Flux controller and waits for its /readyz.
+func (c *Cluster) startController(ctx context.Context, name string, extra ...string) error {
+	metricsPort, err := FreePort()
+	if err != nil {
+		return err
+	}
+	healthPort, err := FreePort()
+	if err != nil {
+		return err
+	}
+	healthAddr := "127.0.0.1:" + strconv.Itoa(healthPort)
+	args := append([]string{
+		"--metrics-addr=127.0.0.1:" + strconv.Itoa(metricsPort),
+		"--health-addr=" + healthAddr,
+		"--watch-all-namespaces",
+		"--concurrent=" + strconv.Itoa(fluxConcurrency),
+		"--log-level=info",
+	}, extra...)
+	logFile, err := os.Create(filepath.Join(c.Workdir, name+".log"))
+	if err != nil {
+		return err
+	}
+	defer logFile.Close() // the child keeps its own descriptor
+	// Not CommandContext: the controller must outlive the start-up context
+	// and is stopped by Stop.
+	cmd := exec.Command(c.tools.Bin(name), args...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig, "RUNTIME_NAMESPACE="+FluxNamespace)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	c.controllers = append(c.controllers, cmd)
+	if err := waitHTTPOK(ctx, "http://"+healthAddr+"/readyz", 60*time.Second); err != nil {
+		data, _ := os.ReadFile(logFile.Name())
+		return fmt.Errorf("%s not ready: %w\n%s", name, err, lastLines(string(data), 20))
+	}
+	return nil
+}

@@ -1,0 +1,101 @@
+package localcluster
+
+// This file is the one place where the versions of the local control plane live.
+// Every binary is built from its Go module through the module proxy (there is no
+// Docker here, so no kind and no images); see ../shared/k8s-local.md for why these
+// exact versions: they are served by the proxy and build with the machine's Go.
+
+const (
+	// KubeVersion is the Kubernetes release the control plane runs.
+	KubeVersion = "v1.35.4"
+	// EtcdVersion is the etcd release backing the API server.
+	EtcdVersion = "3.6.16"
+	// KwokVersion is the kwok release simulating the nodes and pods.
+	KwokVersion = "v0.8.0"
+	// HelmControllerVersion is the Flux helm-controller release.
+	HelmControllerVersion = "v1.4.3"
+	// SourceControllerVersion is the Flux source-controller release.
+	SourceControllerVersion = "v1.7.3"
+)
+
+// kubeLDFlags stamps the Kubernetes binaries with their version: without it
+// `kubectl version` fails and Helm rejects charts that declare a kubeVersion.
+const kubeLDFlags = "-X k8s.io/component-base/version.gitVersion=" + KubeVersion +
+	" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=35" +
+	" -X k8s.io/client-go/pkg/version.gitVersion=" + KubeVersion +
+	" -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=35"
+
+// components lists what `Build` produces. Replace lines that a component's own
+// go.mod carries are derived from it (see wrapperReplaces); Replace holds only
+// the extra pins measured to be needed on top.
+var components = []component{
+	{
+		Name:    "etcd",
+		Module:  "go.etcd.io/etcd/server/v3",
+		Version: "v" + EtcdVersion,
+		// etcd's server module has no main package of its own in the module zip;
+		// etcdmain.Main is what the upstream `etcd` command runs.
+		Main: `package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+`,
+		Binaries: []binary{{Name: "etcd", Package: "."}},
+	},
+	{
+		Name:    "kubernetes",
+		Module:  "k8s.io/kubernetes",
+		Version: KubeVersion,
+		LDFlags: kubeLDFlags,
+		Binaries: []binary{
+			{Name: "kube-apiserver", Package: "k8s.io/kubernetes/cmd/kube-apiserver"},
+			{Name: "kube-controller-manager", Package: "k8s.io/kubernetes/cmd/kube-controller-manager"},
+			{Name: "kube-scheduler", Package: "k8s.io/kubernetes/cmd/kube-scheduler"},
+			{Name: "kubectl", Package: "k8s.io/kubernetes/cmd/kubectl"},
+		},
+	},
+	{
+		Name:    "kwok",
+		Module:  "sigs.k8s.io/kwok",
+		Version: KwokVersion,
+		Binaries: []binary{
+			{Name: "kwok", Package: "sigs.k8s.io/kwok/cmd/kwok"},
+			{Name: "kwokctl", Package: "sigs.k8s.io/kwok/cmd/kwokctl"},
+		},
+		// The default stages ship as YAML in the module; the launcher adds its own.
+		Assets: []string{
+			"kustomize/stage/node/fast/node-initialize.yaml",
+			"kustomize/stage/node/heartbeat/node-heartbeat.yaml",
+			"kustomize/stage/pod/fast/pod-ready.yaml",
+			"kustomize/stage/pod/fast/pod-complete.yaml",
+			"kustomize/stage/pod/fast/pod-delete.yaml",
+			"kustomize/stage/volume/fast/pvc-provision.yaml",
+			"kustomize/stage/volume/fast/pvc-delete.yaml",
+			"kustomize/stage/volume/fast/pv-bind.yaml",
+			"kustomize/stage/volume/fast/pv-delete.yaml",
+		},
+	},
+	{
+		Name:    "helm-controller",
+		Module:  "github.com/fluxcd/helm-controller",
+		Version: HelmControllerVersion,
+		Binaries: []binary{
+			{Name: "helm-controller", Package: "github.com/fluxcd/helm-controller"},
+		},
+		Assets: []string{"config/crd/bases"},
+	},
+	{
+		Name:    "source-controller",
+		Module:  "github.com/fluxcd/source-controller",
+		Version: SourceControllerVersion,
+		Binaries: []binary{
+			{Name: "source-controller", Package: "github.com/fluxcd/source-controller"},
+		},
+		Assets: []string{"config/crd/bases"},
+	},
+}
