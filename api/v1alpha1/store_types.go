@@ -316,3 +316,9 @@ type StoreList struct {
 func init() {
 	SchemeBuilder.Register(&Store{}, &StoreList{})
 }
+
+// GetConditions returns the status conditions (conditions.Getter).
+func (s *Store) GetConditions() []metav1.Condition { return s.Status.Conditions }
+
+// SetConditions replaces the status conditions (conditions.Setter).
+func (s *Store) SetConditions(c []metav1.Condition) { s.Status.Conditions = c }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -16,6 +17,8 @@ func runDev(args []string) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	flux := fs.Bool("flux", false, "also run the Flux helm-controller and source-controller")
 	workdir := fs.String("workdir", "", "directory for the cluster's state (default: a new temporary directory, removed on exit)")
+	var op operatorFlags
+	op.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -44,6 +47,15 @@ func runDev(args []string) error {
 		}
 	}()
 
+	metricsPort, err := localcluster.FreePort()
+	if err != nil {
+		return err
+	}
+	op.metricsAddr = fmt.Sprintf("127.0.0.1:%d", metricsPort)
+	op.healthAddr = "0"
+	operatorDone := make(chan error, 1)
+	go func() { operatorDone <- startOperator(ctx, cluster.Config, op, devLogger(cluster.Workdir)) }()
+
 	kubectl := tools.Bin("kubectl")
 	fmt.Printf(`
 storefleet dev is running. Use the cluster with:
@@ -57,13 +69,28 @@ storefleet dev is running. Use the cluster with:
   metadata: {name: demo}
   spec: {engine: medusa, owner: alice}
   YAML
-  kubectl get stores
+  kubectl get stores -w
 
+Operator metrics: http://%s/metrics   Operator log: %s
 Press Ctrl-C to stop everything.
-`, cluster.Kubeconfig, kubectl)
-	if filepath.IsAbs(*workdir) {
+`, cluster.Kubeconfig, kubectl, op.metricsAddr, filepath.Join(cluster.Workdir, "operator.log"))
+	if *workdir != "" {
 		fmt.Printf("Cluster state is kept in %s\n", *workdir)
 	}
-	<-ctx.Done()
-	return nil
+	select {
+	case <-ctx.Done():
+		return <-operatorDone
+	case err := <-operatorDone:
+		return fmt.Errorf("operator stopped: %w", err)
+	}
+}
+
+// devLogger writes the operator's JSON log to operator.log in the cluster's
+// workdir, keeping the terminal for the instructions.
+func devLogger(clusterWorkdir string) *slog.Logger {
+	f, err := os.Create(filepath.Join(clusterWorkdir, "operator.log"))
+	if err != nil {
+		return newLogger()
+	}
+	return slog.New(slog.NewJSONHandler(f, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }

@@ -19,6 +19,7 @@ type subcommand struct {
 func subcommands() []subcommand {
 	return []subcommand{
 		{"dev", "run the platform on an embedded local Kubernetes cluster", runDev},
+		{"operator", "run the operator that provisions Stores", runOperator},
 		{"version", "print the version", runVersion},
 	}
 }

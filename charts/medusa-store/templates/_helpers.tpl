@@ -1,0 +1,79 @@
+{{/* Labels on every object; storefleet.dev/store is how the operator watches its managed objects. */}}
+{{- define "medusa-store.labels" -}}
+app.kubernetes.io/part-of: storefleet
+app.kubernetes.io/instance: {{ .Release.Name }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+storefleet.dev/store: {{ required "store.name is required" .Values.store.name | quote }}
+{{- end }}
+
+{{/* Selector labels of one component: (dict "ctx" $ "component" "backend"). */}}
+{{- define "medusa-store.selector" -}}
+app.kubernetes.io/name: medusa-store
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "medusa-store.image" -}}
+{{- printf "%s/%s:%s" .registry .image.repository .image.tag -}}
+{{- end }}
+
+{{/* Pod Security "restricted": non-root, no privilege escalation, no capabilities, RuntimeDefault seccomp. */}}
+{{- define "medusa-store.containerSecurity" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: false
+runAsNonRoot: true
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- define "medusa-store.podSecurity" -}}
+runAsNonRoot: true
+runAsUser: {{ .uid }}
+runAsGroup: {{ .uid }}
+fsGroup: {{ .uid }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- define "medusa-store.host" -}}
+{{- printf "%s.%s" .Values.store.name .Values.store.domain -}}
+{{- end }}
+
+{{- define "medusa-store.url" -}}
+{{- printf "%s://%s" (ternary "https" "http" .Values.ingress.tls.enabled) (include "medusa-store.host" .) -}}
+{{- end }}
+
+{{/* Secret references shared by the server, the worker and the migration init container. */}}
+{{- define "medusa-store.medusaEnv" -}}
+- name: POSTGRES_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "credentials.existingSecret is required" .Values.credentials.existingSecret }}
+      key: postgres-password
+- name: DATABASE_URL
+  value: "postgres://medusa:$(POSTGRES_PASSWORD)@postgres:5432/medusa?sslmode=disable"
+- name: JWT_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.credentials.existingSecret }}
+      key: jwt-secret
+- name: COOKIE_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.credentials.existingSecret }}
+      key: cookie-secret
+{{- with .Values.redisUrl }}
+- name: REDIS_URL
+  value: {{ . | quote }}
+{{- end }}
+- name: STORE_CORS
+  value: {{ include "medusa-store.url" . | quote }}
+- name: ADMIN_CORS
+  value: {{ include "medusa-store.url" . | quote }}
+- name: AUTH_CORS
+  value: {{ include "medusa-store.url" . | quote }}
+- name: NODE_ENV
+  value: production
+{{- end }}

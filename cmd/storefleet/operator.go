@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/yaml"
+
+	"github.com/storefleet/storefleet/api/v1alpha1"
+	"github.com/storefleet/storefleet/charts"
+	"github.com/storefleet/storefleet/clusters"
+	"github.com/storefleet/storefleet/reconciler"
+)
+
+// operatorFlags are the operator's settings, shared by `operator` and `dev`.
+type operatorFlags struct {
+	kubeconfig      string
+	environment     string
+	valuesFile      string
+	domain          string
+	metricsAddr     string
+	healthAddr      string
+	leaderElect     bool
+	leaderNamespace string
+	opts            reconciler.Options
+}
+
+func (f *operatorFlags) register(fs *flag.FlagSet) {
+	d := reconciler.DefaultOptions()
+	fs.StringVar(&f.environment, "environment", "local", fmt.Sprintf("built-in store chart values to use: %v", clusters.Environments))
+	fs.StringVar(&f.valuesFile, "values", "", "store chart values file of the environment (overrides --environment)")
+	fs.StringVar(&f.domain, "domain", "", "default domain of store hosts (default: store.domain of the environment values)")
+	fs.IntVar(&f.opts.Workers, "workers", d.Workers, "stores reconciled concurrently")
+	fs.IntVar(&f.opts.MaxAttempts, "max-attempts", d.MaxAttempts, "failed attempts before a store is marked Failed")
+	fs.DurationVar(&f.opts.DriftInterval, "drift-interval", d.DriftInterval, "periodic drift re-check of ready stores (managed objects are also watched)")
+	fs.DurationVar(&f.opts.PodStartTimeout, "pod-start-timeout", d.PodStartTimeout, "how long a pod may take to start before it counts as failed")
+	fs.BoolVar(&f.leaderElect, "leader-elect", true, "elect a leader through a Lease so only one replica acts")
+	fs.StringVar(&f.leaderNamespace, "leader-election-namespace", envOr("POD_NAMESPACE", "kube-system"), "namespace of the leader election Lease")
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func runOperator(args []string) error {
+	fs := flag.NewFlagSet("operator", flag.ContinueOnError)
+	var f operatorFlags
+	f.register(fs)
+	fs.StringVar(&f.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig file (default: in-cluster config)")
+	fs.StringVar(&f.metricsAddr, "metrics-addr", ":8080", "address of /metrics")
+	fs.StringVar(&f.healthAddr, "health-addr", ":8081", "address of /healthz and /readyz")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	cfg, err := restConfig(f.kubeconfig)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return startOperator(ctx, cfg, f, newLogger())
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig != "" {
+		return clientcmd.BuildConfigFromFlags("", kubeconfig)
+	}
+	return rest.InClusterConfig()
+}
+
+func newLogger() *slog.Logger {
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// platform resolves the environment values and default domain.
+func (f *operatorFlags) platform() (reconciler.Platform, error) {
+	var data []byte
+	var err error
+	if f.valuesFile != "" {
+		data, err = os.ReadFile(f.valuesFile)
+	} else {
+		data, err = clusters.Values(f.environment)
+	}
+	if err != nil {
+		return reconciler.Platform{}, err
+	}
+	vals := map[string]any{}
+	if err := yaml.Unmarshal(data, &vals); err != nil {
+		return reconciler.Platform{}, fmt.Errorf("parse values: %w", err)
+	}
+	p := reconciler.Platform{Domain: f.domain, EnvironmentValues: vals}
+	if p.Domain == "" {
+		if store, ok := vals["store"].(map[string]any); ok {
+			p.Domain, _ = store["domain"].(string)
+		}
+	}
+	if p.Domain == "" {
+		return p, fmt.Errorf("no default domain: set --domain or store.domain in the values")
+	}
+	return p, nil
+}
+
+// startOperator runs the operator until ctx ends.
+func startOperator(ctx context.Context, cfg *rest.Config, f operatorFlags, log *slog.Logger) error {
+	platform, err := f.platform()
+	if err != nil {
+		return err
+	}
+	f.opts.Platform = platform
+	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme(),
+		Cache:                         reconciler.CacheOptions(),
+		Metrics:                       metricsserver.Options{BindAddress: f.metricsAddr},
+		HealthProbeBindAddress:        f.healthAddr,
+		LeaderElection:                f.leaderElect,
+		LeaderElectionID:              "storefleet-operator",
+		LeaderElectionNamespace:       f.leaderNamespace,
+		LeaderElectionReleaseOnCancel: true,
+		GracefulShutdownTimeout:       ptrDuration(30 * time.Second),
+	})
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+	helm, err := reconciler.Setup(mgr, f.opts, charts.MedusaStore(), log)
+	if err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	log.Info("Starting operator", "delivery", helm.Mode(), "chart", helm.ChartVersion(), "workers", f.opts.Workers, "domain", platform.Domain)
+	return mgr.Start(ctx)
+}
+
+func ptrDuration(d time.Duration) *time.Duration { return &d }
+
+// scheme knows the built-in kinds and storefleet's own.
+func scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	return s
+}

@@ -1,0 +1,87 @@
+package reconciler
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/fluxcd/pkg/runtime/conditions"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/storefleet/storefleet/api/v1alpha1"
+)
+
+// reconcileDelete uninstalls the release, deletes the namespace, waits until
+// both and the store's volumes are gone, and only then drops the finalizer.
+// Each wait says in the Ready condition what it is waiting for.
+func (r *StoreReconciler) reconcileDelete(ctx context.Context, sc *scope) (ctrl.Result, error) {
+	s := sc.store
+	if !controllerutil.ContainsFinalizer(s, v1alpha1.Finalizer) {
+		sc.gone = true
+		return ctrl.Result{}, nil
+	}
+	if sc.before.Phase != v1alpha1.PhaseDeleting {
+		r.record(sc, v1alpha1.EventDeleting, fmt.Sprintf("deleting store %q: release, namespace %s and volumes", s.Name, sc.namespace))
+	}
+	waiting := func(format string, args ...any) (ctrl.Result, error) {
+		conditions.MarkFalse(s, v1alpha1.ReadyCondition, v1alpha1.ReasonDeleting, format, args...)
+		return ctrl.Result{RequeueAfter: requeueWaiting}, nil
+	}
+
+	var ns corev1.Namespace
+	err := r.APIReader.Get(ctx, client.ObjectKey{Name: sc.namespace}, &ns)
+	ours := err == nil && ns.Labels[v1alpha1.StoreLabel] == s.Name
+	if err != nil && !apierrors.IsNotFound(err) {
+		return ctrl.Result{}, err
+	}
+	if ours {
+		if ns.DeletionTimestamp.IsZero() {
+			gone, err := r.Delivery.Remove(ctx, sc.namespace, releaseName(s))
+			if err != nil {
+				conditions.MarkFalse(s, v1alpha1.ReadyCondition, v1alpha1.ReasonDeleting, "uninstall failed: %s", err.Error())
+				return ctrl.Result{}, err
+			}
+			if !gone {
+				return waiting("waiting for release %s to be uninstalled", releaseName(s))
+			}
+			policy := metav1.DeletePropagationForeground
+			if err := r.Delete(ctx, &ns, &client.DeleteOptions{PropagationPolicy: &policy}); err != nil && !apierrors.IsNotFound(err) {
+				return ctrl.Result{}, fmt.Errorf("delete namespace: %w", err)
+			}
+		}
+		return waiting("waiting for namespace %s to be deleted%s", sc.namespace, namespaceBlockers(&ns))
+	}
+	// The namespace is gone (or was never ours): wait for the volumes the
+	// store's claims had, so nothing is left behind.
+	var pvs corev1.PersistentVolumeList
+	if err := r.APIReader.List(ctx, &pvs); err != nil {
+		return ctrl.Result{}, err
+	}
+	for _, pv := range pvs.Items {
+		if ref := pv.Spec.ClaimRef; ref != nil && ref.Namespace == sc.namespace {
+			return waiting("waiting for PersistentVolume %s (claim %s) to be released", pv.Name, ref.Name)
+		}
+	}
+	orig := s.DeepCopy()
+	controllerutil.RemoveFinalizer(s, v1alpha1.Finalizer)
+	if err := r.Patch(ctx, s, client.MergeFrom(orig)); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	sc.gone = true
+	return ctrl.Result{}, nil
+}
+
+// namespaceBlockers quotes the namespace's own conditions that explain a slow
+// deletion (remaining content, finalizers), so a stuck deletion shows why.
+func namespaceBlockers(ns *corev1.Namespace) string {
+	for _, c := range ns.Status.Conditions {
+		if c.Status == corev1.ConditionTrue && (c.Type == corev1.NamespaceContentRemaining || c.Type == corev1.NamespaceFinalizersRemaining || c.Type == corev1.NamespaceDeletionContentFailure) {
+			return ": " + c.Message
+		}
+	}
+	return ""
+}

@@ -1,0 +1,50 @@
+package reconciler
+
+import (
+	"context"
+
+	"github.com/storefleet/storefleet/api/v1alpha1"
+)
+
+// Delivery installs, observes and removes a store's chart release. The Helm
+// SDK strategy installs in-process; the Flux strategy applies a HelmRelease.
+// The reconciler's steps are the same for both.
+type Delivery interface {
+	// Mode names the strategy in status.release.mode.
+	Mode() v1alpha1.DeliveryMode
+	// Ensure makes the release match the desired one. It acts only when the
+	// release is missing, not deployed, at another digest, or force is set
+	// (drift repair); otherwise it only observes.
+	Ensure(ctx context.Context, want DesiredRelease, force bool) (ReleaseState, error)
+	// Observe reports the release without changing it; found is false when
+	// there is none.
+	Observe(ctx context.Context, namespace, name string) (state ReleaseState, found bool, err error)
+	// Remove uninstalls the release; gone is true once nothing of it is left.
+	Remove(ctx context.Context, namespace, name string) (gone bool, err error)
+}
+
+// DesiredRelease is what a store's release should be.
+type DesiredRelease struct {
+	Name         string
+	Namespace    string
+	ChartVersion string
+	Values       map[string]any
+	Digest       string
+}
+
+// ReleaseState is an observed release.
+type ReleaseState struct {
+	Revision     int
+	ChartVersion string
+	// Status is Helm's release status (deployed, failed, pending-install, ...).
+	Status string
+	// Digest is the desired-release digest it was made from.
+	Digest string
+	// Manifest is the rendered manifest of the release, for drift checks.
+	Manifest string
+	// Action is what Ensure did: "", "install", "upgrade".
+	Action string
+}
+
+// Deployed reports whether the release is in Helm's deployed state.
+func (r ReleaseState) Deployed() bool { return r.Status == "deployed" }

@@ -1,0 +1,282 @@
+package reconciler
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/fluxcd/pkg/runtime/conditions"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/storefleet/storefleet/api/v1alpha1"
+)
+
+// workload is one chart workload that a health condition depends on.
+type workload struct {
+	kind      string // Deployment or StatefulSet
+	name      string
+	component string // app.kubernetes.io/component of its pods
+}
+
+// healthChecks maps each health condition to the workloads it summarises.
+var healthChecks = []struct {
+	condition string
+	workloads []workload
+}{
+	{v1alpha1.DatabaseReadyCondition, []workload{{"StatefulSet", "postgres", "database"}}},
+	{v1alpha1.BackendReadyCondition, []workload{{"Deployment", "medusa-backend", "backend"}, {"Deployment", "medusa-worker", "worker"}}},
+	{v1alpha1.StorefrontReadyCondition, []workload{{"Deployment", "storefront", "storefront"}}},
+}
+
+// failureReasons are container waiting reasons that mean a failure, not progress.
+var failureReasons = map[string]bool{
+	"CrashLoopBackOff": true, "ImagePullBackOff": true, "ErrImagePull": true, "InvalidImageName": true,
+	"CreateContainerConfigError": true, "CreateContainerError": true, "RunContainerError": true,
+}
+
+// workloadStatus is what one workload says about itself.
+type workloadStatus struct {
+	ready     bool
+	message   string
+	diagnosis *v1alpha1.Diagnosis
+}
+
+// reconcileHealth sets DatabaseReady, BackendReady and StorefrontReady from
+// the workloads, passing their own messages up, and finds the pod-level cause
+// of anything not ready.
+func (r *StoreReconciler) reconcileHealth(ctx context.Context, sc *scope) (ctrl.Result, error) {
+	s := sc.store
+	allReady := true
+	var diagnosis *v1alpha1.Diagnosis
+	for _, hc := range healthChecks {
+		ready := true
+		var msgs []string
+		var failing *v1alpha1.Diagnosis
+		for _, w := range hc.workloads {
+			st, err := r.workloadHealth(ctx, sc, w)
+			if err != nil {
+				return ctrl.Result{}, err
+			}
+			ready = ready && st.ready
+			msgs = append(msgs, st.message)
+			if st.diagnosis != nil && failing == nil {
+				failing = st.diagnosis
+			}
+		}
+		msg := strings.Join(msgs, "; ")
+		switch {
+		case ready:
+			conditions.MarkTrue(s, hc.condition, v1alpha1.ReasonSucceeded, "%s", msg)
+		case failing != nil:
+			conditions.MarkFalse(s, hc.condition, v1alpha1.ReasonWorkloadFailing, "%s: %s", failing.Object, failing.Message)
+		default:
+			conditions.MarkFalse(s, hc.condition, v1alpha1.ReasonWorkloadNotReady, "%s", msg)
+		}
+		allReady = allReady && ready
+		if diagnosis == nil && failing != nil {
+			diagnosis = failing
+		}
+	}
+	s.Status.Diagnosis = diagnosis
+	if diagnosis != nil && r.isFailure(diagnosis) {
+		sc.failing = diagnosis
+	}
+	if !allReady && diagnosis == nil {
+		return ctrl.Result{RequeueAfter: requeueWaiting}, nil
+	}
+	return ctrl.Result{}, nil
+}
+
+// isFailure separates failures from slow progress: everything diagnosed is a
+// failure except a pod still starting within PodStartTimeout.
+func (r *StoreReconciler) isFailure(d *v1alpha1.Diagnosis) bool { return d.Reason != "Starting" }
+
+func (r *StoreReconciler) workloadHealth(ctx context.Context, sc *scope, w workload) (workloadStatus, error) {
+	key := client.ObjectKey{Namespace: sc.namespace, Name: w.name}
+	var desired, ready, updated int32
+	var failedCreate string
+	switch w.kind {
+	case "StatefulSet":
+		var sts appsv1.StatefulSet
+		if err := r.Get(ctx, key, &sts); err != nil {
+			if apierrors.IsNotFound(err) {
+				return workloadStatus{message: fmt.Sprintf("StatefulSet %s not found", w.name)}, nil
+			}
+			return workloadStatus{}, err
+		}
+		desired, ready, updated = replicasOf(sts.Spec.Replicas), sts.Status.ReadyReplicas, sts.Status.UpdatedReplicas
+		if sts.Status.ObservedGeneration < sts.Generation {
+			updated = 0
+		}
+		if sts.Status.Replicas < desired {
+			// A pod is missing: the controller's FailedCreate event says why.
+			msg, err := r.failedCreateEvent(ctx, sc.namespace, "StatefulSet", w.name)
+			if err != nil {
+				return workloadStatus{}, err
+			}
+			failedCreate = msg
+		}
+	default:
+		var d appsv1.Deployment
+		if err := r.Get(ctx, key, &d); err != nil {
+			if apierrors.IsNotFound(err) {
+				return workloadStatus{message: fmt.Sprintf("Deployment %s not found", w.name)}, nil
+			}
+			return workloadStatus{}, err
+		}
+		desired, ready, updated = replicasOf(d.Spec.Replicas), d.Status.ReadyReplicas, d.Status.UpdatedReplicas
+		if d.Status.ObservedGeneration < d.Generation {
+			updated = 0
+		}
+		for _, c := range d.Status.Conditions {
+			if c.Type == appsv1.DeploymentReplicaFailure && c.Status == corev1.ConditionTrue {
+				failedCreate = c.Message
+			}
+		}
+		if failedCreate == "" {
+			msg, err := r.replicaSetFailure(ctx, sc.namespace, &d)
+			if err != nil {
+				return workloadStatus{}, err
+			}
+			failedCreate = msg
+		}
+	}
+	st := workloadStatus{
+		ready:   ready >= desired && updated >= desired,
+		message: fmt.Sprintf("%s %s: %d/%d ready", w.kind, w.name, ready, desired),
+	}
+	if st.ready {
+		return st, nil
+	}
+	if failedCreate != "" {
+		reason := "FailedCreate"
+		if strings.Contains(failedCreate, "exceeded quota") {
+			reason = "QuotaExceeded"
+		}
+		st.diagnosis = &v1alpha1.Diagnosis{Reason: reason, Message: failedCreate, Object: w.kind + " " + w.name}
+		return st, nil
+	}
+	d, err := r.podDiagnosis(ctx, sc, w)
+	if err != nil {
+		return workloadStatus{}, err
+	}
+	st.diagnosis = d
+	return st, nil
+}
+
+func replicasOf(p *int32) int32 {
+	if p == nil {
+		return 1
+	}
+	return *p
+}
+
+// podDiagnosis looks at a workload's pods for the cause of unreadiness.
+func (r *StoreReconciler) podDiagnosis(ctx context.Context, sc *scope, w workload) (*v1alpha1.Diagnosis, error) {
+	var pods corev1.PodList
+	if err := r.List(ctx, &pods, client.InNamespace(sc.namespace), client.MatchingLabels{"app.kubernetes.io/component": w.component}); err != nil {
+		return nil, err
+	}
+	sort.Slice(pods.Items, func(i, j int) bool { return pods.Items[i].Name < pods.Items[j].Name })
+	for _, p := range pods.Items {
+		if !p.DeletionTimestamp.IsZero() {
+			continue
+		}
+		object := "pod " + p.Name
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
+				return &v1alpha1.Diagnosis{Reason: orDefault(c.Reason, "Unschedulable"), Message: c.Message, Object: object}, nil
+			}
+		}
+		statuses := append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...)
+		for _, cs := range statuses {
+			if wt := cs.State.Waiting; wt != nil && failureReasons[wt.Reason] {
+				return &v1alpha1.Diagnosis{Reason: wt.Reason, Message: strings.TrimSpace(wt.Reason + ": " + wt.Message), Object: object}, nil
+			}
+		}
+		for _, cs := range statuses {
+			if wt := cs.State.Waiting; wt != nil && !cs.Ready {
+				reason := "Starting"
+				if p.CreationTimestamp.Add(r.PodStartTimeout).Before(time.Now()) {
+					reason = "StartTimeout"
+				}
+				msg := fmt.Sprintf("container %s waiting: %s", cs.Name, wt.Reason)
+				if wt.Message != "" {
+					msg += ": " + wt.Message
+				}
+				if reason == "StartTimeout" {
+					msg += fmt.Sprintf(" (not started within %s)", r.PodStartTimeout)
+				}
+				return &v1alpha1.Diagnosis{Reason: reason, Message: msg, Object: object}, nil
+			}
+		}
+		if p.Status.Phase == corev1.PodPending && p.CreationTimestamp.Add(r.PodStartTimeout).Before(time.Now()) {
+			return &v1alpha1.Diagnosis{Reason: "StartTimeout", Message: fmt.Sprintf("pending for more than %s", r.PodStartTimeout), Object: object}, nil
+		}
+	}
+	if w.kind == "StatefulSet" {
+		var pvcs corev1.PersistentVolumeClaimList
+		if err := r.List(ctx, &pvcs, client.InNamespace(sc.namespace)); err != nil {
+			return nil, err
+		}
+		for _, pvc := range pvcs.Items {
+			if pvc.Status.Phase == corev1.ClaimPending && pvc.CreationTimestamp.Add(r.PodStartTimeout).Before(time.Now()) {
+				return &v1alpha1.Diagnosis{Reason: "VolumeUnbound", Message: fmt.Sprintf("PersistentVolumeClaim %s is not bound after %s", pvc.Name, r.PodStartTimeout), Object: "pvc " + pvc.Name}, nil
+			}
+		}
+	}
+	return nil, nil
+}
+
+// replicaSetFailure returns the FailedCreate message of a Deployment's newest
+// ReplicaSet (quota rejections surface there first).
+func (r *StoreReconciler) replicaSetFailure(ctx context.Context, namespace string, d *appsv1.Deployment) (string, error) {
+	var rss appsv1.ReplicaSetList
+	if err := r.List(ctx, &rss, client.InNamespace(namespace), client.MatchingLabels(d.Spec.Selector.MatchLabels)); err != nil {
+		return "", err
+	}
+	for _, rs := range rss.Items {
+		for _, c := range rs.Status.Conditions {
+			if c.Type == appsv1.ReplicaSetReplicaFailure && c.Status == corev1.ConditionTrue {
+				return c.Message, nil
+			}
+		}
+	}
+	return "", nil
+}
+
+// failedCreateEvent returns the latest FailedCreate event message of an
+// object; a StatefulSet reports pod-creation failures only as events.
+func (r *StoreReconciler) failedCreateEvent(ctx context.Context, namespace, kind, name string) (string, error) {
+	var events corev1.EventList
+	if err := r.APIReader.List(ctx, &events, client.InNamespace(namespace)); err != nil {
+		return "", client.IgnoreNotFound(err)
+	}
+	var latest *corev1.Event
+	for i := range events.Items {
+		e := &events.Items[i]
+		if e.Reason != "FailedCreate" || e.InvolvedObject.Kind != kind || e.InvolvedObject.Name != name {
+			continue
+		}
+		if latest == nil || e.LastTimestamp.After(latest.LastTimestamp.Time) {
+			latest = e
+		}
+	}
+	if latest == nil {
+		return "", nil
+	}
+	return latest.Message, nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

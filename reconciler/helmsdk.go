@@ -1,0 +1,276 @@
+package reconciler
+
+// This is the only file that imports the Helm SDK.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"sync"
+	"time"
+
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/release"
+	"helm.sh/helm/v3/pkg/storage/driver"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/storefleet/storefleet/api/v1alpha1"
+)
+
+// digestLabel is the Helm release label carrying the desired-release digest.
+const digestLabel = "storefleet.dev/digest"
+
+// HelmSDK installs store charts in-process with the Helm SDK. One cached
+// discovery client and one REST mapper serve every release, so an install
+// never re-downloads the API server's discovery or OpenAPI documents.
+type HelmSDK struct {
+	config    *rest.Config
+	discovery discovery.CachedDiscoveryInterface
+	mapper    meta.RESTMapper
+	chart     *chart.Chart
+	timeout   time.Duration
+	// Calls counts Helm actions that change a release, by action; the drift
+	// tests assert that a healthy store causes none.
+	calls   map[string]int
+	callsMu sync.Mutex
+	log     *slog.Logger
+}
+
+// maxHistory caps the release revisions Helm keeps per store.
+const maxHistory = 5
+
+// NewHelmSDK loads the chart from chartFS and prepares the shared clients.
+// mapper should be the manager's REST mapper, shared with the controllers.
+func NewHelmSDK(cfg *rest.Config, mapper meta.RESTMapper, chartFS fs.FS, log *slog.Logger) (*HelmSDK, error) {
+	ch, err := loadChart(chartFS)
+	if err != nil {
+		return nil, fmt.Errorf("load chart: %w", err)
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &HelmSDK{
+		config: cfg, discovery: memory.NewMemCacheClient(dc), mapper: mapper, chart: ch,
+		timeout: 5 * time.Minute, calls: map[string]int{}, log: log,
+	}, nil
+}
+
+// ChartVersion is the version of the chart this operator carries.
+func (h *HelmSDK) ChartVersion() string { return h.chart.Metadata.Version }
+
+// Mode implements Delivery.
+func (h *HelmSDK) Mode() v1alpha1.DeliveryMode { return v1alpha1.DeliveryHelm }
+
+// Calls returns how many release-changing Helm actions of a kind ran.
+func (h *HelmSDK) Calls(action string) int {
+	h.callsMu.Lock()
+	defer h.callsMu.Unlock()
+	return h.calls[action]
+}
+
+func (h *HelmSDK) count(action string) {
+	h.callsMu.Lock()
+	h.calls[action]++
+	h.callsMu.Unlock()
+	helmActions.WithLabelValues(action).Inc()
+}
+
+func loadChart(fsys fs.FS) (*chart.Chart, error) {
+	var files []*loader.BufferedFile
+	err := fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := fs.ReadFile(fsys, path)
+		if err != nil {
+			return err
+		}
+		files = append(files, &loader.BufferedFile{Name: path, Data: data})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return loader.LoadFiles(files)
+}
+
+func (h *HelmSDK) actionConfig(namespace string) (*action.Configuration, error) {
+	cfg := new(action.Configuration)
+	getter := &restGetter{h: h, namespace: namespace}
+	debug := func(format string, v ...any) { h.log.Debug(fmt.Sprintf(format, v...), "namespace", namespace) }
+	if err := cfg.Init(getter, namespace, "secret", debug); err != nil {
+		return nil, err
+	}
+	cfg.Releases.MaxHistory = maxHistory
+	return cfg, nil
+}
+
+// Ensure implements Delivery.
+func (h *HelmSDK) Ensure(ctx context.Context, want DesiredRelease, force bool) (ReleaseState, error) {
+	if want.ChartVersion != "" && want.ChartVersion != h.ChartVersion() {
+		return ReleaseState{}, terminal(fmt.Errorf("chart version %s is not available; this operator carries medusa-store %s", want.ChartVersion, h.ChartVersion()))
+	}
+	cfg, err := h.actionConfig(want.Namespace)
+	if err != nil {
+		return ReleaseState{}, err
+	}
+	last, err := cfg.Releases.Last(want.Name)
+	if err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
+		return ReleaseState{}, err
+	}
+	if last != nil && last.Info.Status.IsPending() {
+		// A pending-* release is a lock left by an attempt that died (an
+		// operator killed mid-install): no Helm action of ours is in flight for
+		// this store, since reconciles of one store never overlap. Mark it
+		// failed so it can be acted on, as Flux's helm-controller does.
+		h.log.Info("Unlocking release stuck in "+last.Info.Status.String(), "namespace", want.Namespace, "release", want.Name, "revision", last.Version)
+		last.SetStatus(release.StatusFailed, "storefleet: unlocked a release left "+last.Info.Status.String()+" by an interrupted attempt")
+		if err := cfg.Releases.Update(last); err != nil {
+			return ReleaseState{}, fmt.Errorf("unlock release: %w", err)
+		}
+	}
+
+	switch {
+	case last == nil:
+		return h.install(ctx, cfg, want)
+	case !hasDeployed(cfg, want.Name):
+		// Nothing was ever deployed (a failed first install): start over, as
+		// an upgrade needs a deployed revision to compare with.
+		h.log.Info("Reinstalling release that never deployed", "namespace", want.Namespace, "release", want.Name)
+		un := action.NewUninstall(cfg)
+		un.Timeout = h.timeout
+		if _, err := un.Run(want.Name); err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
+			return ReleaseState{}, fmt.Errorf("uninstall failed release: %w", err)
+		}
+		h.count("uninstall")
+		return h.install(ctx, cfg, want)
+	case force || last.Info.Status != release.StatusDeployed || last.Labels[digestLabel] != want.Digest:
+		return h.upgrade(ctx, cfg, want)
+	}
+	return stateOf(last, ""), nil
+}
+
+func hasDeployed(cfg *action.Configuration, name string) bool {
+	_, err := cfg.Releases.Deployed(name)
+	return err == nil
+}
+
+func (h *HelmSDK) install(ctx context.Context, cfg *action.Configuration, want DesiredRelease) (ReleaseState, error) {
+	in := action.NewInstall(cfg)
+	in.ReleaseName = want.Name
+	in.Namespace = want.Namespace
+	in.Timeout = h.timeout
+	in.Labels = map[string]string{digestLabel: want.Digest}
+	// The API server validates what is applied; skipping the client-side
+	// OpenAPI validation avoids downloading the OpenAPI document per install.
+	in.DisableOpenAPIValidation = true
+	h.count("install")
+	rel, err := in.RunWithContext(ctx, h.chart, want.Values)
+	if err != nil {
+		return ReleaseState{}, fmt.Errorf("helm install: %w", err)
+	}
+	return stateOf(rel, "install"), nil
+}
+
+func (h *HelmSDK) upgrade(ctx context.Context, cfg *action.Configuration, want DesiredRelease) (ReleaseState, error) {
+	up := action.NewUpgrade(cfg)
+	up.Namespace = want.Namespace
+	up.Timeout = h.timeout
+	up.MaxHistory = maxHistory
+	up.Labels = map[string]string{digestLabel: want.Digest}
+	up.DisableOpenAPIValidation = true
+	h.count("upgrade")
+	rel, err := up.RunWithContext(ctx, want.Name, h.chart, want.Values)
+	if err != nil {
+		return ReleaseState{}, fmt.Errorf("helm upgrade: %w", err)
+	}
+	return stateOf(rel, "upgrade"), nil
+}
+
+// Observe implements Delivery.
+func (h *HelmSDK) Observe(_ context.Context, namespace, name string) (ReleaseState, bool, error) {
+	cfg, err := h.actionConfig(namespace)
+	if err != nil {
+		return ReleaseState{}, false, err
+	}
+	last, err := cfg.Releases.Last(name)
+	if errors.Is(err, driver.ErrReleaseNotFound) {
+		return ReleaseState{}, false, nil
+	}
+	if err != nil {
+		return ReleaseState{}, false, err
+	}
+	return stateOf(last, ""), true, nil
+}
+
+// Remove implements Delivery.
+func (h *HelmSDK) Remove(_ context.Context, namespace, name string) (bool, error) {
+	cfg, err := h.actionConfig(namespace)
+	if err != nil {
+		return false, err
+	}
+	if _, err := cfg.Releases.Last(name); errors.Is(err, driver.ErrReleaseNotFound) {
+		return true, nil
+	}
+	un := action.NewUninstall(cfg)
+	un.Timeout = h.timeout
+	un.DeletionPropagation = "foreground"
+	h.count("uninstall")
+	if _, err := un.Run(name); err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
+		return false, fmt.Errorf("helm uninstall: %w", err)
+	}
+	return true, nil
+}
+
+func stateOf(rel *release.Release, action string) ReleaseState {
+	s := ReleaseState{Revision: rel.Version, Manifest: rel.Manifest, Action: action, Digest: rel.Labels[digestLabel]}
+	if rel.Info != nil {
+		s.Status = rel.Info.Status.String()
+	}
+	if rel.Chart != nil && rel.Chart.Metadata != nil {
+		s.ChartVersion = rel.Chart.Metadata.Version
+	}
+	return s
+}
+
+// restGetter gives Helm the shared config, discovery and mapper, scoped to
+// one namespace.
+type restGetter struct {
+	h         *HelmSDK
+	namespace string
+}
+
+func (g *restGetter) ToRESTConfig() (*rest.Config, error) { return rest.CopyConfig(g.h.config), nil }
+
+func (g *restGetter) ToDiscoveryClient() (discovery.CachedDiscoveryInterface, error) {
+	return g.h.discovery, nil
+}
+
+func (g *restGetter) ToRESTMapper() (meta.RESTMapper, error) { return g.h.mapper, nil }
+
+func (g *restGetter) ToRawKubeConfigLoader() clientcmd.ClientConfig {
+	return namespaceConfig{namespace: g.namespace, config: g.h.config}
+}
+
+// namespaceConfig is the part of a kubeconfig Helm asks for: the namespace.
+type namespaceConfig struct {
+	namespace string
+	config    *rest.Config
+}
+
+func (n namespaceConfig) RawConfig() (clientcmdapi.Config, error) { return clientcmdapi.Config{}, nil }
+func (n namespaceConfig) ClientConfig() (*rest.Config, error)     { return rest.CopyConfig(n.config), nil }
+func (n namespaceConfig) Namespace() (string, bool, error)        { return n.namespace, true, nil }
+func (n namespaceConfig) ConfigAccess() clientcmd.ConfigAccess {
+	return clientcmd.NewDefaultPathOptions()
+}

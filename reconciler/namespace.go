@@ -1,0 +1,218 @@
+package reconciler
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"regexp"
+
+	"github.com/fluxcd/pkg/runtime/conditions"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/storefleet/storefleet/api/v1alpha1"
+)
+
+// Names of the objects the operator itself puts in a store namespace.
+const (
+	quotaName       = "store-quota"
+	limitRangeName  = "store-limits"
+	denyPolicyName  = "default-deny"
+	podSecurityMode = "restricted"
+)
+
+// storeLabels mark every object of a store, so the operator's watches find them.
+func storeLabels(s *v1alpha1.Store) map[string]string {
+	return map[string]string{
+		v1alpha1.StoreLabel:     s.Name,
+		v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue,
+	}
+}
+
+var labelValueUnsafe = regexp.MustCompile(`[^A-Za-z0-9._-]`)
+
+// ownerLabelValue makes an owner id usable as a label value (no '@' or ':';
+// at most 63 characters). The exact owner stays in the Store.
+func ownerLabelValue(owner string) string {
+	v := labelValueUnsafe.ReplaceAllString(owner, "_")
+	if len(v) > 63 {
+		v = v[:63]
+	}
+	return v
+}
+
+// reconcileNamespace creates store-<name>, or refuses one that is not ours.
+func (r *StoreReconciler) reconcileNamespace(ctx context.Context, sc *scope) (ctrl.Result, error) {
+	s := sc.store
+	var existing corev1.Namespace
+	err := r.APIReader.Get(ctx, client.ObjectKey{Name: sc.namespace}, &existing)
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return ctrl.Result{}, err
+	case existing.Labels[v1alpha1.StoreLabel] != s.Name || existing.Labels[v1alpha1.ManagedByLabel] != v1alpha1.ManagedByValue:
+		msg := fmt.Sprintf("namespace %s exists and is not managed by storefleet for store %s; refusing to take it over", sc.namespace, s.Name)
+		conditions.MarkFalse(s, v1alpha1.NamespaceReadyCondition, v1alpha1.ReasonNamespaceConflict, "%s", msg)
+		return ctrl.Result{}, terminal(fmt.Errorf("%s", msg))
+	case !existing.DeletionTimestamp.IsZero():
+		conditions.MarkFalse(s, v1alpha1.NamespaceReadyCondition, v1alpha1.ReasonProgressing, "namespace %s is still terminating", sc.namespace)
+		return ctrl.Result{RequeueAfter: requeueWaiting}, nil
+	}
+	labels := storeLabels(s)
+	labels[v1alpha1.OwnerLabel] = ownerLabelValue(s.Spec.Owner)
+	labels["pod-security.kubernetes.io/enforce"] = podSecurityMode
+	labels["pod-security.kubernetes.io/enforce-version"] = "latest"
+	ns := &corev1.Namespace{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
+		ObjectMeta: metav1.ObjectMeta{Name: sc.namespace, Labels: labels},
+	}
+	changed, err := r.apply(ctx, ns, &existing, apierrors.IsNotFound(err))
+	if err != nil {
+		return ctrl.Result{}, fmt.Errorf("apply namespace: %w", err)
+	}
+	if changed && conditions.IsTrue(s, v1alpha1.NamespaceReadyCondition) {
+		r.driftCorrected(sc, "namespace "+sc.namespace+" labels restored")
+	}
+	return ctrl.Result{}, nil
+}
+
+// reconcileIsolation applies the plan's quota and limits and the
+// default-deny network policy, then waits until the quota is observed.
+func (r *StoreReconciler) reconcileIsolation(ctx context.Context, sc *scope) (ctrl.Result, error) {
+	s := sc.store
+	plan := planFor(s)
+	labels := storeLabels(s)
+	meta := func(name string) metav1.ObjectMeta {
+		return metav1.ObjectMeta{Name: name, Namespace: sc.namespace, Labels: labels}
+	}
+	quota := &corev1.ResourceQuota{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ResourceQuota"},
+		ObjectMeta: meta(quotaName),
+		Spec:       corev1.ResourceQuotaSpec{Hard: plan.Quota},
+	}
+	limits := &corev1.LimitRange{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "LimitRange"},
+		ObjectMeta: meta(limitRangeName),
+		Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{{
+			Type:           corev1.LimitTypeContainer,
+			Default:        plan.DefaultLimits,
+			DefaultRequest: plan.DefaultRequests,
+		}}},
+	}
+	udp, tcp := corev1.ProtocolUDP, corev1.ProtocolTCP
+	dns := intstr.FromInt32(53)
+	deny := &networkingv1.NetworkPolicy{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
+		ObjectMeta: meta(denyPolicyName),
+		Spec: networkingv1.NetworkPolicySpec{
+			// Every pod: no ingress, and egress only to the cluster DNS.
+			PodSelector: metav1.LabelSelector{},
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
+			Egress: []networkingv1.NetworkPolicyEgressRule{{
+				To: []networkingv1.NetworkPolicyPeer{{
+					NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "kube-system"}},
+					PodSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"k8s-app": "kube-dns"}},
+				}},
+				Ports: []networkingv1.NetworkPolicyPort{{Protocol: &udp, Port: &dns}, {Protocol: &tcp, Port: &dns}},
+			}},
+		},
+	}
+	for _, obj := range []struct {
+		desired  client.Object
+		existing client.Object
+		what     string
+	}{
+		{quota, &corev1.ResourceQuota{}, "ResourceQuota " + quotaName},
+		{limits, &corev1.LimitRange{}, "LimitRange " + limitRangeName},
+		{deny, &networkingv1.NetworkPolicy{}, "NetworkPolicy " + denyPolicyName},
+	} {
+		err := r.Get(ctx, client.ObjectKeyFromObject(obj.desired), obj.existing)
+		if err != nil && !apierrors.IsNotFound(err) {
+			return ctrl.Result{}, err
+		}
+		changed, err := r.apply(ctx, obj.desired, obj.existing, apierrors.IsNotFound(err))
+		if err != nil {
+			return ctrl.Result{}, fmt.Errorf("apply %s: %w", obj.what, err)
+		}
+		if changed && conditions.IsTrue(s, v1alpha1.NamespaceReadyCondition) {
+			r.driftCorrected(sc, obj.what+" restored")
+		}
+	}
+	// Installing before the quota is observed would let pods in unchecked.
+	var observed corev1.ResourceQuota
+	if err := r.Get(ctx, client.ObjectKeyFromObject(quota), &observed); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if len(observed.Status.Hard) == 0 {
+		conditions.MarkFalse(s, v1alpha1.NamespaceReadyCondition, v1alpha1.ReasonQuotaPending, "waiting for ResourceQuota %s/%s to be observed by the quota controller", sc.namespace, quotaName)
+		return ctrl.Result{RequeueAfter: requeueWaiting}, nil
+	}
+	return ctrl.Result{}, nil
+}
+
+// credentialKeys are the keys of the credentials Secret the chart reads.
+var credentialKeys = []string{"postgres-password", "jwt-secret", "cookie-secret"}
+
+// reconcileCredentials creates the store's Secret once. It is never
+// regenerated: not on upgrade, not after a restart, not when the chart changes.
+func (r *StoreReconciler) reconcileCredentials(ctx context.Context, sc *scope) (ctrl.Result, error) {
+	s := sc.store
+	key := client.ObjectKey{Namespace: sc.namespace, Name: CredentialsSecret}
+	var existing corev1.Secret
+	err := r.Get(ctx, key, &existing)
+	if err == nil {
+		if missing := missingKeys(existing.Data); len(missing) > 0 {
+			// Regenerating would lock the application out of its database.
+			return ctrl.Result{}, terminal(fmt.Errorf("secret %s/%s lacks keys %v; restore it (values are never regenerated)", key.Namespace, key.Name, missing))
+		}
+		conditions.MarkTrue(s, v1alpha1.NamespaceReadyCondition, v1alpha1.ReasonSucceeded, "namespace %s is isolated (quota, limits, default-deny network policy) and has its credentials", sc.namespace)
+		return ctrl.Result{}, nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return ctrl.Result{}, err
+	}
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace, Labels: storeLabels(s)},
+		Type:       corev1.SecretTypeOpaque,
+		Data:       map[string][]byte{},
+	}
+	for _, k := range credentialKeys {
+		v, err := randomSecret()
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		secret.Data[k] = v
+	}
+	// Create, not apply: an existing Secret must never be overwritten.
+	if err := r.Create(ctx, secret); err != nil && !apierrors.IsAlreadyExists(err) {
+		return ctrl.Result{}, fmt.Errorf("create credentials secret: %w", err)
+	}
+	conditions.MarkTrue(s, v1alpha1.NamespaceReadyCondition, v1alpha1.ReasonSucceeded, "namespace %s is isolated (quota, limits, default-deny network policy) and has its credentials", sc.namespace)
+	return ctrl.Result{}, nil
+}
+
+func missingKeys(data map[string][]byte) []string {
+	var missing []string
+	for _, k := range credentialKeys {
+		if len(data[k]) == 0 {
+			missing = append(missing, k)
+		}
+	}
+	return missing
+}
+
+// randomSecret returns 32 bytes from crypto/rand, URL-safe base64 encoded so
+// it can sit in a connection URL.
+func randomSecret() ([]byte, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, fmt.Errorf("generate secret: %w", err)
+	}
+	return []byte(base64.RawURLEncoding.EncodeToString(b)), nil
+}

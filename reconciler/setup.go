@@ -1,0 +1,146 @@
+package reconciler
+
+import (
+	"context"
+	"io/fs"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/storefleet/storefleet/api/v1alpha1"
+)
+
+// managedTypes are the kinds of the objects a store consists of. They are
+// watched through a cache that holds only objects labelled with a store, so
+// deleting or editing one reconciles its store at once.
+func managedTypes() []client.Object {
+	return []client.Object{
+		&corev1.Namespace{}, &corev1.ResourceQuota{}, &corev1.LimitRange{}, &corev1.Secret{},
+		&corev1.Service{}, &corev1.Pod{}, &corev1.PersistentVolumeClaim{},
+		&appsv1.Deployment{}, &appsv1.StatefulSet{}, &appsv1.ReplicaSet{},
+		&networkingv1.NetworkPolicy{}, &networkingv1.Ingress{},
+	}
+}
+
+// CacheOptions restricts the manager's cache for the managed types to
+// objects carrying the store label: the operator never holds every Secret or
+// Pod of the cluster in memory.
+func CacheOptions() cache.Options {
+	req, err := labels.NewRequirement(v1alpha1.StoreLabel, selection.Exists, nil)
+	if err != nil {
+		panic(err)
+	}
+	sel := labels.NewSelector().Add(*req)
+	byObject := map[client.Object]cache.ByObject{}
+	for _, o := range managedTypes() {
+		byObject[o] = cache.ByObject{Label: sel}
+	}
+	return cache.Options{ByObject: byObject}
+}
+
+// storeForObject maps a managed object to its Store by the store label.
+func storeForObject(_ context.Context, o client.Object) []reconcile.Request {
+	name := o.GetLabels()[v1alpha1.StoreLabel]
+	if name == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: name}}}
+}
+
+// SetupWithManager registers the reconciler and its watches.
+func (r *StoreReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Workers == 0 {
+		r.Workers = DefaultOptions().Workers
+	}
+	metrics.Registry.MustRegister(&phaseCollector{reader: mgr.GetCache()})
+	b := ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.Store{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{},
+			predicate.LabelChangedPredicate{}, deletionPredicate{},
+		))).
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: r.Workers,
+			// Failed attempts back off 1 s, 2 s, 4 s ... so MaxAttempts spans
+			// seconds, not the default's milliseconds.
+			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](time.Second, 2*time.Minute),
+		})
+	for _, o := range managedTypes() {
+		b = b.Watches(o, handler.EnqueueRequestsFromMapFunc(storeForObject))
+	}
+	return b.Complete(r)
+}
+
+// deletionPredicate lets a deletion request through (it sets a timestamp
+// without changing the generation).
+type deletionPredicate struct{ predicate.Funcs }
+
+func (deletionPredicate) Update(e event.UpdateEvent) bool {
+	return e.ObjectNew.GetDeletionTimestamp() != nil && e.ObjectOld.GetDeletionTimestamp() == nil
+}
+
+// phaseCollector reports storefleet_stores{phase} from the cache at scrape time.
+type phaseCollector struct {
+	reader client.Reader
+}
+
+var storesDesc = prometheus.NewDesc("storefleet_stores", "Stores by phase.", []string{"phase"}, nil)
+
+func (c *phaseCollector) Describe(ch chan<- *prometheus.Desc) { ch <- storesDesc }
+
+func (c *phaseCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var list v1alpha1.StoreList
+	if err := c.reader.List(ctx, &list); err != nil {
+		return
+	}
+	counts := map[v1alpha1.Phase]int{}
+	for _, p := range []v1alpha1.Phase{v1alpha1.PhasePending, v1alpha1.PhaseProvisioning, v1alpha1.PhaseReady, v1alpha1.PhaseFailed, v1alpha1.PhaseDeleting, v1alpha1.PhaseComingSoon} {
+		counts[p] = 0
+	}
+	for _, s := range list.Items {
+		p := s.Status.Phase
+		if p == "" {
+			p = v1alpha1.PhasePending
+		}
+		counts[p]++
+	}
+	for p, n := range counts {
+		ch <- prometheus.MustNewConstMetric(storesDesc, prometheus.GaugeValue, float64(n), string(p))
+	}
+}
+
+// Setup creates the Helm SDK delivery and the Store reconciler on a manager
+// whose cache was built with CacheOptions.
+func Setup(mgr ctrl.Manager, opts Options, chartFS fs.FS, log *slog.Logger) (*HelmSDK, error) {
+	helm, err := NewHelmSDK(mgr.GetConfig(), mgr.GetRESTMapper(), chartFS, log)
+	if err != nil {
+		return nil, err
+	}
+	r := &StoreReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Delivery:  helm,
+		Recorder:  mgr.GetEventRecorderFor(FieldManager),
+		Options:   opts,
+	}
+	return helm, r.SetupWithManager(mgr)
+}

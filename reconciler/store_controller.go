@@ -1,0 +1,307 @@
+// Package reconciler is the storefleet operator: it turns each Store into an
+// isolated namespace with a chart release, reports every step in the Store's
+// status, heals drift and cleans up on deletion.
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/fluxcd/pkg/runtime/conditions"
+	"github.com/fluxcd/pkg/runtime/patch"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/tools/record"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/storefleet/storefleet/api/v1alpha1"
+)
+
+// FieldManager owns every object the operator applies.
+const FieldManager = "storefleet-operator"
+
+// Options tune the operator.
+type Options struct {
+	// Platform is the environment's chart values and defaults.
+	Platform Platform
+	// MaxAttempts is how many failed attempts make a store Failed.
+	MaxAttempts int
+	// DriftInterval is the periodic re-check of a Ready store (a backstop:
+	// managed objects are watched, so drift is normally seen at once).
+	DriftInterval time.Duration
+	// PodStartTimeout is how long a pod may wait to start before it counts
+	// as a failure.
+	PodStartTimeout time.Duration
+	// Workers is the number of stores reconciled at once.
+	Workers int
+}
+
+// DefaultOptions are the operator's defaults.
+func DefaultOptions() Options {
+	return Options{MaxAttempts: 3, DriftInterval: 120 * time.Second, PodStartTimeout: 5 * time.Minute, Workers: 3}
+}
+
+// StoreReconciler reconciles Stores.
+type StoreReconciler struct {
+	client.Client
+	// APIReader reads what the cache does not hold (events, other namespaces' objects).
+	APIReader client.Reader
+	Delivery  Delivery
+	Recorder  record.EventRecorder
+	Options
+}
+
+// ownedConditions are the conditions this reconciler writes; the patcher
+// resolves conflicts on them in its favour.
+var ownedConditions = []string{
+	v1alpha1.ReadyCondition, v1alpha1.ReconcilingCondition, v1alpha1.StalledCondition,
+	v1alpha1.NamespaceReadyCondition, v1alpha1.HelmInstalledCondition, v1alpha1.DatabaseReadyCondition,
+	v1alpha1.BackendReadyCondition, v1alpha1.StorefrontReadyCondition, v1alpha1.DriftedCondition,
+}
+
+// stepConditions are the provisioning steps whose conditions make up Ready,
+// with the activity event recorded when each becomes True.
+var stepConditions = []struct{ condition, event string }{
+	{v1alpha1.NamespaceReadyCondition, v1alpha1.EventNamespaceReady},
+	{v1alpha1.HelmInstalledCondition, v1alpha1.EventHelmInstalled},
+	{v1alpha1.DatabaseReadyCondition, v1alpha1.EventDatabaseReady},
+	{v1alpha1.BackendReadyCondition, v1alpha1.EventBackendReady},
+	{v1alpha1.StorefrontReadyCondition, v1alpha1.EventStorefrontReady},
+}
+
+// scope is what one reconcile of one store works with.
+type scope struct {
+	// store is mutated by the steps; its status is patched once at the end.
+	store *v1alpha1.Store
+	// before is the status as read, to record only real transitions.
+	before v1alpha1.StoreStatus
+	// namespace is store-<name>.
+	namespace string
+	// desired is the release the store should have.
+	desired DesiredRelease
+	// release is the release as last observed or changed.
+	release *ReleaseState
+	// manifestObjects are the release's objects, parsed once per reconcile.
+	inventory []v1alpha1.InventoryEntry
+	// failing is a pod-level failure found by the health step.
+	failing *v1alpha1.Diagnosis
+	// lastErr is the error of this attempt, for the Failed message.
+	lastErr error
+	// stalled is set by a terminal error: nothing will change without a new spec.
+	stalled bool
+	// done stops the remaining steps without an error.
+	done bool
+	// gone is set once the finalizer is removed: there is no status to patch.
+	gone bool
+	// handled is set when the generation was fully handled.
+	handled bool
+}
+
+// step is one ordered part of a reconcile. A step that must stop the ones
+// after it returns a non-zero result, an error, or sets scope.done.
+type step func(ctx context.Context, sc *scope) (ctrl.Result, error)
+
+func (r *StoreReconciler) steps() []step {
+	return []step{
+		r.reconcileEngine,
+		r.reconcileNamespace,
+		r.reconcileIsolation,
+		r.reconcileCredentials,
+		r.reconcileRelease,
+		r.reconcileHealth,
+		r.reconcileDrift,
+	}
+}
+
+// +kubebuilder:rbac:groups=storefleet.dev,resources=stores,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=storefleet.dev,resources=stores/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=storefleet.dev,resources=stores/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=secrets;services;configmaps;resourcequotas;limitranges;persistentvolumeclaims,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=persistentvolumes,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=events,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies;ingresses,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
+
+// Reconcile runs the steps for one Store and patches its status once.
+func (r *StoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	store := &v1alpha1.Store{}
+	if err := r.Get(ctx, req.NamespacedName, store); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	patcher := patch.NewSerialPatcher(store, r.Client)
+
+	// The finalizer is patched on its own, at once, so that no child object
+	// can exist without it.
+	if store.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(store, v1alpha1.Finalizer) {
+		controllerutil.AddFinalizer(store, v1alpha1.Finalizer)
+		if err := patcher.Patch(ctx, store, patch.WithFieldOwner(FieldManager)); err != nil {
+			return ctrl.Result{}, fmt.Errorf("add finalizer: %w", err)
+		}
+	}
+
+	sc := &scope{store: store, before: *store.Status.DeepCopy(), namespace: v1alpha1.NamespaceFor(store.Name)}
+	defer func() {
+		if sc.gone {
+			return
+		}
+		r.summarize(sc, retErr)
+		opts := []patch.Option{patch.WithOwnedConditions{Conditions: ownedConditions}, patch.WithFieldOwner(FieldManager)}
+		if sc.handled {
+			opts = append(opts, patch.WithStatusObservedGeneration{})
+		}
+		if err := patcher.Patch(ctx, store, opts...); err != nil && !apierrors.IsNotFound(err) {
+			retErr = errors.Join(retErr, fmt.Errorf("patch status: %w", err))
+		}
+		if sc.stalled {
+			// Terminal: retrying cannot help until the spec or retry annotation changes.
+			retErr = nil
+		}
+	}()
+
+	if !store.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, sc)
+	}
+	if store.Spec.Suspend {
+		conditions.MarkFalse(store, v1alpha1.ReconcilingCondition, v1alpha1.ReasonSuspended, "reconciliation is suspended by spec.suspend")
+		sc.done = true
+		return ctrl.Result{}, nil
+	}
+	if r.retryLimitReached(sc) {
+		// Failed: wait for a new spec or the retry annotation (both trigger a reconcile).
+		return ctrl.Result{}, nil
+	}
+	if len(store.Status.ActivityLog) == 0 {
+		storesCreated.Inc()
+		r.record(sc, v1alpha1.EventProvisioningStart, fmt.Sprintf("provisioning %s store %q for %s (plan %s)", store.Spec.Engine, store.Name, store.Spec.Owner, store.Spec.Plan))
+	}
+
+	for _, s := range r.steps() {
+		res, err := s(ctx, sc)
+		if err != nil {
+			return r.failedAttempt(ctx, sc, err)
+		}
+		if sc.done || !res.IsZero() {
+			return res, nil
+		}
+	}
+	if sc.failing != nil {
+		return r.failedAttempt(ctx, sc, fmt.Errorf("%s: %s", sc.failing.Object, sc.failing.Message))
+	}
+	sc.handled = true
+	return ctrl.Result{RequeueAfter: r.DriftInterval}, nil
+}
+
+// retryLimitReached decides whether a Failed store stays Failed. A new
+// generation or a new value of the retry annotation starts a fresh round of
+// attempts.
+func (r *StoreReconciler) retryLimitReached(sc *scope) bool {
+	s := sc.store
+	if retry := s.Annotations[v1alpha1.RetryAnnotation]; retry != "" && retry != s.Status.LastHandledRetry {
+		s.Status.LastHandledRetry = retry
+		if s.Status.Failures > 0 {
+			r.record(sc, v1alpha1.EventRetry, fmt.Sprintf("retry requested (%s=%s) after %d failed attempts", v1alpha1.RetryAnnotation, retry, s.Status.Failures))
+		}
+		s.Status.Failures = 0
+		conditions.Delete(s, v1alpha1.StalledCondition)
+		return false
+	}
+	if stalled := conditions.Get(s, v1alpha1.StalledCondition); stalled != nil && stalled.ObservedGeneration != s.Generation {
+		s.Status.Failures = 0
+		conditions.Delete(s, v1alpha1.StalledCondition)
+		return false
+	}
+	if conditions.IsStalled(s) {
+		sc.stalled = true
+		return true
+	}
+	return false
+}
+
+// failedAttempt counts a failed attempt. Terminal errors stall at once;
+// others are retried with the controller's backoff until MaxAttempts.
+func (r *StoreReconciler) failedAttempt(ctx context.Context, sc *scope, err error) (ctrl.Result, error) {
+	s := sc.store
+	sc.lastErr = err
+	var term *terminalError
+	if errors.As(err, &term) {
+		sc.stalled = true
+		conditions.MarkStalled(s, v1alpha1.ReasonInvalidSpec, "%s", term.Error())
+		conditions.Get(s, v1alpha1.StalledCondition).ObservedGeneration = s.Generation
+		return ctrl.Result{}, nil
+	}
+	if apierrors.IsConflict(err) {
+		// Someone else changed an object meanwhile: not a failed attempt.
+		return ctrl.Result{Requeue: true}, nil
+	}
+	s.Status.Failures++
+	log.FromContext(ctx).Info("Attempt failed", "store", s.Name, "attempt", s.Status.Failures, "error", err.Error())
+	if int(s.Status.Failures) >= r.MaxAttempts {
+		sc.stalled = true
+		conditions.MarkStalled(s, v1alpha1.ReasonRetryLimitReached, "%d attempts failed; last error: %s", s.Status.Failures, err.Error())
+		conditions.Get(s, v1alpha1.StalledCondition).ObservedGeneration = s.Generation
+		return ctrl.Result{}, nil
+	}
+	return ctrl.Result{}, err
+}
+
+// terminalError is an error that no retry can fix; the spec must change.
+type terminalError struct{ err error }
+
+func (t *terminalError) Error() string { return t.err.Error() }
+func (t *terminalError) Unwrap() error { return t.err }
+
+func terminal(err error) error { return &terminalError{err: err} }
+
+// reconcileEngine stops at a known engine that is not provisioned yet.
+func (r *StoreReconciler) reconcileEngine(_ context.Context, sc *scope) (ctrl.Result, error) {
+	if sc.store.Spec.Engine == v1alpha1.EngineWooCommerce {
+		if sc.before.Phase != v1alpha1.PhaseComingSoon {
+			r.record(sc, v1alpha1.EventComingSoon, "WooCommerce stores are accepted and will be provisioned when the WooCommerce engine ships; nothing was created")
+		}
+		conditions.MarkFalse(sc.store, v1alpha1.ReadyCondition, v1alpha1.ReasonEngineComingSoon, "the woocommerce engine is coming soon; the store is recorded but not provisioned")
+		sc.done, sc.handled = true, true
+	}
+	return ctrl.Result{}, nil
+}
+
+// record appends an activity entry (keeping the last ActivityLogSize) and
+// emits the same transition as a Kubernetes Event.
+func (r *StoreReconciler) record(sc *scope, event, message string) {
+	s := sc.store
+	s.Status.ActivityLog = appendActivity(s.Status.ActivityLog, v1alpha1.ActivityEntry{
+		Timestamp: nowTime(), Event: event, Message: truncate(message, 1024),
+	})
+	if r.Recorder != nil {
+		kind := "Normal"
+		if event == v1alpha1.EventFailed || event == v1alpha1.EventDriftDetected {
+			kind = "Warning"
+		}
+		r.Recorder.Event(s, kind, event, message)
+	}
+}
+
+// appendActivity appends to the ring, dropping the oldest entries beyond
+// ActivityLogSize.
+func appendActivity(log []v1alpha1.ActivityEntry, e v1alpha1.ActivityEntry) []v1alpha1.ActivityEntry {
+	log = append(log, e)
+	if over := len(log) - v1alpha1.ActivityLogSize; over > 0 {
+		log = append([]v1alpha1.ActivityEntry(nil), log[over:]...)
+	}
+	return log
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}

@@ -1,0 +1,152 @@
+package reconciler
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/fluxcd/pkg/runtime/conditions"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/storefleet/storefleet/api/v1alpha1"
+)
+
+// summarize derives everything that summarises the step conditions: Ready,
+// Reconciling, Stalled, the phase, the URLs, and the activity entries for the
+// transitions of this reconcile. It runs once, before the status patch.
+func (r *StoreReconciler) summarize(sc *scope, reconcileErr error) {
+	s := sc.store
+	setReadiness(s, sc.stalled, reconcileErr)
+	s.Status.Phase = phaseOf(s)
+	s.Status.URLs = urlsOf(s, r.Platform)
+
+	// Activity entries for the transitions, in step order.
+	for _, st := range stepConditions {
+		if conditions.IsTrue(s, st.condition) && !isTrueIn(sc.before.Conditions, st.condition) {
+			r.record(sc, st.event, conditions.GetMessage(s, st.condition))
+		}
+	}
+	if s.Status.Phase == v1alpha1.PhaseReady && sc.before.Phase != v1alpha1.PhaseReady {
+		r.record(sc, v1alpha1.EventReady, fmt.Sprintf("store is ready at %s", s.Status.URLs.Storefront))
+		if !hasEvent(sc.before.ActivityLog, v1alpha1.EventReady) {
+			provisioningDuration.Observe(time.Since(s.CreationTimestamp.Time).Seconds())
+		}
+	}
+	if s.Status.Phase == v1alpha1.PhaseFailed && sc.before.Phase != v1alpha1.PhaseFailed {
+		provisioningFailures.Inc()
+		r.record(sc, v1alpha1.EventFailed, conditions.GetMessage(s, v1alpha1.StalledCondition))
+	}
+	if s.Spec.Suspend && !hasLastEvent(sc.before.ActivityLog, v1alpha1.EventSuspended) {
+		r.record(sc, v1alpha1.EventSuspended, "reconciliation suspended by spec.suspend")
+	}
+}
+
+// setReadiness sets the kstatus conditions from the step conditions.
+func setReadiness(s *v1alpha1.Store, stalled bool, reconcileErr error) {
+	if !s.DeletionTimestamp.IsZero() || s.Spec.Engine == v1alpha1.EngineWooCommerce || s.Spec.Suspend {
+		conditions.Delete(s, v1alpha1.ReconcilingCondition)
+		if !s.DeletionTimestamp.IsZero() {
+			conditions.Delete(s, v1alpha1.StalledCondition)
+		}
+		return
+	}
+	if stalled {
+		conditions.Delete(s, v1alpha1.ReconcilingCondition)
+		conditions.MarkFalse(s, v1alpha1.ReadyCondition, conditions.GetReason(s, v1alpha1.StalledCondition), "%s", conditions.GetMessage(s, v1alpha1.StalledCondition))
+		return
+	}
+	conditions.Delete(s, v1alpha1.StalledCondition)
+	var notReady []string
+	for _, st := range stepConditions {
+		if !conditions.IsTrue(s, st.condition) {
+			notReady = append(notReady, st.condition)
+		}
+	}
+	if len(notReady) == 0 && reconcileErr == nil {
+		conditions.Delete(s, v1alpha1.ReconcilingCondition)
+		conditions.MarkTrue(s, v1alpha1.ReadyCondition, v1alpha1.ReasonSucceeded, "store is ready: namespace, release, database, backend and storefront are all ready")
+		return
+	}
+	// The first condition that is not ready explains Ready, in its own words.
+	reason, msg := v1alpha1.ReasonProgressing, "provisioning"
+	if len(notReady) > 0 {
+		if c := conditions.Get(s, notReady[0]); c != nil {
+			reason, msg = c.Reason, notReady[0]+": "+c.Message
+		} else {
+			msg = "waiting for " + notReady[0]
+		}
+	}
+	if reconcileErr != nil {
+		msg = reconcileErr.Error()
+	}
+	conditions.MarkTrue(s, v1alpha1.ReconcilingCondition, reason, "%s", msg)
+	conditions.MarkFalse(s, v1alpha1.ReadyCondition, reason, "%s", msg)
+}
+
+// phaseOf is the one-word summary of the conditions.
+func phaseOf(s *v1alpha1.Store) v1alpha1.Phase {
+	switch {
+	case !s.DeletionTimestamp.IsZero():
+		return v1alpha1.PhaseDeleting
+	case s.Spec.Engine == v1alpha1.EngineWooCommerce:
+		return v1alpha1.PhaseComingSoon
+	case conditions.IsStalled(s):
+		return v1alpha1.PhaseFailed
+	case conditions.IsReady(s):
+		return v1alpha1.PhaseReady
+	case conditions.Has(s, v1alpha1.NamespaceReadyCondition):
+		return v1alpha1.PhaseProvisioning
+	default:
+		return v1alpha1.PhasePending
+	}
+}
+
+// urlsOf returns the store's addresses (set from the start, so a person can
+// see where the store will answer).
+func urlsOf(s *v1alpha1.Store, p Platform) *v1alpha1.StoreURLs {
+	if s.Spec.Engine != v1alpha1.EngineMedusa {
+		return nil
+	}
+	vals := chartValues(s, p)
+	domain, _ := nested(vals, "store", "domain").(string)
+	scheme := "http"
+	if tls, _ := nested(vals, "ingress", "tls", "enabled").(bool); tls {
+		scheme = "https"
+	}
+	base := fmt.Sprintf("%s://%s.%s", scheme, s.Name, domain)
+	return &v1alpha1.StoreURLs{Storefront: base, Admin: base + "/app"}
+}
+
+func nested(m map[string]any, path ...string) any {
+	var v any = m
+	for _, k := range path {
+		mm, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = mm[k]
+	}
+	return v
+}
+
+func isTrueIn(conds []metav1.Condition, t string) bool {
+	for _, c := range conds {
+		if c.Type == t {
+			return c.Status == metav1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func hasEvent(log []v1alpha1.ActivityEntry, event string) bool {
+	for _, e := range log {
+		if e.Event == event {
+			return true
+		}
+	}
+	return false
+}
+
+func hasLastEvent(log []v1alpha1.ActivityEntry, event string) bool {
+	return len(log) > 0 && strings.EqualFold(log[len(log)-1].Event, event)
+}
