@@ -11,7 +11,7 @@ STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.7.0
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 BIN := bin/storefleet
 # Generated files that `make verify` checks against their sources.
-GENERATED := api/v1alpha1/zz_generated.deepcopy.go api/v1alpha1/crd
+GENERATED := api/v1alpha1/zz_generated.deepcopy.go api/v1alpha1/crd reconciler/rbac
 
 .PHONY: help
 help: ## List the targets
@@ -22,8 +22,9 @@ tools: ## Build the pinned local control plane (etcd, kube-*, kwok, Flux) into ~
 	$(GO) run ./test/localcluster/cmd/localcluster build
 
 .PHONY: generate
-generate: ## Regenerate deepcopy code and the Store CRD from api/v1alpha1
+generate: ## Regenerate deepcopy code, the Store CRD and the operator's RBAC from their markers
 	$(CONTROLLER_GEN) object paths=./api/... crd paths=./api/... output:crd:artifacts:config=api/v1alpha1/crd
+	$(CONTROLLER_GEN) rbac:roleName=storefleet-operator paths=./reconciler/... output:rbac:artifacts:config=reconciler/rbac
 
 .PHONY: verify
 verify: generate ## Regenerate and fail if any generated file differs from what is committed

@@ -14,6 +14,9 @@ import (
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/lint"
+	"helm.sh/helm/v3/pkg/lint/support"
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/storage/driver"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -273,4 +276,38 @@ func (n namespaceConfig) ClientConfig() (*rest.Config, error)     { return rest.
 func (n namespaceConfig) Namespace() (string, bool, error)        { return n.namespace, true, nil }
 func (n namespaceConfig) ConfigAccess() clientcmd.ConfigAccess {
 	return clientcmd.NewDefaultPathOptions()
+}
+
+// Render renders the chart with values as `helm template` would, without
+// touching the cluster (for chart tests and dry runs).
+func (h *HelmSDK) Render(namespace, name string, values map[string]any) (string, error) {
+	in := action.NewInstall(&action.Configuration{})
+	in.DryRun = true
+	in.ClientOnly = true
+	in.ReleaseName = name
+	in.Namespace = namespace
+	in.DisableHooks = true
+	in.KubeVersion = kubeVersion
+	rel, err := in.Run(h.chart, values)
+	if err != nil {
+		return "", err
+	}
+	return rel.Manifest, nil
+}
+
+// kubeVersion is the Kubernetes version client-side rendering and linting
+// assume (the chart requires >= 1.30).
+var kubeVersion = &chartutil.KubeVersion{Version: "v1.35.0", Major: "1", Minor: "35"}
+
+// LintChart runs `helm lint` on a chart directory with values and returns
+// its warnings and errors (informational messages left out).
+func LintChart(dir string, values map[string]any) []string {
+	linter := lint.AllWithKubeVersion(dir, values, "store-lint", kubeVersion)
+	var problems []string
+	for _, m := range linter.Messages {
+		if m.Severity >= support.WarningSev {
+			problems = append(problems, m.Error())
+		}
+	}
+	return problems
 }

@@ -17,7 +17,7 @@ func releaseName(s *v1alpha1.Store) string { return s.Name }
 // (chart version + values digest) changed, and otherwise only observes it.
 func (r *StoreReconciler) reconcileRelease(ctx context.Context, sc *scope) (ctrl.Result, error) {
 	s := sc.store
-	vals := chartValues(s, r.Platform)
+	vals := ChartValues(s, r.Platform)
 	sc.desired = DesiredRelease{
 		Name:         releaseName(s),
 		Namespace:    sc.namespace,

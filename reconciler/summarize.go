@@ -107,7 +107,7 @@ func urlsOf(s *v1alpha1.Store, p Platform) *v1alpha1.StoreURLs {
 	if s.Spec.Engine != v1alpha1.EngineMedusa {
 		return nil
 	}
-	vals := chartValues(s, p)
+	vals := ChartValues(s, p)
 	domain, _ := nested(vals, "store", "domain").(string)
 	scheme := "http"
 	if tls, _ := nested(vals, "ingress", "tls", "enabled").(bool); tls {

@@ -25,11 +25,11 @@ type Platform struct {
 	EnvironmentValues map[string]any
 }
 
-// chartValues builds the chart values of a store: environment values first,
+// ChartValues builds the chart values of a store: environment values first,
 // then what the Store decides (name, owner, domain, plan sizing, overrides).
 // Both delivery strategies use exactly this function, and the credentials are
 // passed by Secret name only, never by value.
-func chartValues(s *v1alpha1.Store, p Platform) map[string]any {
+func ChartValues(s *v1alpha1.Store, p Platform) map[string]any {
 	vals := deepCopyMap(p.EnvironmentValues)
 	domain := s.Spec.Domain
 	if domain == "" {

@@ -1,0 +1,128 @@
+package reconciler_test
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	"sigs.k8s.io/yaml"
+
+	"github.com/storefleet/storefleet/api/v1alpha1"
+	"github.com/storefleet/storefleet/charts"
+	"github.com/storefleet/storefleet/clusters"
+	"github.com/storefleet/storefleet/reconciler"
+	"github.com/storefleet/storefleet/test/localcluster"
+)
+
+func platformFor(t *testing.T, env string) reconciler.Platform {
+	t.Helper()
+	data, err := clusters.Values(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals := map[string]any{}
+	if err := yaml.Unmarshal(data, &vals); err != nil {
+		t.Fatal(err)
+	}
+	return reconciler.Platform{Domain: vals["store"].(map[string]any)["domain"].(string), EnvironmentValues: vals}
+}
+
+// TestChartLintsAndEveryObjectPassesServerSideDryRun renders the store chart
+// with each environment's values and plan, and has the real API server
+// validate every object (schema, admission, Pod Security "restricted") in a
+// namespace labelled restricted.
+func TestChartLintsAndEveryObjectPassesServerSideDryRun(t *testing.T) {
+	ctx := context.Background()
+	httpClient, err := rest.HTTPClientFor(cluster.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapper, err := apiutil.NewDynamicRESTMapper(cluster.Config, httpClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	helm, err := reconciler.NewHelmSDK(cluster.Config, mapper, charts.MedusaStore(), slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, env := range clusters.Environments {
+		for _, plan := range []v1alpha1.Plan{v1alpha1.PlanSmall, v1alpha1.PlanMedium, v1alpha1.PlanLarge} {
+			t.Run(env+"/"+string(plan), func(t *testing.T) {
+				store := newStore("chart-"+env, func(s *v1alpha1.Store) { s.Spec.Plan = plan })
+				values := reconciler.ChartValues(store, platformFor(t, env))
+				if problems := reconciler.LintChart("../charts/medusa-store", values); len(problems) > 0 {
+					t.Fatalf("helm lint: %v", problems)
+				}
+				ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "dryrun-", Labels: map[string]string{
+					"pod-security.kubernetes.io/enforce": "restricted",
+				}}}
+				if err := cluster.Client.Create(ctx, ns); err != nil {
+					t.Fatal(err)
+				}
+				manifest, err := helm.Render(ns.Name, store.Name, values)
+				if err != nil {
+					t.Fatalf("render: %v", err)
+				}
+				objs, err := localcluster.DecodeManifests([]byte(manifest))
+				if err != nil {
+					t.Fatal(err)
+				}
+				kinds := map[string]int{}
+				for _, o := range objs {
+					kinds[o.GetKind()]++
+					o.SetNamespace(ns.Name)
+					if err := cluster.Client.Create(ctx, o, client.DryRunAll); err != nil {
+						t.Errorf("%s %s rejected by the API server: %v", o.GetKind(), o.GetName(), err)
+					}
+				}
+				for kind, n := range map[string]int{"Deployment": 3, "StatefulSet": 1, "Service": 3, "Ingress": 1, "NetworkPolicy": 5} {
+					if kinds[kind] != n {
+						t.Errorf("%d %s objects, want %d", kinds[kind], kind, n)
+					}
+				}
+				checkEnvironment(t, env, objs)
+			})
+		}
+	}
+}
+
+// checkEnvironment asserts the environment differences reach the objects.
+func checkEnvironment(t *testing.T, env string, objs []*unstructured.Unstructured) {
+	t.Helper()
+	want := map[string]map[string]string{
+		"local": {"class": "nginx", "storage": "standard", "host": "chart-local.localtest.me", "controller": "ingress-nginx"},
+		"prod":  {"class": "traefik", "storage": "local-path", "host": "chart-prod.stores.example.com", "controller": "traefik"},
+	}[env]
+	for _, o := range objs {
+		switch o.GetKind() {
+		case "Ingress":
+			class, _, _ := unstructured.NestedString(o.Object, "spec", "ingressClassName")
+			rules, _, _ := unstructured.NestedSlice(o.Object, "spec", "rules")
+			host := rules[0].(map[string]any)["host"]
+			_, tls, _ := unstructured.NestedSlice(o.Object, "spec", "tls")
+			if class != want["class"] || host != want["host"] || tls != (env == "prod") {
+				t.Errorf("ingress class %q host %v tls %v", class, host, tls)
+			}
+		case "StatefulSet":
+			vct, _, _ := unstructured.NestedSlice(o.Object, "spec", "volumeClaimTemplates")
+			sc, _, _ := unstructured.NestedString(vct[0].(map[string]any), "spec", "storageClassName")
+			if sc != want["storage"] {
+				t.Errorf("storage class %q, want %q", sc, want["storage"])
+			}
+		case "NetworkPolicy":
+			if o.GetName() == "allow-ingress-controller" {
+				data, _ := yaml.Marshal(o.Object)
+				if !strings.Contains(string(data), "app.kubernetes.io/name: "+want["controller"]) {
+					t.Errorf("ingress controller selector not %s:\n%s", want["controller"], data)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,179 @@
+package reconciler_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/storefleet/storefleet/api/v1alpha1"
+	"github.com/storefleet/storefleet/test/localcluster"
+)
+
+// setPodLabel edits a workload's pod template the way a broken rollout
+// would change its pods; a label the chart does not set is not drift, so the
+// operator leaves it.
+func setPodLabel(t *testing.T, namespace, name, key, value string) {
+	t.Helper()
+	ctx := context.Background()
+	var d appsv1.Deployment
+	if err := cluster.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &d); err != nil {
+		t.Fatal(err)
+	}
+	orig := d.DeepCopy()
+	if value == "" {
+		delete(d.Spec.Template.Labels, key)
+	} else {
+		d.Spec.Template.Labels[key] = value
+	}
+	if err := cluster.Client.Patch(ctx, &d, client.MergeFrom(orig)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCrashLoopIsDiagnosedFailsAndRecoversOnRetry(t *testing.T) {
+	ctx := context.Background()
+	createStore(t, newStore("crash-shop"))
+	waitPhase(t, "crash-shop", v1alpha1.PhaseReady, 90*time.Second)
+
+	setPodLabel(t, "store-crash-shop", "medusa-backend", localcluster.FaultLabel, localcluster.FaultCrashLoop)
+	eventually(t, 30*time.Second, "BackendReady False with the pod's CrashLoopBackOff", func() (bool, error) {
+		s := getStore(t, "crash-shop")
+		c := condition(s, v1alpha1.BackendReadyCondition)
+		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == v1alpha1.ReasonWorkloadFailing &&
+			strings.Contains(c.Message, "CrashLoopBackOff: back-off") && strings.Contains(c.Message, "pod medusa-backend-"), nil
+	})
+	s := waitPhase(t, "crash-shop", v1alpha1.PhaseFailed, 60*time.Second)
+	if s.Status.Diagnosis == nil || s.Status.Diagnosis.Reason != "CrashLoopBackOff" || !strings.HasPrefix(s.Status.Diagnosis.Object, "pod medusa-backend-") {
+		t.Errorf("diagnosis %+v", s.Status.Diagnosis)
+	}
+	if c := condition(s, v1alpha1.StalledCondition); c == nil || c.Reason != v1alpha1.ReasonRetryLimitReached || !strings.Contains(c.Message, "CrashLoopBackOff") {
+		t.Errorf("Stalled = %+v", c)
+	}
+	if s.Status.Failures != 3 || !hasEvent(s, v1alpha1.EventFailed) {
+		t.Errorf("failures %d, FAILED recorded %v", s.Status.Failures, hasEvent(s, v1alpha1.EventFailed))
+	}
+
+	// Fixed, the store stays Failed until someone asks for a retry.
+	setPodLabel(t, "store-crash-shop", "medusa-backend", localcluster.FaultLabel, "")
+	time.Sleep(3 * time.Second)
+	if s := getStore(t, "crash-shop"); s.Status.Phase != v1alpha1.PhaseFailed {
+		t.Fatalf("phase %s before retry, want Failed", s.Status.Phase)
+	}
+	s = getStore(t, "crash-shop")
+	orig := s.DeepCopy()
+	if s.Annotations == nil {
+		s.Annotations = map[string]string{}
+	}
+	s.Annotations[v1alpha1.RetryAnnotation] = time.Now().Format(time.RFC3339Nano)
+	if err := cluster.Client.Patch(ctx, s, client.MergeFrom(orig)); err != nil {
+		t.Fatal(err)
+	}
+	s = waitPhase(t, "crash-shop", v1alpha1.PhaseReady, 60*time.Second)
+	if s.Status.Diagnosis != nil || s.Status.Failures != 0 || !hasEvent(s, v1alpha1.EventRetry) {
+		t.Errorf("after retry: diagnosis %+v, failures %d, RETRY recorded %v", s.Status.Diagnosis, s.Status.Failures, hasEvent(s, v1alpha1.EventRetry))
+	}
+	deleteStore(t, "crash-shop")
+}
+
+func TestPodThatNeverStartsIsDiagnosed(t *testing.T) {
+	createStore(t, newStore("stuck-shop"))
+	waitPhase(t, "stuck-shop", v1alpha1.PhaseReady, 90*time.Second)
+	setPodLabel(t, "store-stuck-shop", "storefront", localcluster.FaultLabel, localcluster.FaultPending)
+	s := waitPhase(t, "stuck-shop", v1alpha1.PhaseFailed, 60*time.Second)
+	if d := s.Status.Diagnosis; d == nil || d.Reason != "StartTimeout" || !strings.Contains(d.Message, "ContainerCreating") {
+		t.Errorf("diagnosis %+v", s.Status.Diagnosis)
+	}
+	if c := condition(s, v1alpha1.StorefrontReadyCondition); c == nil || c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, "ContainerCreating") {
+		t.Errorf("StorefrontReady = %+v", c)
+	}
+	deleteStore(t, "stuck-shop")
+}
+
+func TestQuotaExceededIsDiagnosed(t *testing.T) {
+	// Ten 100m-CPU replicas plus the database and worker ask more than the
+	// small plan's 1 CPU of requests.
+	createStore(t, newStore("tight-shop", func(s *v1alpha1.Store) {
+		s.Spec.Values = &v1alpha1.StoreValues{BackendReplicas: ptr.To[int32](5), StorefrontReplicas: ptr.To[int32](5)}
+	}))
+	s := waitPhase(t, "tight-shop", v1alpha1.PhaseFailed, 90*time.Second)
+	if d := s.Status.Diagnosis; d == nil || d.Reason != "QuotaExceeded" || !strings.Contains(d.Message, "exceeded quota: store-quota") {
+		t.Errorf("diagnosis %+v", s.Status.Diagnosis)
+	}
+	deleteStore(t, "tight-shop")
+}
+
+func TestOperatorKilledMidInstallRecovers(t *testing.T) {
+	ctx := context.Background()
+	// Catch the install between Helm's pending-install record and its
+	// completion; the window is short, so try a few stores.
+	var name string
+	for attempt := 0; attempt < 5 && name == ""; attempt++ {
+		candidate := "killed-shop-" + string(rune('a'+attempt))
+		createStore(t, newStore(candidate))
+		ns := "store-" + candidate
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			var releases corev1.SecretList
+			if err := cluster.Client.List(ctx, &releases, client.InNamespace(ns), client.MatchingLabels{"owner": "helm"}); err == nil && len(releases.Items) > 0 {
+				if releases.Items[0].Labels["status"] == "pending-install" {
+					operator.kill()
+					name = candidate
+				}
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if name == "" {
+			t.Logf("install of %s finished before the kill; trying another store", candidate)
+		}
+	}
+	if name == "" {
+		t.Fatal("could not kill the operator during an install in 5 attempts")
+	}
+	var releases corev1.SecretList
+	if err := cluster.Client.List(ctx, &releases, client.InNamespace("store-"+name), client.MatchingLabels{"owner": "helm"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(releases.Items) != 1 || releases.Items[0].Labels["status"] != "pending-install" {
+		t.Logf("release state after kill: %d records", len(releases.Items))
+	}
+	var err error
+	if operator, err = startOperator("primary"); err != nil {
+		t.Fatal(err)
+	}
+	waitPhase(t, name, v1alpha1.PhaseReady, 90*time.Second)
+	deleteStore(t, name)
+	for attempt := 0; attempt < 5; attempt++ {
+		n := "killed-shop-" + string(rune('a'+attempt))
+		if n != name {
+			deleteStore(t, n)
+		}
+	}
+}
+
+func TestOnlyTheLeaderReconciles(t *testing.T) {
+	standby, err := startOperator("standby")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer standby.stop()
+	createStore(t, newStore("leader-shop"))
+	waitPhase(t, "leader-shop", v1alpha1.PhaseReady, 90*time.Second)
+	if n := standby.metric(t, "controller_runtime_reconcile_total", `controller="store"`); n != 0 {
+		t.Errorf("standby operator reconciled %v times while not the leader", n)
+	}
+	if n := operator.metric(t, "controller_runtime_reconcile_total", `controller="store"`); n == 0 {
+		t.Errorf("leader reconciled nothing")
+	}
+	if !strings.Contains(standby.log(), "attempting to acquire leader lease") {
+		t.Errorf("standby log does not show it waiting for the lease:\n%s", standby.logTail(10))
+	}
+	deleteStore(t, "leader-shop")
+}

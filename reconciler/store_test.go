@@ -1,0 +1,358 @@
+package reconciler_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/storefleet/storefleet/api/v1alpha1"
+	"github.com/storefleet/storefleet/test/localcluster"
+)
+
+func TestMedusaStoreBecomesReady(t *testing.T) {
+	ctx := context.Background()
+	createStore(t, newStore("ready-shop"))
+
+	// kubectl wait works on a Store, as on any kstatus resource.
+	wait := exec.Command(localcluster.DefaultTools().Bin("kubectl"), "--kubeconfig", cluster.Kubeconfig,
+		"wait", "--for=condition=Ready", "store/ready-shop", "--timeout=90s")
+	if out, err := wait.CombinedOutput(); err != nil {
+		t.Fatalf("kubectl wait: %v\n%s\noperator log:\n%s", err, out, operator.logTail(30))
+	}
+	s := getStore(t, "ready-shop")
+	if s.Status.Phase != v1alpha1.PhaseReady {
+		t.Fatalf("phase %q, want Ready", s.Status.Phase)
+	}
+	for _, c := range []string{v1alpha1.ReadyCondition, v1alpha1.NamespaceReadyCondition, v1alpha1.HelmInstalledCondition,
+		v1alpha1.DatabaseReadyCondition, v1alpha1.BackendReadyCondition, v1alpha1.StorefrontReadyCondition} {
+		if cond := condition(s, c); cond == nil || cond.Status != metav1.ConditionTrue {
+			t.Errorf("condition %s = %+v, want True", c, cond)
+		}
+	}
+	if cond := condition(s, v1alpha1.ReconcilingCondition); cond != nil {
+		t.Errorf("Reconciling still set on a Ready store: %+v", cond)
+	}
+	if s.Status.ObservedGeneration != s.Generation {
+		t.Errorf("observedGeneration %d, generation %d", s.Status.ObservedGeneration, s.Generation)
+	}
+	if s.Status.URLs == nil || s.Status.URLs.Storefront != "http://ready-shop.localtest.me" || s.Status.URLs.Admin != "http://ready-shop.localtest.me/app" {
+		t.Errorf("urls = %+v", s.Status.URLs)
+	}
+	if r := s.Status.Release; r == nil || r.Mode != v1alpha1.DeliveryHelm || r.Revision != 1 || r.Name != "ready-shop" || r.Namespace != "store-ready-shop" || r.ChartVersion == "" {
+		t.Errorf("release = %+v, want helm mode revision 1", r)
+	}
+	for _, want := range []string{"Namespace/store-ready-shop", "ResourceQuota/store-quota", "NetworkPolicy/default-deny", "StatefulSet/postgres",
+		"Deployment/medusa-backend", "Deployment/medusa-worker", "Deployment/storefront", "Ingress/store", "Secret/store-credentials"} {
+		found := false
+		for _, e := range s.Status.Inventory {
+			found = found || e.Kind+"/"+e.Name == want
+		}
+		if !found {
+			t.Errorf("inventory lacks %s: %+v", want, s.Status.Inventory)
+		}
+	}
+
+	// One Helm release, revision 1, stored in the store's namespace.
+	var releases corev1.SecretList
+	if err := cluster.Client.List(ctx, &releases, client.InNamespace("store-ready-shop"), client.MatchingLabels{"owner": "helm"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(releases.Items) != 1 || releases.Items[0].Labels["version"] != "1" || releases.Items[0].Labels["status"] != "deployed" {
+		t.Errorf("helm release records: %d, want exactly one deployed revision 1", len(releases.Items))
+	}
+
+	// The namespace is isolated.
+	var ns corev1.Namespace
+	if err := cluster.Client.Get(ctx, client.ObjectKey{Name: "store-ready-shop"}, &ns); err != nil {
+		t.Fatal(err)
+	}
+	if ns.Labels["pod-security.kubernetes.io/enforce"] != "restricted" || ns.Labels[v1alpha1.StoreLabel] != "ready-shop" || ns.Labels[v1alpha1.OwnerLabel] != "alice_example.com" {
+		t.Errorf("namespace labels %v", ns.Labels)
+	}
+	var deny networkingv1.NetworkPolicy
+	if err := cluster.Client.Get(ctx, client.ObjectKey{Namespace: "store-ready-shop", Name: "default-deny"}, &deny); err != nil {
+		t.Fatalf("default-deny policy: %v", err)
+	}
+	if len(deny.Spec.Ingress) != 0 || len(deny.Spec.PolicyTypes) != 2 {
+		t.Errorf("default-deny policy %+v", deny.Spec)
+	}
+
+	// The activity log holds the transitions in order.
+	var events []string
+	for _, e := range s.Status.ActivityLog {
+		events = append(events, e.Event)
+	}
+	want := []string{v1alpha1.EventProvisioningStart, v1alpha1.EventNamespaceReady, v1alpha1.EventHelmInstalled,
+		v1alpha1.EventDatabaseReady, v1alpha1.EventBackendReady, v1alpha1.EventStorefrontReady, v1alpha1.EventReady}
+	if !slices.Equal(events, want) {
+		t.Errorf("activity log %v, want %v", events, want)
+	}
+	if operator.metric(t, "storefleet_stores", `phase="Ready"`) < 1 {
+		t.Errorf("storefleet_stores{phase=Ready} not counted")
+	}
+	if operator.metric(t, "storefleet_provisioning_duration_seconds_count") < 1 {
+		t.Errorf("provisioning duration not observed")
+	}
+}
+
+func TestWooCommerceIsComingSoon(t *testing.T) {
+	createStore(t, newStore("woo-shop", func(s *v1alpha1.Store) { s.Spec.Engine = v1alpha1.EngineWooCommerce }))
+	s := waitPhase(t, "woo-shop", v1alpha1.PhaseComingSoon, 30*time.Second)
+	if c := condition(s, v1alpha1.ReadyCondition); c == nil || c.Reason != v1alpha1.ReasonEngineComingSoon {
+		t.Errorf("Ready = %+v, want reason %s", c, v1alpha1.ReasonEngineComingSoon)
+	}
+	time.Sleep(2 * time.Second)
+	err := cluster.Client.Get(context.Background(), client.ObjectKey{Name: "store-woo-shop"}, &corev1.Namespace{})
+	if !apierrors.IsNotFound(err) {
+		t.Fatalf("a WooCommerce store got a namespace: %v", err)
+	}
+	deleteStore(t, "woo-shop")
+}
+
+func TestDriftIsHealedAndOnlyWhenReal(t *testing.T) {
+	ctx := context.Background()
+	createStore(t, newStore("drift-shop"))
+	s := waitPhase(t, "drift-shop", v1alpha1.PhaseReady, 90*time.Second)
+	revision := s.Status.Release.Revision
+	key := client.ObjectKey{Namespace: "store-drift-shop", Name: "medusa-backend"}
+
+	// A deleted Deployment comes back within 2 s.
+	var d appsv1.Deployment
+	if err := cluster.Client.Get(ctx, key, &d); err != nil {
+		t.Fatal(err)
+	}
+	oldUID := d.UID
+	if err := cluster.Client.Delete(ctx, &d); err != nil {
+		t.Fatal(err)
+	}
+	deleted := time.Now()
+	eventually(t, 10*time.Second, "backend deployment recreated", func() (bool, error) {
+		err := cluster.Client.Get(ctx, key, &d)
+		return err == nil && d.UID != oldUID, err
+	})
+	if took := time.Since(deleted); took > 2*time.Second {
+		t.Errorf("deleted deployment came back after %s, want within 2 s", took)
+	}
+	s = waitPhase(t, "drift-shop", v1alpha1.PhaseReady, 30*time.Second)
+	if s.Status.Drift == nil || s.Status.Drift.Corrections < 1 || !strings.Contains(s.Status.Drift.LastCorrection, "Deployment medusa-backend deleted") {
+		t.Errorf("drift status %+v", s.Status.Drift)
+	}
+	if !hasEvent(s, v1alpha1.EventDriftCorrected) {
+		t.Errorf("no DRIFT_CORRECTED in the activity log")
+	}
+
+	// Scaled to zero: restored.
+	if err := cluster.Client.Get(ctx, key, &d); err != nil {
+		t.Fatal(err)
+	}
+	d.Spec.Replicas = ptr.To[int32](0)
+	if err := cluster.Client.Update(ctx, &d); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "backend replicas restored", func() (bool, error) {
+		err := cluster.Client.Get(ctx, key, &d)
+		return err == nil && *d.Spec.Replicas == 1, err
+	})
+	s = waitPhase(t, "drift-shop", v1alpha1.PhaseReady, 30*time.Second)
+	if s.Status.Release.Revision <= revision {
+		t.Errorf("revision %d after two repairs, want > %d", s.Status.Release.Revision, revision)
+	}
+
+	// A deleted quota (the operator's own object) is restored too.
+	if err := cluster.Client.Delete(ctx, &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Namespace: "store-drift-shop", Name: "store-quota"}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "quota restored", func() (bool, error) {
+		err := cluster.Client.Get(ctx, client.ObjectKey{Namespace: "store-drift-shop", Name: "store-quota"}, &corev1.ResourceQuota{})
+		return err == nil, err
+	})
+
+	// No drift: ten periodic re-checks (every second in this suite) change
+	// nothing and call Helm not once.
+	s = waitPhase(t, "drift-shop", v1alpha1.PhaseReady, 30*time.Second)
+	revision = s.Status.Release.Revision
+	installs := operator.metric(t, "storefleet_helm_actions_total", `action="install"`)
+	upgrades := operator.metric(t, "storefleet_helm_actions_total", `action="upgrade"`)
+	checked := s.Status.Drift.LastChecked.Time
+	time.Sleep(11 * time.Second)
+	s = getStore(t, "drift-shop")
+	if !s.Status.Drift.LastChecked.After(checked) {
+		t.Errorf("drift not re-checked periodically (last checked %s)", s.Status.Drift.LastChecked)
+	}
+	if s.Status.Release.Revision != revision {
+		t.Errorf("revision moved %d -> %d without drift", revision, s.Status.Release.Revision)
+	}
+	if got := operator.metric(t, "storefleet_helm_actions_total", `action="install"`) - installs; got != 0 {
+		t.Errorf("%v Helm installs without drift", got)
+	}
+	if got := operator.metric(t, "storefleet_helm_actions_total", `action="upgrade"`) - upgrades; got != 0 {
+		t.Errorf("%v Helm upgrades without drift", got)
+	}
+	deleteStore(t, "drift-shop")
+}
+
+func hasEvent(s *v1alpha1.Store, event string) bool {
+	for _, e := range s.Status.ActivityLog {
+		if e.Event == event {
+			return true
+		}
+	}
+	return false
+}
+
+func TestCredentialsAreNeverRegeneratedOrExposed(t *testing.T) {
+	ctx := context.Background()
+	createStore(t, newStore("secret-shop"))
+	waitPhase(t, "secret-shop", v1alpha1.PhaseReady, 90*time.Second)
+	key := client.ObjectKey{Namespace: "store-secret-shop", Name: "store-credentials"}
+	var orig corev1.Secret
+	if err := cluster.Client.Get(ctx, key, &orig); err != nil {
+		t.Fatal(err)
+	}
+	unchanged := func(when string) {
+		t.Helper()
+		var now corev1.Secret
+		if err := cluster.Client.Get(ctx, key, &now); err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range orig.Data {
+			if string(now.Data[k]) != string(v) {
+				t.Fatalf("secret key %s changed after %s", k, when)
+			}
+		}
+	}
+
+	// An upgrade (plan change).
+	s := getStore(t, "secret-shop")
+	s.Spec.Plan = v1alpha1.PlanMedium
+	if err := cluster.Client.Update(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "upgrade to medium", func() (bool, error) {
+		s := getStore(t, "secret-shop")
+		return s.Status.Phase == v1alpha1.PhaseReady && s.Status.Release.Revision >= 2 && s.Status.ObservedGeneration == s.Generation, nil
+	})
+	unchanged("an upgrade")
+
+	// A drift repair.
+	if err := cluster.Client.Delete(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: "storefront"}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "storefront restored", func() (bool, error) {
+		err := cluster.Client.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: "storefront"}, &appsv1.Deployment{})
+		return err == nil, err
+	})
+	unchanged("a drift repair")
+
+	// An operator restart.
+	operator.stop()
+	var err error
+	if operator, err = startOperator("primary"); err != nil {
+		t.Fatal(err)
+	}
+	waitPhase(t, "secret-shop", v1alpha1.PhaseReady, 60*time.Second)
+	time.Sleep(2 * time.Second)
+	unchanged("an operator restart")
+
+	// No secret value in the Store, its events or the operator's logs.
+	s = getStore(t, "secret-shop")
+	storeJSON, _ := json.Marshal(s)
+	var events corev1.EventList
+	if err := cluster.Client.List(ctx, &events); err != nil {
+		t.Fatal(err)
+	}
+	eventsJSON, _ := json.Marshal(events)
+	logs := operator.log()
+	for k, v := range orig.Data {
+		for where, text := range map[string]string{"Store": string(storeJSON), "events": string(eventsJSON), "operator log": logs} {
+			if strings.Contains(text, string(v)) {
+				t.Errorf("secret %s appears in the %s", k, where)
+			}
+		}
+	}
+	deleteStore(t, "secret-shop")
+}
+
+func TestDeletionLeavesNothingBehind(t *testing.T) {
+	ctx := context.Background()
+	createStore(t, newStore("gone-shop"))
+	waitPhase(t, "gone-shop", v1alpha1.PhaseReady, 90*time.Second)
+	if err := cluster.Client.Delete(ctx, getStore(t, "gone-shop")); err != nil {
+		t.Fatal(err)
+	}
+	// The store shows Deleting while it goes.
+	eventually(t, 10*time.Second, "phase Deleting", func() (bool, error) {
+		s := &v1alpha1.Store{}
+		err := cluster.Client.Get(ctx, client.ObjectKey{Name: "gone-shop"}, s)
+		return apierrors.IsNotFound(err) || s.Status.Phase == v1alpha1.PhaseDeleting, nil
+	})
+	deleteStore(t, "gone-shop")
+	if err := cluster.Client.Get(ctx, client.ObjectKey{Name: "store-gone-shop"}, &corev1.Namespace{}); !apierrors.IsNotFound(err) {
+		t.Errorf("namespace left behind: %v", err)
+	}
+	var pvs corev1.PersistentVolumeList
+	if err := cluster.Client.List(ctx, &pvs); err != nil {
+		t.Fatal(err)
+	}
+	for _, pv := range pvs.Items {
+		if pv.Spec.ClaimRef != nil && pv.Spec.ClaimRef.Namespace == "store-gone-shop" {
+			t.Errorf("PersistentVolume %s left behind", pv.Name)
+		}
+	}
+	var nss corev1.NamespaceList
+	if err := cluster.Client.List(ctx, &nss, client.MatchingLabels{v1alpha1.StoreLabel: "gone-shop"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(nss.Items) != 0 {
+		t.Errorf("labelled namespaces left: %d", len(nss.Items))
+	}
+}
+
+func TestActivityLogIsBoundedAndOrdered(t *testing.T) {
+	ctx := context.Background()
+	createStore(t, newStore("busy-shop"))
+	waitPhase(t, "busy-shop", v1alpha1.PhaseReady, 90*time.Second)
+	key := client.ObjectKey{Namespace: "store-busy-shop", Name: "storefront"}
+	// Each repair adds DRIFT_DETECTED and DRIFT_CORRECTED: 5 rounds overflow the ring.
+	for i := 0; i < 5; i++ {
+		var d appsv1.Deployment
+		if err := cluster.Client.Get(ctx, key, &d); err != nil {
+			t.Fatal(err)
+		}
+		uid := d.UID
+		if err := cluster.Client.Delete(ctx, &d); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 10*time.Second, fmt.Sprintf("repair %d", i), func() (bool, error) {
+			err := cluster.Client.Get(ctx, key, &d)
+			return err == nil && d.UID != uid, nil
+		})
+		waitPhase(t, "busy-shop", v1alpha1.PhaseReady, 30*time.Second)
+	}
+	s := getStore(t, "busy-shop")
+	if n := len(s.Status.ActivityLog); n != v1alpha1.ActivityLogSize {
+		t.Fatalf("activity log has %d entries, want %d", n, v1alpha1.ActivityLogSize)
+	}
+	if s.Status.ActivityLog[0].Event == v1alpha1.EventProvisioningStart {
+		t.Errorf("oldest entry not dropped")
+	}
+	for i := 1; i < len(s.Status.ActivityLog); i++ {
+		if s.Status.ActivityLog[i].Timestamp.Before(&s.Status.ActivityLog[i-1].Timestamp) {
+			t.Errorf("activity log out of order at %d", i)
+		}
+	}
+	deleteStore(t, "busy-shop")
+}

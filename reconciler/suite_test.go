@@ -1,0 +1,324 @@
+package reconciler_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/storefleet/storefleet/api/v1alpha1"
+	"github.com/storefleet/storefleet/test/localcluster"
+)
+
+var (
+	cluster *localcluster.Cluster
+	// binary is the storefleet binary built for this suite.
+	binary string
+	// operatorKubeconfig authenticates as a ServiceAccount bound only to
+	// the generated ClusterRole, so every test also proves the RBAC suffices.
+	operatorKubeconfig string
+	// operator is the operator process the tests share.
+	operator *operatorProcess
+	workdir  string
+)
+
+func TestMain(m *testing.M) {
+	code, err := run(m)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+func run(m *testing.M) (int, error) {
+	var err error
+	workdir, err = os.MkdirTemp("", "storefleet-operator-test-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(workdir)
+	binary = filepath.Join(workdir, "storefleet")
+	build := exec.Command("go", "build", "-o", binary, "../cmd/storefleet")
+	if out, err := build.CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("build storefleet: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cluster, err = localcluster.Start(ctx, localcluster.Options{})
+	if err != nil {
+		return 0, err
+	}
+	defer cluster.Stop()
+	if operatorKubeconfig, err = leastPrivilegeKubeconfig(ctx); err != nil {
+		return 0, err
+	}
+	operator, err = startOperator("primary")
+	if err != nil {
+		return 0, err
+	}
+	code := m.Run()
+	operator.stop()
+	return code, nil
+}
+
+// leastPrivilegeKubeconfig creates a ServiceAccount bound to the generated
+// ClusterRole (plus the Lease access of leader election) and returns a
+// kubeconfig with a token for it.
+func leastPrivilegeKubeconfig(ctx context.Context) (string, error) {
+	data, err := os.ReadFile("rbac/role.yaml")
+	if err != nil {
+		return "", err
+	}
+	objs, err := localcluster.DecodeManifests(data)
+	if err != nil {
+		return "", err
+	}
+	if err := cluster.Apply(ctx, objs...); err != nil {
+		return "", err
+	}
+	c := cluster.Client
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "storefleet-operator"}}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "storefleet-operator"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "storefleet-operator"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: sa.Namespace, Name: sa.Name}},
+	}
+	for _, o := range []client.Object{sa, binding} {
+		if err := c.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
+			return "", err
+		}
+	}
+	cs, err := kubernetes.NewForConfig(cluster.Config)
+	if err != nil {
+		return "", err
+	}
+	tr, err := cs.CoreV1().ServiceAccounts(sa.Namespace).CreateToken(ctx, sa.Name, &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return "", err
+	}
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["local"] = &clientcmdapi.Cluster{Server: cluster.Config.Host, CertificateAuthorityData: cluster.Config.CAData}
+	kc.AuthInfos["operator"] = &clientcmdapi.AuthInfo{Token: tr.Status.Token}
+	kc.Contexts["operator"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: "operator"}
+	kc.CurrentContext = "operator"
+	path := filepath.Join(workdir, "operator.kubeconfig")
+	return path, clientcmd.WriteToFile(*kc, path)
+}
+
+// operatorProcess is a `storefleet operator` child process.
+type operatorProcess struct {
+	name       string
+	cmd        *exec.Cmd
+	logPath    string
+	metricsURL string
+	done       chan struct{}
+}
+
+// startOperator runs the operator binary with test timings: drift re-checked
+// every second, pods given 5 s to start, 3 attempts before Failed.
+func startOperator(name string, extra ...string) (*operatorProcess, error) {
+	port, err := localcluster.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	p := &operatorProcess{
+		name:       name,
+		logPath:    filepath.Join(workdir, "operator-"+name+".log"),
+		metricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", port),
+		done:       make(chan struct{}),
+	}
+	logFile, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	args := append([]string{"operator",
+		"--kubeconfig", operatorKubeconfig,
+		"--metrics-addr", fmt.Sprintf("127.0.0.1:%d", port),
+		"--health-addr", "0",
+		"--drift-interval", "1s",
+		"--pod-start-timeout", "5s",
+		"--max-attempts", "3",
+		"--workers", "4",
+	}, extra...)
+	p.cmd = exec.Command(binary, args...)
+	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
+	if err := p.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { _ = p.cmd.Wait(); logFile.Close(); close(p.done) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(p.metricsURL); err == nil {
+			resp.Body.Close()
+			return p, nil
+		}
+		select {
+		case <-p.done:
+			return nil, fmt.Errorf("operator %s exited at start:\n%s", name, p.logTail(30))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return nil, fmt.Errorf("operator %s metrics not served within 30 s", name)
+}
+
+// stop ends the operator gracefully (it releases its Lease).
+func (p *operatorProcess) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(40 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// kill ends the operator with SIGKILL, as a crash would.
+func (p *operatorProcess) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+func (p *operatorProcess) log() string {
+	data, _ := os.ReadFile(p.logPath)
+	return string(data)
+}
+
+func (p *operatorProcess) logTail(n int) string {
+	lines := strings.Split(strings.TrimRight(p.log(), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// metric returns the sum of a metric's samples whose labels contain every
+// given `key="value"` pair.
+func (p *operatorProcess) metric(t *testing.T, name string, labels ...string) float64 {
+	t.Helper()
+	resp, err := http.Get(p.metricsURL)
+	if err != nil {
+		t.Fatalf("scrape %s: %v", p.name, err)
+	}
+	defer resp.Body.Close()
+	var sum float64
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		ok := true
+		for _, l := range labels {
+			ok = ok && strings.Contains(line, l)
+		}
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
+
+// eventually polls cond every 100 ms until it holds or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, error)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var lastErr error
+	for time.Now().Before(deadline) {
+		ok, err := cond()
+		if ok {
+			return
+		}
+		lastErr = err
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %s waiting for %s (last: %v)\noperator log tail:\n%s", timeout, what, lastErr, operator.logTail(20))
+}
+
+func newStore(name string, mutate ...func(*v1alpha1.Store)) *v1alpha1.Store {
+	s := &v1alpha1.Store{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec:       v1alpha1.StoreSpec{Engine: v1alpha1.EngineMedusa, Owner: "alice@example.com", Plan: v1alpha1.PlanSmall},
+	}
+	for _, m := range mutate {
+		m(s)
+	}
+	return s
+}
+
+func createStore(t *testing.T, s *v1alpha1.Store) *v1alpha1.Store {
+	t.Helper()
+	if err := cluster.Client.Create(context.Background(), s); err != nil {
+		t.Fatalf("create store %s: %v", s.Name, err)
+	}
+	return s
+}
+
+func getStore(t *testing.T, name string) *v1alpha1.Store {
+	t.Helper()
+	s := &v1alpha1.Store{}
+	if err := cluster.Client.Get(context.Background(), client.ObjectKey{Name: name}, s); err != nil {
+		t.Fatalf("get store %s: %v", name, err)
+	}
+	return s
+}
+
+func condition(s *v1alpha1.Store, t string) *metav1.Condition {
+	for i := range s.Status.Conditions {
+		if s.Status.Conditions[i].Type == t {
+			return &s.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+// waitPhase waits for a store's phase and returns the store.
+func waitPhase(t *testing.T, name string, phase v1alpha1.Phase, timeout time.Duration) *v1alpha1.Store {
+	t.Helper()
+	var s v1alpha1.Store
+	eventually(t, timeout, fmt.Sprintf("store %s phase %s", name, phase), func() (bool, error) {
+		if err := cluster.Client.Get(context.Background(), client.ObjectKey{Name: name}, &s); err != nil {
+			return false, err
+		}
+		return s.Status.Phase == phase, fmt.Errorf("phase %q, Ready: %+v", s.Status.Phase, condition(&s, v1alpha1.ReadyCondition))
+	})
+	return &s
+}
+
+// deleteStore deletes a store and waits until it is gone.
+func deleteStore(t *testing.T, name string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := cluster.Client.Delete(ctx, &v1alpha1.Store{ObjectMeta: metav1.ObjectMeta{Name: name}}); client.IgnoreNotFound(err) != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 90*time.Second, "store "+name+" deleted", func() (bool, error) {
+		err := cluster.Client.Get(ctx, client.ObjectKey{Name: name}, &v1alpha1.Store{})
+		return apierrors.IsNotFound(err), err
+	})
+}
