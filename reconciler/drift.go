@@ -20,6 +20,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
 )
@@ -206,6 +207,7 @@ func (r *StoreReconciler) reconcileDrift(ctx context.Context, sc *scope) (ctrl.R
 	what := strings.Join(drifted, "; ")
 	conditions.MarkTrue(s, v1alpha1.DriftedCondition, v1alpha1.ReasonDriftDetected, "%s", what)
 	r.record(sc, v1alpha1.EventDriftDetected, what)
+	log.FromContext(ctx).Info("Drift detected, repairing release", "store", s.Name, "drift", what)
 	state, err := r.Delivery.Ensure(ctx, sc.desired, true)
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("repair drift: %w", err)

@@ -172,7 +172,7 @@ func TestOnlyTheLeaderReconciles(t *testing.T) {
 	if n := operator.metric(t, "controller_runtime_reconcile_total", `controller="store"`); n == 0 {
 		t.Errorf("leader reconciled nothing")
 	}
-	if !strings.Contains(standby.log(), "attempting to acquire leader lease") {
+	if !strings.Contains(strings.ToLower(standby.log()), "attempting to acquire leader lease") {
 		t.Errorf("standby log does not show it waiting for the lease:\n%s", standby.logTail(10))
 	}
 	deleteStore(t, "leader-shop")

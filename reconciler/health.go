@@ -99,7 +99,8 @@ func (r *StoreReconciler) isFailure(d *v1alpha1.Diagnosis) bool { return d.Reaso
 
 func (r *StoreReconciler) workloadHealth(ctx context.Context, sc *scope, w workload) (workloadStatus, error) {
 	key := client.ObjectKey{Namespace: sc.namespace, Name: w.name}
-	var desired, ready, updated int32
+	var desired, ready int32
+	var rolledOut bool
 	var failedCreate string
 	switch w.kind {
 	case "StatefulSet":
@@ -110,10 +111,12 @@ func (r *StoreReconciler) workloadHealth(ctx context.Context, sc *scope, w workl
 			}
 			return workloadStatus{}, err
 		}
-		desired, ready, updated = replicasOf(sts.Spec.Replicas), sts.Status.ReadyReplicas, sts.Status.UpdatedReplicas
-		if sts.Status.ObservedGeneration < sts.Generation {
-			updated = 0
-		}
+		desired = replicasOf(sts.Spec.Replicas)
+		// Ready only once the current revision is rolled out everywhere
+		// (kstatus' rule): an old ready pod does not make a new revision ready.
+		rolledOut = sts.Status.ObservedGeneration >= sts.Generation && sts.Status.UpdatedReplicas >= desired &&
+			sts.Status.Replicas == desired && (sts.Status.UpdateRevision == "" || sts.Status.CurrentRevision == sts.Status.UpdateRevision)
+		ready = sts.Status.ReadyReplicas
 		if sts.Status.Replicas < desired {
 			// A pod is missing: the controller's FailedCreate event says why.
 			msg, err := r.failedCreateEvent(ctx, sc.namespace, "StatefulSet", w.name)
@@ -130,10 +133,10 @@ func (r *StoreReconciler) workloadHealth(ctx context.Context, sc *scope, w workl
 			}
 			return workloadStatus{}, err
 		}
-		desired, ready, updated = replicasOf(d.Spec.Replicas), d.Status.ReadyReplicas, d.Status.UpdatedReplicas
-		if d.Status.ObservedGeneration < d.Generation {
-			updated = 0
-		}
+		desired = replicasOf(d.Spec.Replicas)
+		rolledOut = d.Status.ObservedGeneration >= d.Generation && d.Status.UpdatedReplicas >= desired &&
+			d.Status.Replicas == d.Status.UpdatedReplicas && d.Status.AvailableReplicas >= desired
+		ready = d.Status.AvailableReplicas
 		for _, c := range d.Status.Conditions {
 			if c.Type == appsv1.DeploymentReplicaFailure && c.Status == corev1.ConditionTrue {
 				failedCreate = c.Message
@@ -148,7 +151,7 @@ func (r *StoreReconciler) workloadHealth(ctx context.Context, sc *scope, w workl
 		}
 	}
 	st := workloadStatus{
-		ready:   ready >= desired && updated >= desired,
+		ready:   rolledOut && ready >= desired,
 		message: fmt.Sprintf("%s %s: %d/%d ready", w.kind, w.name, ready, desired),
 	}
 	if st.ready {

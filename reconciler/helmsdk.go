@@ -178,6 +178,7 @@ func (h *HelmSDK) install(ctx context.Context, cfg *action.Configuration, want D
 	// OpenAPI validation avoids downloading the OpenAPI document per install.
 	in.DisableOpenAPIValidation = true
 	h.count("install")
+	h.log.Info("Installing release", "namespace", want.Namespace, "release", want.Name, "digest", want.Digest)
 	rel, err := in.RunWithContext(ctx, h.chart, want.Values)
 	if err != nil {
 		return ReleaseState{}, fmt.Errorf("helm install: %w", err)
@@ -193,6 +194,7 @@ func (h *HelmSDK) upgrade(ctx context.Context, cfg *action.Configuration, want D
 	up.Labels = map[string]string{digestLabel: want.Digest}
 	up.DisableOpenAPIValidation = true
 	h.count("upgrade")
+	h.log.Info("Upgrading release", "namespace", want.Namespace, "release", want.Name, "digest", want.Digest)
 	rel, err := up.RunWithContext(ctx, want.Name, h.chart, want.Values)
 	if err != nil {
 		return ReleaseState{}, fmt.Errorf("helm upgrade: %w", err)

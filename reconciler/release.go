@@ -5,6 +5,9 @@ import (
 	"fmt"
 
 	"github.com/fluxcd/pkg/runtime/conditions"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
@@ -18,6 +21,14 @@ func releaseName(s *v1alpha1.Store) string { return s.Name }
 func (r *StoreReconciler) reconcileRelease(ctx context.Context, sc *scope) (ctrl.Result, error) {
 	s := sc.store
 	vals := ChartValues(s, r.Platform)
+	if size, err := r.databaseVolumeSize(ctx, sc.namespace); err != nil {
+		return ctrl.Result{}, err
+	} else if size != "" {
+		// A StatefulSet's volume claim templates are immutable: once the
+		// database exists, its volume keeps the size it was created with
+		// (a bigger plan does not resize it).
+		vals["database"].(map[string]any)["size"] = size
+	}
 	sc.desired = DesiredRelease{
 		Name:         releaseName(s),
 		Namespace:    sc.namespace,
@@ -72,4 +83,18 @@ func (r *StoreReconciler) inventory(sc *scope, manifest string) ([]v1alpha1.Inve
 		inv = append(inv, v1alpha1.InventoryEntry{APIVersion: o.GetAPIVersion(), Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName()})
 	}
 	return inv, nil
+}
+
+// databaseVolumeSize is the volume size of the existing database, or "".
+func (r *StoreReconciler) databaseVolumeSize(ctx context.Context, namespace string) (string, error) {
+	var sts appsv1.StatefulSet
+	if err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "postgres"}, &sts); err != nil {
+		return "", client.IgnoreNotFound(err)
+	}
+	for _, t := range sts.Spec.VolumeClaimTemplates {
+		if q, ok := t.Spec.Resources.Requests[corev1.ResourceStorage]; ok && t.Name == "data" {
+			return q.String(), nil
+		}
+	}
+	return "", nil
 }

@@ -112,8 +112,9 @@ func (r *StoreReconciler) steps() []step {
 		r.reconcileIsolation,
 		r.reconcileCredentials,
 		r.reconcileRelease,
-		r.reconcileHealth,
+		// Drift before health: a deleted workload is repaired, not waited for.
 		r.reconcileDrift,
+		r.reconcileHealth,
 	}
 }
 

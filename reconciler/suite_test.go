@@ -56,7 +56,12 @@ func run(m *testing.M) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer os.RemoveAll(workdir)
+	keep := false
+	defer func() {
+		if !keep {
+			os.RemoveAll(workdir)
+		}
+	}()
 	binary = filepath.Join(workdir, "storefleet")
 	build := exec.Command("go", "build", "-o", binary, "../cmd/storefleet")
 	if out, err := build.CombinedOutput(); err != nil {
@@ -78,6 +83,10 @@ func run(m *testing.M) (int, error) {
 	}
 	code := m.Run()
 	operator.stop()
+	if code != 0 {
+		keep = true
+		fmt.Printf("operator logs kept in %s\n", workdir)
+	}
 	return code, nil
 }
 
@@ -119,7 +128,7 @@ func leastPrivilegeKubeconfig(ctx context.Context) (string, error) {
 		return "", err
 	}
 	kc := clientcmdapi.NewConfig()
-	kc.Clusters["local"] = &clientcmdapi.Cluster{Server: cluster.Config.Host, CertificateAuthorityData: cluster.Config.CAData}
+	kc.Clusters["local"] = &clientcmdapi.Cluster{Server: cluster.Config.Host, CertificateAuthorityData: cluster.Config.CAData, CertificateAuthority: cluster.Config.CAFile}
 	kc.AuthInfos["operator"] = &clientcmdapi.AuthInfo{Token: tr.Status.Token}
 	kc.Contexts["operator"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: "operator"}
 	kc.CurrentContext = "operator"

@@ -15,6 +15,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -36,6 +37,7 @@ type operatorFlags struct {
 	healthAddr      string
 	leaderElect     bool
 	leaderNamespace string
+	kubeQPS         float64
 	opts            reconciler.Options
 }
 
@@ -48,6 +50,7 @@ func (f *operatorFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.opts.MaxAttempts, "max-attempts", d.MaxAttempts, "failed attempts before a store is marked Failed")
 	fs.DurationVar(&f.opts.DriftInterval, "drift-interval", d.DriftInterval, "periodic drift re-check of ready stores (managed objects are also watched)")
 	fs.DurationVar(&f.opts.PodStartTimeout, "pod-start-timeout", d.PodStartTimeout, "how long a pod may take to start before it counts as failed")
+	fs.Float64Var(&f.kubeQPS, "kube-api-qps", 100, "queries per second to the API server (burst is twice as many)")
 	fs.BoolVar(&f.leaderElect, "leader-elect", true, "elect a leader through a Lease so only one replica acts")
 	fs.StringVar(&f.leaderNamespace, "leader-election-namespace", envOr("POD_NAMESPACE", "kube-system"), "namespace of the leader election Lease")
 }
@@ -127,7 +130,13 @@ func startOperator(ctx context.Context, cfg *rest.Config, f operatorFlags, log *
 		return err
 	}
 	f.opts.Platform = platform
+	// Each Helm install or repair makes a few dozen requests; client-go's
+	// default 5 QPS would make a fleet wait on the client, not the server.
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = float32(f.kubeQPS), int(f.kubeQPS*2)
 	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
+	// client-go (leader election among others) logs through klog.
+	klog.SetSlogLogger(log)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme(),
 		Cache:                         reconciler.CacheOptions(),
