@@ -21,7 +21,7 @@ import (
 	"github.com/storefleet/storefleet/test/localcluster"
 )
 
-func platformFor(t *testing.T, env string) reconciler.Platform {
+func platformFor(t testing.TB, env string) reconciler.Platform {
 	t.Helper()
 	data, err := clusters.Values(env)
 	if err != nil {

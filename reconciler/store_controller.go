@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/fluxcd/pkg/runtime/conditions"
-	"github.com/fluxcd/pkg/runtime/patch"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -53,14 +53,6 @@ type StoreReconciler struct {
 	Delivery  Delivery
 	Recorder  record.EventRecorder
 	Options
-}
-
-// ownedConditions are the conditions this reconciler writes; the patcher
-// resolves conflicts on them in its favour.
-var ownedConditions = []string{
-	v1alpha1.ReadyCondition, v1alpha1.ReconcilingCondition, v1alpha1.StalledCondition,
-	v1alpha1.NamespaceReadyCondition, v1alpha1.HelmInstalledCondition, v1alpha1.DatabaseReadyCondition,
-	v1alpha1.BackendReadyCondition, v1alpha1.StorefrontReadyCondition, v1alpha1.DriftedCondition,
 }
 
 // stepConditions are the provisioning steps whose conditions make up Ready,
@@ -134,35 +126,43 @@ func (r *StoreReconciler) steps() []step {
 
 // Reconcile runs the steps for one Store and patches its status once.
 func (r *StoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	// Read the Store from the API server, not the cache: the status patch is
+	// computed against this copy, and a stale copy would make the patch leave
+	// out fields (phase) that differ only from the stale version.
 	store := &v1alpha1.Store{}
-	if err := r.Get(ctx, req.NamespacedName, store); err != nil {
+	if err := r.APIReader.Get(ctx, req.NamespacedName, store); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	patcher := patch.NewSerialPatcher(store, r.Client)
-
 	// The finalizer is patched on its own, at once, so that no child object
 	// can exist without it.
 	if store.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(store, v1alpha1.Finalizer) {
+		orig := store.DeepCopy()
 		controllerutil.AddFinalizer(store, v1alpha1.Finalizer)
-		if err := patcher.Patch(ctx, store, patch.WithFieldOwner(FieldManager)); err != nil {
+		if err := r.Patch(ctx, store, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldManager)); err != nil {
 			return ctrl.Result{}, fmt.Errorf("add finalizer: %w", err)
 		}
 	}
 
 	sc := &scope{store: store, before: *store.Status.DeepCopy(), namespace: v1alpha1.NamespaceFor(store.Name)}
+	original := store.DeepCopy()
 	defer func() {
 		if sc.gone {
 			return
 		}
 		r.summarize(sc, retErr)
-		opts := []patch.Option{patch.WithOwnedConditions{Conditions: ownedConditions}, patch.WithFieldOwner(FieldManager)}
 		if sc.handled {
-			opts = append(opts, patch.WithStatusObservedGeneration{})
+			store.Status.ObservedGeneration = store.Generation
 		}
-		if err := patcher.Patch(ctx, store, opts...); err != nil && !apierrors.IsNotFound(err) {
-			retErr = errors.Join(retErr, fmt.Errorf("patch status: %w", err))
+		// One status patch per reconcile, conditions and phase together, so
+		// no reader ever sees Ready and the phase disagree. The optimistic
+		// lock turns a concurrent write into a conflict and a retry.
+		if !equality.Semantic.DeepEqual(original.Status, store.Status) {
+			patch := client.MergeFromWithOptions(original, client.MergeFromWithOptimisticLock{})
+			if err := r.Status().Patch(ctx, store, patch, client.FieldOwner(FieldManager)); err != nil && !apierrors.IsNotFound(err) {
+				retErr = errors.Join(retErr, fmt.Errorf("patch status: %w", err))
+			}
 		}
-		if sc.stalled {
+		if sc.stalled && retErr != nil && !apierrors.IsConflict(retErr) {
 			// Terminal: retrying cannot help until the spec or retry annotation changes.
 			retErr = nil
 		}

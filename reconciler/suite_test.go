@@ -143,6 +143,8 @@ type operatorProcess struct {
 	logPath    string
 	metricsURL string
 	done       chan struct{}
+	// peak is the last peak RSS read, kept for after the process exits.
+	peak int64
 }
 
 // startOperator runs the operator binary with test timings: drift re-checked
