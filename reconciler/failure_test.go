@@ -142,13 +142,16 @@ func TestOperatorKilledMidInstallRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(releases.Items) != 1 || releases.Items[0].Labels["status"] != "pending-install" {
-		t.Logf("release state after kill: %d records", len(releases.Items))
+		t.Fatalf("after the kill: %d release records, want one pending-install", len(releases.Items))
 	}
 	var err error
 	if operator, err = startOperator("primary"); err != nil {
 		t.Fatal(err)
 	}
 	waitPhase(t, name, v1alpha1.PhaseReady, 90*time.Second)
+	if !strings.Contains(operator.log(), "Unlocking release stuck in pending-install") {
+		t.Errorf("the new operator did not unlock the pending-install release:\n%s", operator.logTail(20))
+	}
 	deleteStore(t, name)
 	for attempt := 0; attempt < 5; attempt++ {
 		n := "killed-shop-" + string(rune('a'+attempt))

@@ -139,7 +139,7 @@ func Setup(mgr ctrl.Manager, opts Options, chartFS fs.FS, log *slog.Logger) (*He
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Delivery:  helm,
-		Recorder:  mgr.GetEventRecorderFor(FieldManager),
+		Recorder:  mgr.GetEventRecorder(FieldManager),
 		Options:   opts,
 	}
 	return helm, r.SetupWithManager(mgr)

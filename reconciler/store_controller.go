@@ -12,7 +12,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -51,7 +51,7 @@ type StoreReconciler struct {
 	// APIReader reads what the cache does not hold (events, other namespaces' objects).
 	APIReader client.Reader
 	Delivery  Delivery
-	Recorder  record.EventRecorder
+	Recorder  events.EventRecorder
 	Options
 }
 
@@ -77,8 +77,6 @@ type scope struct {
 	desired DesiredRelease
 	// release is the release as last observed or changed.
 	release *ReleaseState
-	// manifestObjects are the release's objects, parsed once per reconcile.
-	inventory []v1alpha1.InventoryEntry
 	// failing is a pod-level failure found by the health step.
 	failing *v1alpha1.Diagnosis
 	// lastErr is the error of this attempt, for the Failed message.
@@ -286,7 +284,7 @@ func (r *StoreReconciler) record(sc *scope, event, message string) {
 		if event == v1alpha1.EventFailed || event == v1alpha1.EventDriftDetected {
 			kind = "Warning"
 		}
-		r.Recorder.Event(s, kind, event, message)
+		r.Recorder.Eventf(s, nil, kind, event, "Reconcile", "%s", message)
 	}
 }
 
