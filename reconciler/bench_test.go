@@ -3,7 +3,6 @@ package reconciler_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -15,12 +14,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
-	"github.com/storefleet/storefleet/charts"
 	"github.com/storefleet/storefleet/reconciler"
 	"github.com/storefleet/storefleet/test/localcluster"
 )
@@ -125,18 +121,7 @@ func peakRSS(p *operatorProcess) int64 {
 // workload is ready.
 func rawApplyFloor(b *testing.B, n, round int) time.Duration {
 	ctx := context.Background()
-	httpClient, err := rest.HTTPClientFor(cluster.Config)
-	if err != nil {
-		b.Fatal(err)
-	}
-	mapper, err := apiutil.NewDynamicRESTMapper(cluster.Config, httpClient)
-	if err != nil {
-		b.Fatal(err)
-	}
-	helm, err := reconciler.NewHelmSDK(cluster.Config, mapper, charts.MedusaStore(), slog.Default())
-	if err != nil {
-		b.Fatal(err)
-	}
+	helm := newHelmSDK(b)
 	platform := platformFor(b, "local")
 	type storeObjs struct {
 		ns   string

@@ -40,18 +40,7 @@ func platformFor(t testing.TB, env string) reconciler.Platform {
 // namespace labelled restricted.
 func TestChartLintsAndEveryObjectPassesServerSideDryRun(t *testing.T) {
 	ctx := context.Background()
-	httpClient, err := rest.HTTPClientFor(cluster.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mapper, err := apiutil.NewDynamicRESTMapper(cluster.Config, httpClient)
-	if err != nil {
-		t.Fatal(err)
-	}
-	helm, err := reconciler.NewHelmSDK(cluster.Config, mapper, charts.MedusaStore(), slog.Default())
-	if err != nil {
-		t.Fatal(err)
-	}
+	helm := newHelmSDK(t)
 	for _, env := range clusters.Environments {
 		for _, plan := range []v1alpha1.Plan{v1alpha1.PlanSmall, v1alpha1.PlanMedium, v1alpha1.PlanLarge} {
 			t.Run(env+"/"+string(plan), func(t *testing.T) {
@@ -125,4 +114,22 @@ func checkEnvironment(t *testing.T, env string, objs []*unstructured.Unstructure
 			}
 		}
 	}
+}
+
+// newHelmSDK is a Helm SDK delivery on the suite's cluster, for rendering.
+func newHelmSDK(t testing.TB) *reconciler.HelmSDK {
+	t.Helper()
+	httpClient, err := rest.HTTPClientFor(cluster.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapper, err := apiutil.NewDynamicRESTMapper(cluster.Config, httpClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	helm, err := reconciler.NewHelmSDK(cluster.Config, mapper, charts.MedusaStore(), slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return helm
 }

@@ -45,6 +45,8 @@ type workloadStatus struct {
 	ready     bool
 	message   string
 	diagnosis *v1alpha1.Diagnosis
+	// failure marks a diagnosis as a failure rather than slow progress.
+	failure bool
 }
 
 // reconcileHealth sets DatabaseReady, BackendReady and StorefrontReady from
@@ -53,11 +55,11 @@ type workloadStatus struct {
 func (r *StoreReconciler) reconcileHealth(ctx context.Context, sc *scope) (ctrl.Result, error) {
 	s := sc.store
 	allReady := true
-	var diagnosis *v1alpha1.Diagnosis
+	var first *workloadStatus
 	for _, hc := range healthChecks {
 		ready := true
 		var msgs []string
-		var failing *v1alpha1.Diagnosis
+		var found *workloadStatus
 		for _, w := range hc.workloads {
 			st, err := r.workloadHealth(ctx, sc, w)
 			if err != nil {
@@ -65,37 +67,37 @@ func (r *StoreReconciler) reconcileHealth(ctx context.Context, sc *scope) (ctrl.
 			}
 			ready = ready && st.ready
 			msgs = append(msgs, st.message)
-			if st.diagnosis != nil && failing == nil {
-				failing = st.diagnosis
+			if st.diagnosis != nil && found == nil {
+				found = &st
 			}
 		}
-		msg := strings.Join(msgs, "; ")
 		switch {
 		case ready:
-			conditions.MarkTrue(s, hc.condition, v1alpha1.ReasonSucceeded, "%s", msg)
-		case failing != nil:
-			conditions.MarkFalse(s, hc.condition, v1alpha1.ReasonWorkloadFailing, "%s: %s", failing.Object, failing.Message)
+			conditions.MarkTrue(s, hc.condition, v1alpha1.ReasonSucceeded, "%s", strings.Join(msgs, "; "))
+		case found != nil && found.failure:
+			conditions.MarkFalse(s, hc.condition, v1alpha1.ReasonWorkloadFailing, "%s: %s", found.diagnosis.Object, found.diagnosis.Message)
+		case found != nil:
+			conditions.MarkFalse(s, hc.condition, v1alpha1.ReasonWorkloadNotReady, "%s: %s", found.diagnosis.Object, found.diagnosis.Message)
 		default:
-			conditions.MarkFalse(s, hc.condition, v1alpha1.ReasonWorkloadNotReady, "%s", msg)
+			conditions.MarkFalse(s, hc.condition, v1alpha1.ReasonWorkloadNotReady, "%s", strings.Join(msgs, "; "))
 		}
 		allReady = allReady && ready
-		if diagnosis == nil && failing != nil {
-			diagnosis = failing
+		if first == nil && found != nil {
+			first = found
 		}
 	}
-	s.Status.Diagnosis = diagnosis
-	if diagnosis != nil && r.isFailure(diagnosis) {
-		sc.failing = diagnosis
+	s.Status.Diagnosis = nil
+	if first != nil {
+		s.Status.Diagnosis = first.diagnosis
+		if first.failure {
+			sc.failing = first.diagnosis
+		}
 	}
-	if !allReady && diagnosis == nil {
+	if !allReady && sc.failing == nil {
 		return ctrl.Result{RequeueAfter: requeueWaiting}, nil
 	}
 	return ctrl.Result{}, nil
 }
-
-// isFailure separates failures from slow progress: everything diagnosed is a
-// failure except a pod still starting within PodStartTimeout.
-func (r *StoreReconciler) isFailure(d *v1alpha1.Diagnosis) bool { return d.Reason != "Starting" }
 
 func (r *StoreReconciler) workloadHealth(ctx context.Context, sc *scope, w workload) (workloadStatus, error) {
 	key := client.ObjectKey{Namespace: sc.namespace, Name: w.name}
@@ -163,13 +165,14 @@ func (r *StoreReconciler) workloadHealth(ctx context.Context, sc *scope, w workl
 			reason = "QuotaExceeded"
 		}
 		st.diagnosis = &v1alpha1.Diagnosis{Reason: reason, Message: failedCreate, Object: w.kind + " " + w.name}
+		st.failure = true
 		return st, nil
 	}
-	d, err := r.podDiagnosis(ctx, sc, w)
+	d, failure, err := r.podDiagnosis(ctx, sc, w)
 	if err != nil {
 		return workloadStatus{}, err
 	}
-	st.diagnosis = d
+	st.diagnosis, st.failure = d, failure
 	return st, nil
 }
 
@@ -181,10 +184,14 @@ func replicasOf(p *int32) int32 {
 }
 
 // podDiagnosis looks at a workload's pods for the cause of unreadiness.
-func (r *StoreReconciler) podDiagnosis(ctx context.Context, sc *scope, w workload) (*v1alpha1.Diagnosis, error) {
+// failure is true for causes that will not clear by themselves (a crash
+// loop, an image that cannot be pulled) and for any cause that has lasted
+// longer than PodStartTimeout; before that, a pod that waits for its volume
+// or the scheduler is still starting.
+func (r *StoreReconciler) podDiagnosis(ctx context.Context, sc *scope, w workload) (*v1alpha1.Diagnosis, bool, error) {
 	var pods corev1.PodList
 	if err := r.List(ctx, &pods, client.InNamespace(sc.namespace), client.MatchingLabels{"app.kubernetes.io/component": w.component}); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	sort.Slice(pods.Items, func(i, j int) bool { return pods.Items[i].Name < pods.Items[j].Name })
 	for _, p := range pods.Items {
@@ -192,49 +199,47 @@ func (r *StoreReconciler) podDiagnosis(ctx context.Context, sc *scope, w workloa
 			continue
 		}
 		object := "pod " + p.Name
+		timedOut := p.CreationTimestamp.Add(r.PodStartTimeout).Before(time.Now())
 		for _, c := range p.Status.Conditions {
 			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
-				return &v1alpha1.Diagnosis{Reason: orDefault(c.Reason, "Unschedulable"), Message: c.Message, Object: object}, nil
+				return &v1alpha1.Diagnosis{Reason: orDefault(c.Reason, "Unschedulable"), Message: c.Message, Object: object}, timedOut, nil
 			}
 		}
 		statuses := append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...)
 		for _, cs := range statuses {
 			if wt := cs.State.Waiting; wt != nil && failureReasons[wt.Reason] {
-				return &v1alpha1.Diagnosis{Reason: wt.Reason, Message: strings.TrimSpace(wt.Reason + ": " + wt.Message), Object: object}, nil
+				return &v1alpha1.Diagnosis{Reason: wt.Reason, Message: strings.TrimSpace(wt.Reason + ": " + wt.Message), Object: object}, true, nil
 			}
 		}
 		for _, cs := range statuses {
 			if wt := cs.State.Waiting; wt != nil && !cs.Ready {
-				reason := "Starting"
-				if p.CreationTimestamp.Add(r.PodStartTimeout).Before(time.Now()) {
-					reason = "StartTimeout"
-				}
-				msg := fmt.Sprintf("container %s waiting: %s", cs.Name, wt.Reason)
+				d := &v1alpha1.Diagnosis{Reason: "Starting", Message: fmt.Sprintf("container %s waiting: %s", cs.Name, wt.Reason), Object: object}
 				if wt.Message != "" {
-					msg += ": " + wt.Message
+					d.Message += ": " + wt.Message
 				}
-				if reason == "StartTimeout" {
-					msg += fmt.Sprintf(" (not started within %s)", r.PodStartTimeout)
+				if timedOut {
+					d.Reason = "StartTimeout"
+					d.Message += fmt.Sprintf(" (not started within %s)", r.PodStartTimeout)
 				}
-				return &v1alpha1.Diagnosis{Reason: reason, Message: msg, Object: object}, nil
+				return d, timedOut, nil
 			}
 		}
-		if p.Status.Phase == corev1.PodPending && p.CreationTimestamp.Add(r.PodStartTimeout).Before(time.Now()) {
-			return &v1alpha1.Diagnosis{Reason: "StartTimeout", Message: fmt.Sprintf("pending for more than %s", r.PodStartTimeout), Object: object}, nil
+		if p.Status.Phase == corev1.PodPending && timedOut {
+			return &v1alpha1.Diagnosis{Reason: "StartTimeout", Message: fmt.Sprintf("pending for more than %s", r.PodStartTimeout), Object: object}, true, nil
 		}
 	}
 	if w.kind == "StatefulSet" {
 		var pvcs corev1.PersistentVolumeClaimList
 		if err := r.List(ctx, &pvcs, client.InNamespace(sc.namespace)); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		for _, pvc := range pvcs.Items {
 			if pvc.Status.Phase == corev1.ClaimPending && pvc.CreationTimestamp.Add(r.PodStartTimeout).Before(time.Now()) {
-				return &v1alpha1.Diagnosis{Reason: "VolumeUnbound", Message: fmt.Sprintf("PersistentVolumeClaim %s is not bound after %s", pvc.Name, r.PodStartTimeout), Object: "pvc " + pvc.Name}, nil
+				return &v1alpha1.Diagnosis{Reason: "VolumeUnbound", Message: fmt.Sprintf("PersistentVolumeClaim %s is not bound after %s", pvc.Name, r.PodStartTimeout), Object: "pvc " + pvc.Name}, true, nil
 			}
 		}
 	}
-	return nil, nil
+	return nil, false, nil
 }
 
 // replicaSetFailure returns the FailedCreate message of a Deployment's newest

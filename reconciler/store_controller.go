@@ -11,6 +11,7 @@ import (
 
 	"github.com/fluxcd/pkg/runtime/conditions"
 	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -196,6 +197,8 @@ func (r *StoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 		return r.failedAttempt(ctx, sc, fmt.Errorf("%s: %s", sc.failing.Object, sc.failing.Message))
 	}
 	sc.handled = true
+	// A store that recovered by itself starts its next failure count afresh.
+	store.Status.Failures, store.Status.LastFailureTime = 0, nil
 	return ctrl.Result{RequeueAfter: r.DriftInterval}, nil
 }
 
@@ -209,12 +212,12 @@ func (r *StoreReconciler) retryLimitReached(sc *scope) bool {
 		if s.Status.Failures > 0 {
 			r.record(sc, v1alpha1.EventRetry, fmt.Sprintf("retry requested (%s=%s) after %d failed attempts", v1alpha1.RetryAnnotation, retry, s.Status.Failures))
 		}
-		s.Status.Failures = 0
+		s.Status.Failures, s.Status.LastFailureTime = 0, nil
 		conditions.Delete(s, v1alpha1.StalledCondition)
 		return false
 	}
 	if stalled := conditions.Get(s, v1alpha1.StalledCondition); stalled != nil && stalled.ObservedGeneration != s.Generation {
-		s.Status.Failures = 0
+		s.Status.Failures, s.Status.LastFailureTime = 0, nil
 		conditions.Delete(s, v1alpha1.StalledCondition)
 		return false
 	}
@@ -241,7 +244,16 @@ func (r *StoreReconciler) failedAttempt(ctx context.Context, sc *scope, err erro
 		// Someone else changed an object meanwhile: not a failed attempt.
 		return ctrl.Result{Requeue: true}, nil
 	}
+	// Watch events can bring a failing store back many times a second; only
+	// one attempt per backoff period (1 s, 2 s, 4 s ...) counts.
+	now := metav1.Now()
+	if last := s.Status.LastFailureTime; last != nil {
+		if wait := attemptSpacing(s.Status.Failures) - now.Sub(last.Time); wait > 0 {
+			return ctrl.Result{RequeueAfter: wait}, nil
+		}
+	}
 	s.Status.Failures++
+	s.Status.LastFailureTime = &now
 	log.FromContext(ctx).Info("Attempt failed", "store", s.Name, "attempt", s.Status.Failures, "error", err.Error())
 	if int(s.Status.Failures) >= r.MaxAttempts {
 		sc.stalled = true
@@ -250,6 +262,17 @@ func (r *StoreReconciler) failedAttempt(ctx context.Context, sc *scope, err erro
 		return ctrl.Result{}, nil
 	}
 	return ctrl.Result{}, err
+}
+
+// attemptSpacing is the least time between two counted failed attempts.
+func attemptSpacing(failures int32) time.Duration {
+	if failures < 1 {
+		return 0
+	}
+	if failures > 6 {
+		return time.Minute
+	}
+	return time.Second << (failures - 1)
 }
 
 // terminalError is an error that no retry can fix; the spec must change.

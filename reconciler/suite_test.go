@@ -255,20 +255,10 @@ func (p *operatorProcess) metric(t *testing.T, name string, labels ...string) fl
 	return sum
 }
 
-// eventually polls cond every 100 ms until it holds or the timeout passes.
+// eventually polls cond until it holds; on timeout it shows the operator's log.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, error)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var lastErr error
-	for time.Now().Before(deadline) {
-		ok, err := cond()
-		if ok {
-			return
-		}
-		lastErr = err
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %s waiting for %s (last: %v)\noperator log tail:\n%s", timeout, what, lastErr, operator.logTail(20))
+	localcluster.Eventually(t, timeout, what, cond, func() string { return "operator log tail:\n" + operator.logTail(20) })
 }
 
 func newStore(name string, mutate ...func(*v1alpha1.Store)) *v1alpha1.Store {

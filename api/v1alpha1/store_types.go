@@ -205,6 +205,10 @@ type StoreStatus struct {
 	// +optional
 	Failures int32 `json:"failures,omitempty"`
 
+	// LastFailureTime is when the last failed attempt was counted.
+	// +optional
+	LastFailureTime *metav1.Time `json:"lastFailureTime,omitempty"`
+
 	// LastHandledRetry is the value of the retry annotation last acted on.
 	// +optional
 	LastHandledRetry string `json:"lastHandledRetry,omitempty"`

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -465,4 +466,25 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// Eventually polls cond every 100 ms until it holds, failing t after
+// timeout with the last error cond returned and whatever context adds.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() (bool, error), context ...func() string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var lastErr error
+	for time.Now().Before(deadline) {
+		ok, err := cond()
+		if ok {
+			return
+		}
+		lastErr = err
+		time.Sleep(100 * time.Millisecond)
+	}
+	var extra strings.Builder
+	for _, c := range context {
+		extra.WriteString("\n" + c())
+	}
+	t.Fatalf("timed out after %s waiting for %s (last: %v)%s", timeout, what, lastErr, extra.String())
 }

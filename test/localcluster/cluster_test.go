@@ -48,20 +48,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// eventually polls cond every 100 ms until it holds or the timeout passes.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, error)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var lastErr error
-	for time.Now().Before(deadline) {
-		ok, err := cond()
-		if ok {
-			return
-		}
-		lastErr = err
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %s waiting for %s (last error: %v)", timeout, what, lastErr)
+	localcluster.Eventually(t, timeout, what, cond)
 }
 
 func newNamespace(t *testing.T, labels map[string]string) string {
