@@ -47,7 +47,8 @@ func BenchmarkProvisionStores(b *testing.B) {
 func operatorProvision(b *testing.B, n, round int) (*operatorProcess, time.Duration) {
 	ctx := context.Background()
 	operator.stop()
-	op, err := startOperator(fmt.Sprintf("bench-%d-%d", n, round), "--workers", "10", "--drift-interval", "120s")
+	op, err := startOperator(fmt.Sprintf("bench-%d-%d", n, round),
+		"--workers", "10", "--drift-interval", "120s", "--pod-start-timeout", "5m")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -51,10 +51,17 @@ func kwokctlConfig(t Tools) ([]byte, error) {
 		"kubeAdmission":               true,
 		"disableQPSLimits":            true,
 	}
+	// The API server's default service range is a /24: 254 ClusterIPs, fewer
+	// than a hundred stores' Services. A /16 leaves room for benchmarks.
+	serviceRange := []any{map[string]any{"key": "service-cluster-ip-range", "value": "10.96.0.0/16"}}
 	head, err := yaml.Marshal(map[string]any{
 		"apiVersion": "config.kwok.x-k8s.io/v1alpha1",
 		"kind":       "KwokctlConfiguration",
 		"options":    options,
+		"componentsPatches": []any{
+			map[string]any{"name": "kube-apiserver", "extraArgs": serviceRange},
+			map[string]any{"name": "kube-controller-manager", "extraArgs": serviceRange},
+		},
 	})
 	if err != nil {
 		return nil, err
