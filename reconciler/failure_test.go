@@ -180,3 +180,80 @@ func TestOnlyTheLeaderReconciles(t *testing.T) {
 	}
 	deleteStore(t, "leader-shop")
 }
+
+func TestInvalidSpecStallsAtOnce(t *testing.T) {
+	createStore(t, newStore("pinned-shop", func(s *v1alpha1.Store) { s.Spec.ChartVersion = "9.9.9" }))
+	s := waitPhase(t, "pinned-shop", v1alpha1.PhaseFailed, 30*time.Second)
+	c := condition(s, v1alpha1.StalledCondition)
+	if c == nil || c.Reason != v1alpha1.ReasonInvalidSpec || !strings.Contains(c.Message, "chart version 9.9.9 is not available") {
+		t.Errorf("Stalled = %+v", c)
+	}
+	if s.Status.Failures != 0 {
+		t.Errorf("an invalid spec counted %d retry attempts", s.Status.Failures)
+	}
+	// Fixing the spec recovers.
+	orig := s.DeepCopy()
+	s.Spec.ChartVersion = ""
+	if err := cluster.Client.Patch(context.Background(), s, client.MergeFrom(orig)); err != nil {
+		t.Fatal(err)
+	}
+	waitPhase(t, "pinned-shop", v1alpha1.PhaseReady, 60*time.Second)
+	deleteStore(t, "pinned-shop")
+}
+
+func TestForeignNamespaceIsNotTakenOver(t *testing.T) {
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "store-taken-shop", Labels: map[string]string{"team": "someone-else"}}}
+	if err := cluster.Client.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	createStore(t, newStore("taken-shop"))
+	s := waitPhase(t, "taken-shop", v1alpha1.PhaseFailed, 30*time.Second)
+	if c := condition(s, v1alpha1.NamespaceReadyCondition); c == nil || c.Reason != v1alpha1.ReasonNamespaceConflict {
+		t.Errorf("NamespaceReady = %+v", c)
+	}
+	if err := cluster.Client.Get(ctx, client.ObjectKeyFromObject(ns), ns); err != nil {
+		t.Fatal(err)
+	}
+	if ns.Labels[v1alpha1.StoreLabel] != "" || ns.Labels["pod-security.kubernetes.io/enforce"] != "" {
+		t.Errorf("foreign namespace was relabelled: %v", ns.Labels)
+	}
+	// Deleting the store leaves the foreign namespace alone.
+	deleteStore(t, "taken-shop")
+	if err := cluster.Client.Get(ctx, client.ObjectKeyFromObject(ns), ns); err != nil || !ns.DeletionTimestamp.IsZero() {
+		t.Errorf("foreign namespace deleted with the store: %v", err)
+	}
+}
+
+func TestSuspendedStoreIsLeftAlone(t *testing.T) {
+	ctx := context.Background()
+	createStore(t, newStore("quiet-shop"))
+	waitPhase(t, "quiet-shop", v1alpha1.PhaseReady, 90*time.Second)
+	setSuspend := func(v bool) {
+		s := getStore(t, "quiet-shop")
+		orig := s.DeepCopy()
+		s.Spec.Suspend = v
+		if err := cluster.Client.Patch(ctx, s, client.MergeFrom(orig)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setSuspend(true)
+	eventually(t, 10*time.Second, "suspension recorded", func() (bool, error) {
+		return hasEvent(getStore(t, "quiet-shop"), v1alpha1.EventSuspended), nil
+	})
+	key := client.ObjectKey{Namespace: "store-quiet-shop", Name: "storefront"}
+	if err := cluster.Client.Delete(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	if err := cluster.Client.Get(ctx, key, &appsv1.Deployment{}); err == nil {
+		t.Fatalf("a suspended store was repaired")
+	}
+	setSuspend(false)
+	eventually(t, 30*time.Second, "repaired after resume", func() (bool, error) {
+		err := cluster.Client.Get(ctx, key, &appsv1.Deployment{})
+		return err == nil, err
+	})
+	waitPhase(t, "quiet-shop", v1alpha1.PhaseReady, 30*time.Second)
+	deleteStore(t, "quiet-shop")
+}

@@ -216,6 +216,7 @@ func (r *StoreReconciler) retryLimitReached(sc *scope) bool {
 		conditions.Delete(s, v1alpha1.StalledCondition)
 		return false
 	}
+	// conditions.Set stamps each condition with the generation it was set for.
 	if stalled := conditions.Get(s, v1alpha1.StalledCondition); stalled != nil && stalled.ObservedGeneration != s.Generation {
 		s.Status.Failures, s.Status.LastFailureTime = 0, nil
 		conditions.Delete(s, v1alpha1.StalledCondition)
@@ -237,7 +238,6 @@ func (r *StoreReconciler) failedAttempt(ctx context.Context, sc *scope, err erro
 	if errors.As(err, &term) {
 		sc.stalled = true
 		conditions.MarkStalled(s, v1alpha1.ReasonInvalidSpec, "%s", term.Error())
-		conditions.Get(s, v1alpha1.StalledCondition).ObservedGeneration = s.Generation
 		return ctrl.Result{}, nil
 	}
 	if apierrors.IsConflict(err) {
@@ -258,7 +258,6 @@ func (r *StoreReconciler) failedAttempt(ctx context.Context, sc *scope, err erro
 	if int(s.Status.Failures) >= r.MaxAttempts {
 		sc.stalled = true
 		conditions.MarkStalled(s, v1alpha1.ReasonRetryLimitReached, "%d attempts failed; last error: %s", s.Status.Failures, err.Error())
-		conditions.Get(s, v1alpha1.StalledCondition).ObservedGeneration = s.Generation
 		return ctrl.Result{}, nil
 	}
 	return ctrl.Result{}, err
