@@ -51,6 +51,7 @@ run: tools build ## Run the platform on the embedded local cluster (storefleet d
 	./$(BIN) dev
 
 .PHONY: lint
-lint: ## go vet and staticcheck
+lint: ## gofmt, go vet and staticcheck
+	@if [ -n "$$(gofmt -l .)" ]; then echo "gofmt needed:"; gofmt -l .; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
