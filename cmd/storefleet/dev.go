@@ -26,6 +26,10 @@ func runDev(args []string) error {
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 
+	platform, err := op.platform()
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -54,7 +58,7 @@ func runDev(args []string) error {
 	op.metricsAddr = fmt.Sprintf("127.0.0.1:%d", metricsPort)
 	op.healthAddr = "0"
 	operatorDone := make(chan error, 1)
-	go func() { operatorDone <- startOperator(ctx, cluster.Config, op, devLogger(cluster.Workdir)) }()
+	go func() { operatorDone <- startOperator(ctx, cluster.Config, op, platform, devLogger(cluster.Workdir)) }()
 
 	kubectl := tools.Bin("kubectl")
 	fmt.Printf(`

@@ -75,13 +75,17 @@ func runOperator(args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
+	platform, err := f.platform()
+	if err != nil {
+		return err
+	}
 	cfg, err := restConfig(f.kubeconfig)
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return startOperator(ctx, cfg, f, newLogger())
+	return startOperator(ctx, cfg, f, platform, newLogger())
 }
 
 func restConfig(kubeconfig string) (*rest.Config, error) {
@@ -124,11 +128,7 @@ func (f *operatorFlags) platform() (reconciler.Platform, error) {
 }
 
 // startOperator runs the operator until ctx ends.
-func startOperator(ctx context.Context, cfg *rest.Config, f operatorFlags, log *slog.Logger) error {
-	platform, err := f.platform()
-	if err != nil {
-		return err
-	}
+func startOperator(ctx context.Context, cfg *rest.Config, f operatorFlags, platform reconciler.Platform, log *slog.Logger) error {
 	f.opts.Platform = platform
 	// Each Helm install or repair makes a few dozen requests; client-go's
 	// default 5 QPS would make a fleet wait on the client, not the server.
