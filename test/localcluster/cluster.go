@@ -131,6 +131,16 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		return c, fmt.Errorf("become child subreaper: %w", err)
 	}
 
+	// kwokctl picks free ports by probing, as do the Flux listeners: two
+	// clusters starting at once (test packages run in parallel) could pick
+	// the same port. Starting one at a time across processes rules that out;
+	// once started, they run side by side.
+	unlock, err := lockStart()
+	if err != nil {
+		return c, err
+	}
+	defer unlock()
+
 	start := time.Now()
 	if err := c.createKwokCluster(ctx); err != nil {
 		return c, err
@@ -217,7 +227,7 @@ func (c *Cluster) addNode(ctx context.Context) error {
 	if err := c.Client.Create(ctx, node); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create node: %w", err)
 	}
-	return poll(ctx, 30*time.Second, "node "+NodeName+" Ready", func() (bool, error) {
+	return poll(ctx, 60*time.Second, "node "+NodeName+" Ready", func() (bool, error) {
 		if err := c.Client.Get(ctx, client.ObjectKeyFromObject(node), node); err != nil {
 			return false, err
 		}
@@ -487,4 +497,24 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() (b
 		extra.WriteString("\n" + c())
 	}
 	t.Fatalf("timed out after %s waiting for %s (last: %v)%s", timeout, what, lastErr, extra.String())
+}
+
+// lockStart takes an exclusive lock shared by every process on the machine
+// that starts a local cluster, and returns its release.
+func lockStart() (func(), error) {
+	if err := os.MkdirAll(CacheDir(), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(CacheDir(), "cluster-start.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock cluster start: %w", err)
+	}
+	return func() {
+		_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+		f.Close()
+	}, nil
 }
