@@ -171,7 +171,7 @@ func (r *StoreReconciler) reconcileCredentials(ctx context.Context, sc *scope) (
 			// Regenerating would lock the application out of its database.
 			return ctrl.Result{}, terminal(fmt.Errorf("secret %s/%s lacks keys %v; restore it (values are never regenerated)", key.Namespace, key.Name, missing))
 		}
-		conditions.MarkTrue(s, v1alpha1.NamespaceReadyCondition, v1alpha1.ReasonSucceeded, "namespace %s is isolated (quota, limits, default-deny network policy) and has its credentials", sc.namespace)
+		markNamespaceReady(sc)
 		return ctrl.Result{}, nil
 	}
 	if !apierrors.IsNotFound(err) {
@@ -193,8 +193,15 @@ func (r *StoreReconciler) reconcileCredentials(ctx context.Context, sc *scope) (
 	if err := r.Create(ctx, secret); err != nil && !apierrors.IsAlreadyExists(err) {
 		return ctrl.Result{}, fmt.Errorf("create credentials secret: %w", err)
 	}
-	conditions.MarkTrue(s, v1alpha1.NamespaceReadyCondition, v1alpha1.ReasonSucceeded, "namespace %s is isolated (quota, limits, default-deny network policy) and has its credentials", sc.namespace)
+	markNamespaceReady(sc)
 	return ctrl.Result{}, nil
+}
+
+// markNamespaceReady records that the namespace step (namespace, isolation,
+// credentials) is complete.
+func markNamespaceReady(sc *scope) {
+	conditions.MarkTrue(sc.store, v1alpha1.NamespaceReadyCondition, v1alpha1.ReasonSucceeded,
+		"namespace %s is isolated (quota, limits, default-deny network policy) and has its credentials", sc.namespace)
 }
 
 func missingKeys(data map[string][]byte) []string {

@@ -64,18 +64,19 @@ func runDev(args []string) error {
 	fmt.Printf(`
 storefleet dev is running. Use the cluster with:
 
-  export KUBECONFIG=%s
-  alias kubectl=%s
-  kubectl get nodes
-  kubectl apply -f - <<'YAML'
-  apiVersion: storefleet.dev/v1alpha1
-  kind: Store
-  metadata: {name: demo}
-  spec: {engine: medusa, owner: alice}
-  YAML
-  kubectl get stores -w
+export KUBECONFIG=%s
+alias kubectl=%s
+kubectl get nodes
+kubectl apply -f - <<'YAML'
+apiVersion: storefleet.dev/v1alpha1
+kind: Store
+metadata: {name: demo}
+spec: {engine: medusa, owner: alice}
+YAML
+kubectl get stores -w
 
-Operator metrics: http://%s/metrics   Operator log: %s
+Operator metrics: http://%s/metrics
+Operator log:     %s
 Press Ctrl-C to stop everything.
 `, cluster.Kubeconfig, kubectl, op.metricsAddr, filepath.Join(cluster.Workdir, "operator.log"))
 	if *workdir != "" {

@@ -1,0 +1,53 @@
+package localcluster
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+// TestWrapperReplaces checks how a component's own replace directives become
+// the wrapper module's: staging modules at the matching v0 version, in-repo
+// submodules at the component's version, pins copied, siblings dropped.
+func TestWrapperReplaces(t *testing.T) {
+	gomod := `module example.com/upstream
+
+go 1.25
+
+replace (
+	k8s.io/api => ./staging/src/k8s.io/api
+	example.com/upstream/api => ./api
+	example.com/sibling/v3 => ../sibling
+	github.com/opencontainers/go-digest => github.com/opencontainers/go-digest v1.0.1-0.20231025023718-d50d2fec9c98
+)
+`
+	path := filepath.Join(t.TempDir(), "go.mod")
+	if err := os.WriteFile(path, []byte(gomod), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := wrapperReplaces(component{Version: "v1.35.4", Replace: []string{"gopkg.in/yaml.v3 => gopkg.in/yaml.v3 v3.0.1"}}, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"k8s.io/api => k8s.io/api v0.35.4",
+		"example.com/upstream/api => example.com/upstream/api v1.35.4",
+		"github.com/opencontainers/go-digest => github.com/opencontainers/go-digest v1.0.1-0.20231025023718-d50d2fec9c98",
+		"gopkg.in/yaml.v3 => gopkg.in/yaml.v3 v3.0.1",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("replaces\n%q\nwant\n%q", got, want)
+	}
+}
+
+// TestToolsDirChangesWithVersions: a different pinned set never reuses binaries.
+func TestToolsDirChangesWithVersions(t *testing.T) {
+	before := DefaultTools().Dir
+	saved := components[0].Version
+	components[0].Version = "v0.0.0-other"
+	defer func() { components[0].Version = saved }()
+	if DefaultTools().Dir == before {
+		t.Fatal("tools directory did not change with a component version")
+	}
+}
