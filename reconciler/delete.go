@@ -3,6 +3,7 @@ package reconciler
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/fluxcd/pkg/runtime/conditions"
 	corev1 "k8s.io/api/core/v1"
@@ -78,10 +79,14 @@ func (r *StoreReconciler) reconcileDelete(ctx context.Context, sc *scope) (ctrl.
 // namespaceBlockers quotes the namespace's own conditions that explain a slow
 // deletion (remaining content, finalizers), so a stuck deletion shows why.
 func namespaceBlockers(ns *corev1.Namespace) string {
+	var msgs []string
 	for _, c := range ns.Status.Conditions {
 		if c.Status == corev1.ConditionTrue && (c.Type == corev1.NamespaceContentRemaining || c.Type == corev1.NamespaceFinalizersRemaining || c.Type == corev1.NamespaceDeletionContentFailure) {
-			return ": " + c.Message
+			msgs = append(msgs, c.Message)
 		}
 	}
-	return ""
+	if len(msgs) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(msgs, "; ")
 }

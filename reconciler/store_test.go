@@ -377,3 +377,33 @@ func TestActivityLogIsBoundedAndOrdered(t *testing.T) {
 	}
 	deleteStore(t, "busy-shop")
 }
+
+// TestStuckDeletionSaysWhy holds the namespace with a foreign finalizer: the
+// Store stays Deleting and its Ready condition quotes the namespace's reason.
+func TestStuckDeletionSaysWhy(t *testing.T) {
+	ctx := context.Background()
+	createStore(t, newStore("held-shop"))
+	waitPhase(t, "held-shop", v1alpha1.PhaseReady, 90*time.Second)
+	held := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
+		Namespace: "store-held-shop", Name: "held", Finalizers: []string{"example.com/hold"},
+	}}
+	if err := cluster.Client.Create(ctx, held); err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.Client.Delete(ctx, getStore(t, "held-shop")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "Ready quoting the namespace's remaining finalizers", func() (bool, error) {
+		s := getStore(t, "held-shop")
+		c := condition(s, v1alpha1.ReadyCondition)
+		return s.Status.Phase == v1alpha1.PhaseDeleting && c != nil && c.Reason == v1alpha1.ReasonDeleting &&
+			strings.Contains(c.Message, "waiting for namespace store-held-shop to be deleted") &&
+			strings.Contains(c.Message, "example.com/hold"), fmt.Errorf("%+v", c)
+	})
+	orig := held.DeepCopy()
+	held.Finalizers = nil
+	if err := cluster.Client.Patch(ctx, held, client.MergeFrom(orig)); err != nil {
+		t.Fatal(err)
+	}
+	deleteStore(t, "held-shop")
+}
