@@ -247,10 +247,12 @@ func wrapperReplaces(c component, goModPath string) ([]string, error) {
 		switch {
 		case strings.HasPrefix(r.New.Path, "./staging/src/"):
 			out = append(out, fmt.Sprintf("%s => %s %s", r.Old.Path, r.Old.Path, stagingVersion(c.Version)))
-		case strings.HasPrefix(r.New.Path, "./"):
+		case strings.HasPrefix(r.New.Path, "./") && strings.HasPrefix(r.Old.Path, c.Module+"/"):
+			// A submodule of the component (its api module) at the same release.
 			out = append(out, fmt.Sprintf("%s => %s %s", r.Old.Path, r.Old.Path, c.Version))
-		case strings.HasPrefix(r.New.Path, "../"):
-			// Sibling modules of a monorepo resolve through their own requires.
+		case strings.HasPrefix(r.New.Path, "./") || strings.HasPrefix(r.New.Path, "../"):
+			// Sibling modules of a monorepo resolve through their own requires;
+			// other local paths are upstream guards (etcd's FORBIDDEN_DEPENDENCY).
 		case r.New.Version != "":
 			old := r.Old.Path
 			if r.Old.Version != "" {

@@ -19,6 +19,7 @@ replace (
 	k8s.io/api => ./staging/src/k8s.io/api
 	example.com/upstream/api => ./api
 	example.com/sibling/v3 => ../sibling
+	example.com/forbidden => ./FORBIDDEN_DEPENDENCY
 	github.com/opencontainers/go-digest => github.com/opencontainers/go-digest v1.0.1-0.20231025023718-d50d2fec9c98
 )
 `
@@ -26,7 +27,7 @@ replace (
 	if err := os.WriteFile(path, []byte(gomod), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	got, err := wrapperReplaces(component{Version: "v1.35.4", Replace: []string{"gopkg.in/yaml.v3 => gopkg.in/yaml.v3 v3.0.1"}}, path)
+	got, err := wrapperReplaces(component{Module: "example.com/upstream", Version: "v1.35.4", Replace: []string{"gopkg.in/yaml.v3 => gopkg.in/yaml.v3 v3.0.1"}}, path)
 	if err != nil {
 		t.Fatal(err)
 	}
