@@ -35,7 +35,7 @@ func runDev(args []string) error {
 
 	tools := localcluster.DefaultTools()
 	if missing := tools.Missing(); len(missing) > 0 {
-		fmt.Printf("First run: building the local control plane into %s\n(10–15 minutes on 2 cores; later runs start in seconds)\n", tools.Dir)
+		fmt.Printf("First run: building the local control plane into %s\n(about 30 minutes on 2 cores with empty Go caches; later runs start in seconds)\n", tools.Dir)
 		if _, err := localcluster.Build(ctx, os.Stdout); err != nil {
 			return err
 		}

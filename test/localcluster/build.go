@@ -109,7 +109,7 @@ func Locate() (Tools, error) {
 
 // Build builds every missing binary of the pinned components into
 // DefaultTools, printing progress to log. Built binaries are kept, so a second
-// run only checks. A cold build takes 10–15 minutes on 2 cores.
+// run only checks. A cold build takes about 27 minutes on 2 cores.
 func Build(ctx context.Context, log io.Writer) (Tools, error) {
 	t := DefaultTools()
 	if err := os.MkdirAll(filepath.Join(t.Dir, "bin"), 0o755); err != nil {
