@@ -239,5 +239,3 @@ func firstN(s []string, n int) []string {
 	}
 	return s
 }
-
-func nowTime() metav1.Time { return metav1.Now() }

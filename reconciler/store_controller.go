@@ -299,7 +299,7 @@ func (r *StoreReconciler) reconcileEngine(_ context.Context, sc *scope) (ctrl.Re
 func (r *StoreReconciler) record(sc *scope, event, message string) {
 	s := sc.store
 	s.Status.ActivityLog = appendActivity(s.Status.ActivityLog, v1alpha1.ActivityEntry{
-		Timestamp: nowTime(), Event: event, Message: truncate(message, 1024),
+		Timestamp: metav1.Now(), Event: event, Message: truncate(message, 1024),
 	})
 	if r.Recorder != nil {
 		kind := "Normal"

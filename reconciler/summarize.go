@@ -107,13 +107,11 @@ func urlsOf(s *v1alpha1.Store, p Platform) *v1alpha1.StoreURLs {
 	if s.Spec.Engine != v1alpha1.EngineMedusa {
 		return nil
 	}
-	vals := ChartValues(s, p)
-	domain, _ := nested(vals, "store", "domain").(string)
 	scheme := "http"
-	if tls, _ := nested(vals, "ingress", "tls", "enabled").(bool); tls {
+	if tls, _ := nested(p.EnvironmentValues, "ingress", "tls", "enabled").(bool); tls {
 		scheme = "https"
 	}
-	base := fmt.Sprintf("%s://%s.%s", scheme, s.Name, domain)
+	base := fmt.Sprintf("%s://%s.%s", scheme, s.Name, storeDomain(s, p))
 	return &v1alpha1.StoreURLs{Storefront: base, Admin: base + "/app"}
 }
 

@@ -31,12 +31,8 @@ type Platform struct {
 // passed by Secret name only, never by value.
 func ChartValues(s *v1alpha1.Store, p Platform) map[string]any {
 	vals := deepCopyMap(p.EnvironmentValues)
-	domain := s.Spec.Domain
-	if domain == "" {
-		domain = p.Domain
-	}
 	plan := planFor(s)
-	set(vals, map[string]any{"name": s.Name, "owner": s.Spec.Owner, "domain": domain}, "store")
+	set(vals, map[string]any{"name": s.Name, "owner": s.Spec.Owner, "domain": storeDomain(s, p)}, "store")
 	set(vals, map[string]any{"existingSecret": CredentialsSecret}, "credentials")
 	set(vals, plan.DatabaseStorage.String(), "database", "size")
 	set(vals, resources(plan.Database), "database", "resources")
@@ -45,6 +41,14 @@ func ChartValues(s *v1alpha1.Store, p Platform) map[string]any {
 		set(vals, resources(c), name, "resources")
 	}
 	return vals
+}
+
+// storeDomain is the store's own domain, or the platform's default.
+func storeDomain(s *v1alpha1.Store, p Platform) string {
+	if s.Spec.Domain != "" {
+		return s.Spec.Domain
+	}
+	return p.Domain
 }
 
 func resources(c componentSize) map[string]any {

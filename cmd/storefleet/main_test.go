@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -139,7 +138,10 @@ wait:
 		return err == nil && store.Status.Phase == v1alpha1.PhaseReady, err
 	})
 
-	pids := componentPIDs(t, workdir)
+	pids := localcluster.WorkdirPIDs(workdir)
+	if len(pids) < 5 {
+		t.Fatalf("expected the control plane's pid files in the workdir, found %d", len(pids))
+	}
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
@@ -158,25 +160,4 @@ wait:
 			t.Errorf("process %d still running after storefleet dev stopped", pid)
 		}
 	}
-}
-
-func componentPIDs(t *testing.T, workdir string) []int {
-	t.Helper()
-	files, err := filepath.Glob(filepath.Join(workdir, "kwok", "clusters", "*", "pids", "*.pid"))
-	if err != nil || len(files) < 5 {
-		t.Fatalf("expected the control plane's pid files in the workdir, found %v (%v)", files, err)
-	}
-	var pids []int
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		pids = append(pids, pid)
-	}
-	return pids
 }

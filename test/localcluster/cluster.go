@@ -175,6 +175,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	return c, nil
 }
 
+// kwokWorkdir is KWOK_WORKDIR; WorkdirPIDs relies on this layout.
 func (c *Cluster) kwokWorkdir() string { return filepath.Join(c.Workdir, "kwok") }
 
 func (c *Cluster) kwokctl(ctx context.Context, args ...string) error {
@@ -342,7 +343,7 @@ func (c *Cluster) Stop() error {
 	for _, cmd := range c.controllers {
 		errs = append(errs, stopProcess(cmd))
 	}
-	pids := c.componentPIDs()
+	pids := WorkdirPIDs(c.Workdir)
 	if _, err := os.Stat(filepath.Join(c.kwokWorkdir(), "clusters", c.Name)); err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		errs = append(errs, c.kwokctl(ctx, "delete", "cluster"))
@@ -357,9 +358,10 @@ func (c *Cluster) Stop() error {
 	return errors.Join(errs...)
 }
 
-// componentPIDs reads the pid files kwokctl writes for each component.
-func (c *Cluster) componentPIDs() []int {
-	files, _ := filepath.Glob(filepath.Join(c.kwokWorkdir(), "clusters", c.Name, "pids", "*.pid"))
+// WorkdirPIDs reads the pid files kwokctl wrote for the components of the
+// cluster whose workdir this is.
+func WorkdirPIDs(workdir string) []int {
+	files, _ := filepath.Glob(filepath.Join(workdir, "kwok", "clusters", "*", "pids", "*.pid"))
 	var pids []int
 	for _, f := range files {
 		data, err := os.ReadFile(f)
@@ -376,7 +378,7 @@ func (c *Cluster) componentPIDs() []int {
 // ComponentPIDs lists the process ids of the control-plane components and the
 // Flux controllers, for tests that check nothing is left running.
 func (c *Cluster) ComponentPIDs() []int {
-	pids := c.componentPIDs()
+	pids := WorkdirPIDs(c.Workdir)
 	for _, cmd := range c.controllers {
 		pids = append(pids, cmd.Process.Pid)
 	}
