@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
-	"regexp"
 
 	"github.com/fluxcd/pkg/runtime/conditions"
 	corev1 "k8s.io/api/core/v1"
@@ -35,18 +34,6 @@ func storeLabels(s *v1alpha1.Store) map[string]string {
 	}
 }
 
-var labelValueUnsafe = regexp.MustCompile(`[^A-Za-z0-9._-]`)
-
-// ownerLabelValue makes an owner id usable as a label value (no '@' or ':';
-// at most 63 characters). The exact owner stays in the Store.
-func ownerLabelValue(owner string) string {
-	v := labelValueUnsafe.ReplaceAllString(owner, "_")
-	if len(v) > 63 {
-		v = v[:63]
-	}
-	return v
-}
-
 // reconcileNamespace creates store-<name>, or refuses one that is not ours.
 func (r *StoreReconciler) reconcileNamespace(ctx context.Context, sc *scope) (ctrl.Result, error) {
 	s := sc.store
@@ -65,7 +52,7 @@ func (r *StoreReconciler) reconcileNamespace(ctx context.Context, sc *scope) (ct
 		return ctrl.Result{RequeueAfter: requeueWaiting}, nil
 	}
 	labels := storeLabels(s)
-	labels[v1alpha1.OwnerLabel] = ownerLabelValue(s.Spec.Owner)
+	labels[v1alpha1.OwnerLabel] = v1alpha1.OwnerLabelValue(s.Spec.Owner)
 	labels["pod-security.kubernetes.io/enforce"] = podSecurityMode
 	labels["pod-security.kubernetes.io/enforce-version"] = "latest"
 	ns := &corev1.Namespace{

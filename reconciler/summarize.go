@@ -19,6 +19,7 @@ func (r *StoreReconciler) summarize(sc *scope, reconcileErr error) {
 	setReadiness(s, sc.stalled, reconcileErr)
 	s.Status.Phase = phaseOf(s)
 	s.Status.URLs = urlsOf(s, r.Platform)
+	s.Status.Source = v1alpha1.SourceOf(s)
 
 	// Activity entries for the transitions, in step order.
 	for _, st := range stepConditions {

@@ -19,7 +19,9 @@ type subcommand struct {
 func subcommands() []subcommand {
 	return []subcommand{
 		{"dev", "run the platform on an embedded local Kubernetes cluster", runDev},
+		{"api", "run the Intent API (REST, OpenAPI at /openapi.yaml)", runAPI},
 		{"operator", "run the operator that provisions Stores", runOperator},
+		{"openapi", "print the Intent API's OpenAPI document", runOpenAPI},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/storefleet/storefleet/openapi"
+)
+
+// apiFlags are the Intent API's settings, shared by `api` and `dev`.
+type apiFlags struct {
+	kubeconfig       string
+	addr             string
+	namespace        string
+	auth             string
+	trustedProxies   string
+	adminGroup       string
+	intent           string
+	maxStoresPerUser int
+	rateLimit        int
+	jwt              openapi.JWTConfig
+	jwtAlgorithms    string
+}
+
+func (f *apiFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.namespace, "namespace", envOr("POD_NAMESPACE", "storefleet-system"), "platform namespace (holds the per-user quota Leases)")
+	fs.StringVar(&f.auth, "auth", "header", "how callers are identified: header (X-User-Id from a trusted proxy) or jwt (OIDC bearer tokens)")
+	fs.StringVar(&f.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs of proxies allowed to set X-User-Id and X-Forwarded-For")
+	fs.StringVar(&f.adminGroup, "admin-group", "storefleet-admins", "group (X-User-Groups, or the JWT groups claim) whose members may read every store")
+	fs.StringVar(&f.intent, "intent", "kubernetes", "where created stores go: kubernetes (Store objects)")
+	fs.IntVar(&f.maxStoresPerUser, "max-stores-per-user", 5, "stores one user may have")
+	fs.IntVar(&f.rateLimit, "rate-limit", 10, "mutating requests per minute per client IP (0 disables)")
+	fs.StringVar(&f.jwt.Issuer, "oidc-issuer", "", "OIDC issuer URL (auth jwt)")
+	fs.StringVar(&f.jwt.Audience, "oidc-audience", "", "required token audience (auth jwt)")
+	fs.StringVar(&f.jwt.JWKSURL, "oidc-jwks-url", "", "issuer key set URL (default: discovered from the issuer)")
+	fs.StringVar(&f.jwtAlgorithms, "oidc-algorithms", "RS256,ES256", "accepted token signature algorithms")
+	fs.StringVar(&f.jwt.UserClaim, "oidc-user-claim", "sub", "claim holding the user id")
+	fs.StringVar(&f.jwt.GroupsClaim, "oidc-groups-claim", "groups", "claim holding the user's groups")
+}
+
+func runAPI(args []string) error {
+	fs := flag.NewFlagSet("api", flag.ContinueOnError)
+	var f apiFlags
+	f.register(fs)
+	fs.StringVar(&f.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig file (default: in-cluster config)")
+	fs.StringVar(&f.addr, "addr", ":8080", "address the API listens on")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg, err := restConfig(f.kubeconfig)
+	if err != nil {
+		return err
+	}
+	srv, err := newAPIServer(ctx, cfg, f, newLogger())
+	if err != nil {
+		return err
+	}
+	return srv.Serve(ctx, f.addr)
+}
+
+// newAPIServer checks the settings, connects to the cluster and waits for the
+// store cache to sync.
+func newAPIServer(ctx context.Context, cfg *rest.Config, f apiFlags, log *slog.Logger) (*openapi.Server, error) {
+	trusted, err := openapi.ParseTrustedProxies(f.trustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	var auth openapi.Authenticator
+	switch f.auth {
+	case "header":
+		if len(trusted) == 0 {
+			return nil, errors.New("--auth=header needs --trusted-proxies: X-User-Id is accepted only from the proxy that sets it")
+		}
+		auth = openapi.HeaderAuth{Trusted: trusted, AdminGroup: f.adminGroup}
+	case "jwt":
+		f.jwt.AdminGroup = f.adminGroup
+		for _, a := range strings.Split(f.jwtAlgorithms, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				f.jwt.Algorithms = append(f.jwt.Algorithms, a)
+			}
+		}
+		if auth, err = openapi.NewJWTAuth(ctx, f.jwt); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("--auth must be header or jwt, not %q", f.auth)
+	}
+	if f.intent != "kubernetes" {
+		return nil, fmt.Errorf("--intent must be kubernetes, not %q", f.intent)
+	}
+	if f.maxStoresPerUser < 1 {
+		return nil, fmt.Errorf("--max-stores-per-user must be at least 1")
+	}
+
+	cl, err := client.New(cfg, client.Options{Scheme: scheme()})
+	if err != nil {
+		return nil, err
+	}
+	var ns corev1.Namespace
+	if err := cl.Get(ctx, client.ObjectKey{Name: f.namespace}, &ns); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("platform namespace %q does not exist: create it or set --namespace", f.namespace)
+		}
+		return nil, fmt.Errorf("reading platform namespace %q: %w", f.namespace, err)
+	}
+	stores, err := openapi.NewStoreCache(cfg, scheme())
+	if err != nil {
+		return nil, err
+	}
+	if err := stores.Start(ctx); err != nil {
+		return nil, err
+	}
+	disco, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	log.Info("Starting Intent API", "addr", f.addr, "auth", f.auth, "intent", f.intent, "maxStoresPerUser", f.maxStoresPerUser, "rateLimitPerMinute", f.rateLimit)
+	return openapi.New(openapi.Config{
+		Auth: auth, Trusted: trusted, MaxStoresPerUser: f.maxStoresPerUser, MutationsPerMinute: f.rateLimit, Log: log,
+	}, openapi.Deps{
+		Stores:  stores,
+		Intents: openapi.ClusterIntents{Client: cl},
+		Lock:    &openapi.LeaseLock{Client: cl, Namespace: f.namespace, Holder: host},
+		Client:  cl,
+		Ready: func(ctx context.Context) error {
+			if !stores.Synced() {
+				return errors.New("store cache not synced")
+			}
+			_, err := disco.RESTClient().Get().AbsPath("/version").Do(ctx).Raw()
+			return err
+		},
+	}), nil
+}
+
+// runOpenAPI prints the OpenAPI document (make generate writes openapi/openapi.yaml).
+func runOpenAPI(args []string) error {
+	fs := flag.NewFlagSet("openapi", flag.ContinueOnError)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	spec, err := openapi.Spec()
+	if err != nil {
+		return err
+	}
+	_, err = os.Stdout.Write(spec)
+	return err
+}

@@ -1,0 +1,189 @@
+// Package openapi is the Intent API: the REST operations through which people
+// and the dashboard ask for stores, with identity, per-user quotas, rate
+// limits and metrics, on Huma v2. Its OpenAPI document is generated from this
+// code (Spec) and committed as openapi.yaml.
+package openapi
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Config is the API's behaviour.
+type Config struct {
+	// Auth establishes who a request comes from.
+	Auth Authenticator
+	// Trusted proxies may set X-Forwarded-For (and, with HeaderAuth, the user).
+	Trusted TrustedProxies
+	// MaxStoresPerUser is the per-user store quota.
+	MaxStoresPerUser int
+	// MutationsPerMinute limits mutating requests per client IP; 0 disables.
+	MutationsPerMinute int
+	// MaxBodyBytes bounds request bodies.
+	MaxBodyBytes int64
+	Log          *slog.Logger
+}
+
+// Deps are the API's ways to the cluster.
+type Deps struct {
+	// Stores answers every read.
+	Stores StoreReader
+	// Intents delivers creates and deletes.
+	Intents Intents
+	// Lock serializes one user's creates across replicas.
+	Lock UserLock
+	// Client reads live (inside the quota lock) and patches retries.
+	Client client.Client
+	// Ready reports whether the API can serve: cache synced, API server reachable.
+	Ready func(ctx context.Context) error
+}
+
+// Server is the Intent API.
+type Server struct {
+	cfg     Config
+	deps    Deps
+	api     huma.API
+	mux     *http.ServeMux
+	metrics *apiMetrics
+	limiter *rateLimiter
+	log     *slog.Logger
+}
+
+// APIPrefix is where the store operations live.
+const APIPrefix = "/api/v1"
+
+// New builds the API and registers its operations. The dependencies are used
+// only when requests arrive, so Spec can build one without a cluster.
+func New(cfg Config, deps Deps) *Server {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 16 << 10
+	}
+	installHumaErrors(cfg.Log)
+	s := &Server{cfg: cfg, deps: deps, mux: http.NewServeMux(), metrics: newAPIMetrics(),
+		limiter: newRateLimiter(cfg.MutationsPerMinute), log: cfg.Log}
+
+	hc := huma.DefaultConfig("storefleet Intent API", "v1")
+	hc.Info.Description = "Ask for e-commerce stores and watch them come up. Every error is an RFC 9457 problem document."
+	// No $schema links in bodies: clients get exactly the documented fields.
+	hc.CreateHooks = nil
+	hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
+		"userHeader": {Type: "apiKey", In: "header", Name: UserHeader, Description: "The user id, set by a trusted proxy (auth mode header)."},
+		"bearer":     {Type: "http", Scheme: "bearer", BearerFormat: "JWT", Description: "A token of the configured OIDC issuer (auth mode jwt)."},
+	}
+	s.api = humago.New(s.mux, hc)
+	s.api.UseMiddleware(requestContext, s.metrics.observe)
+	s.register()
+	s.mux.Handle("GET /metrics", s.metrics.handler())
+	return s
+}
+
+// Handler is the HTTP handler of the whole API.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Mux lets the binary add routes (the dashboard) beside the API.
+func (s *Server) Mux() *http.ServeMux { return s.mux }
+
+// API is the Huma API, e.g. for humatest.
+func (s *Server) API() huma.API { return s.api }
+
+// OpenAPI is the API's description.
+func (s *Server) OpenAPI() *huma.OpenAPI { return s.api.OpenAPI() }
+
+// Spec renders the OpenAPI document committed as openapi/openapi.yaml.
+func Spec() ([]byte, error) {
+	return New(Config{}, Deps{}).OpenAPI().YAML()
+}
+
+// Serve answers on addr until ctx ends, then drains for up to 10 s.
+func (s *Server) Serve(ctx context.Context, addr string) error {
+	srv := &http.Server{
+		Addr:              addr,
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}
+
+// writeProblem answers from a middleware, before any handler ran.
+func writeProblem(ctx huma.Context, p *Problem) {
+	for k, vs := range p.GetHeaders() {
+		for _, v := range vs {
+			ctx.AppendHeader(k, v)
+		}
+	}
+	ctx.SetHeader("Content-Type", "application/problem+json")
+	ctx.SetStatus(p.Status)
+	_ = json.NewEncoder(ctx.BodyWriter()).Encode(p)
+}
+
+// authenticate is the middleware of every store operation.
+func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
+	r := requestFrom(ctx.Context())
+	id, err := s.cfg.Auth.Authenticate(ctx.Context(), r)
+	if err != nil {
+		writeProblem(ctx, problemFor(ctx.Context(), s.log, err))
+		return
+	}
+	if rec, ok := ctx.Context().Value(auditKey).(*auditRecord); ok {
+		rec.user = id.User
+	}
+	next(huma.WithValue(ctx, identityKey, id))
+}
+
+// limitRate is the middleware of every mutating operation.
+func (s *Server) limitRate(ctx huma.Context, next func(huma.Context)) {
+	ok, wait := s.limiter.allow(s.cfg.Trusted.ClientIP(requestFrom(ctx.Context())), time.Now())
+	if !ok {
+		s.metrics.rateLimited.Inc()
+		writeProblem(ctx, problemFor(ctx.Context(), s.log, &Error{Kind: KindRateLimited,
+			Message:    "too many changes from this address; wait for Retry-After seconds",
+			Limit:      s.cfg.MutationsPerMinute,
+			RetryAfter: wait}))
+		return
+	}
+	next(ctx)
+}
+
+type auditRecord struct {
+	user, store string
+}
+
+// audit writes one log line per mutating request, whatever its outcome.
+func (s *Server) audit(ctx huma.Context, next func(huma.Context)) {
+	rec := &auditRecord{}
+	ctx = huma.WithValue(ctx, auditKey, rec)
+	next(ctx)
+	r := requestFrom(ctx.Context())
+	s.log.Info("Audit", "user", rec.user, "clientIP", s.cfg.Trusted.ClientIP(r).String(),
+		"requestId", requestIDFrom(ctx.Context()), "operation", ctx.Operation().OperationID,
+		"store", rec.store, "status", ctx.Status())
+}
+
+func auditStore(ctx context.Context, name string) {
+	if rec, ok := ctx.Value(auditKey).(*auditRecord); ok {
+		rec.store = name
+	}
+}

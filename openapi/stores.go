@@ -1,0 +1,128 @@
+package openapi
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/storefleet/storefleet/api/v1alpha1"
+)
+
+// +kubebuilder:rbac:groups=storefleet.dev,resources=stores,verbs=get;list;watch;create;delete;patch
+
+// StoreReader reads stores the way every API read does: from memory.
+type StoreReader interface {
+	// Get returns the named store, or nil when there is none.
+	Get(ctx context.Context, name string) (*v1alpha1.Store, error)
+	// List returns owner's stores, or every store when owner is empty. The
+	// objects are shared with the cache: callers must not modify them.
+	List(ctx context.Context, owner string) ([]v1alpha1.Store, error)
+}
+
+// Intents delivers what a user asked for. Writing the Store to the cluster
+// is one implementation; committing it to the stores repo is another.
+type Intents interface {
+	// Create delivers a new store.
+	Create(ctx context.Context, s *v1alpha1.Store) (*v1alpha1.Store, error)
+	// Delete withdraws a store; one already gone is not an error.
+	Delete(ctx context.Context, s *v1alpha1.Store) error
+}
+
+const ownerIndex = "spec.owner"
+
+// StoreCache is an informer cache of Store objects, indexed by owner.
+type StoreCache struct {
+	cache cache.Cache
+}
+
+// NewStoreCache prepares a cache of Stores; Start runs it.
+func NewStoreCache(cfg *rest.Config, scheme *runtime.Scheme) (*StoreCache, error) {
+	c, err := cache.New(cfg, cache.Options{Scheme: scheme, ByObject: map[client.Object]cache.ByObject{&v1alpha1.Store{}: {}}})
+	if err != nil {
+		return nil, err
+	}
+	err = c.IndexField(context.Background(), &v1alpha1.Store{}, ownerIndex, func(o client.Object) []string {
+		return []string{o.(*v1alpha1.Store).Spec.Owner}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &StoreCache{cache: c}, nil
+}
+
+// Start runs the informer until ctx ends and waits for its first sync.
+func (c *StoreCache) Start(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- c.cache.Start(ctx) }()
+	if _, err := c.cache.GetInformer(ctx, &v1alpha1.Store{}); err != nil {
+		return err
+	}
+	if !c.cache.WaitForCacheSync(ctx) {
+		select {
+		case err := <-errc:
+			return fmt.Errorf("store cache: %w", err)
+		default:
+			return fmt.Errorf("store cache did not sync")
+		}
+	}
+	return nil
+}
+
+// Synced reports whether the informer has caught up with the API server.
+func (c *StoreCache) Synced() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	return c.cache.WaitForCacheSync(ctx)
+}
+
+// Cache exposes the informer cache, e.g. for event streams watching Stores.
+func (c *StoreCache) Cache() cache.Cache { return c.cache }
+
+func (c *StoreCache) Get(ctx context.Context, name string) (*v1alpha1.Store, error) {
+	var s v1alpha1.Store
+	err := c.cache.Get(ctx, client.ObjectKey{Name: name}, &s, &client.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	return &s, err
+}
+
+func (c *StoreCache) List(ctx context.Context, owner string) ([]v1alpha1.Store, error) {
+	var l v1alpha1.StoreList
+	opts := []client.ListOption{client.UnsafeDisableDeepCopy}
+	if owner != "" {
+		opts = append(opts, client.MatchingFields{ownerIndex: owner})
+	}
+	if err := c.cache.List(ctx, &l, opts...); err != nil {
+		return nil, err
+	}
+	return l.Items, nil
+}
+
+// ClusterIntents writes Store objects to the cluster (--intent=kubernetes).
+type ClusterIntents struct {
+	Client client.Client
+}
+
+func (k ClusterIntents) Create(ctx context.Context, s *v1alpha1.Store) (*v1alpha1.Store, error) {
+	s = s.DeepCopy()
+	if err := k.Client.Create(ctx, s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (k ClusterIntents) Delete(ctx context.Context, s *v1alpha1.Store) error {
+	uid := s.UID
+	err := k.Client.Delete(ctx, s, client.Preconditions{UID: &uid})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
