@@ -7,11 +7,12 @@ GO ?= go
 # Pinned tools, run through `go run` so nothing needs installing by hand.
 CONTROLLER_GEN := $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.20.1
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.7.0
+REDOCLY := npx --yes @redocly/cli@2.77.0
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 BIN := bin/storefleet
 # Generated files that `make verify` checks against their sources.
-GENERATED := api/v1alpha1/zz_generated.deepcopy.go api/v1alpha1/crd reconciler/rbac
+GENERATED := api/v1alpha1/zz_generated.deepcopy.go api/v1alpha1/crd reconciler/rbac openapi/rbac openapi/openapi.yaml
 
 .PHONY: help
 help: ## List the targets
@@ -22,9 +23,11 @@ tools: ## Build the pinned local control plane (etcd, kube-*, kwok, Flux) into ~
 	$(GO) run ./test/localcluster/cmd/localcluster build
 
 .PHONY: generate
-generate: ## Regenerate deepcopy code, the Store CRD and the operator's RBAC from their markers
+generate: ## Regenerate deepcopy code, the Store CRD, the RBAC of operator and API, and openapi/openapi.yaml
 	$(CONTROLLER_GEN) object paths=./api/... crd paths=./api/... output:crd:artifacts:config=api/v1alpha1/crd
 	$(CONTROLLER_GEN) rbac:roleName=storefleet-operator paths=./reconciler/... output:rbac:artifacts:config=reconciler/rbac
+	$(CONTROLLER_GEN) rbac:roleName=storefleet-api paths=./openapi/... output:rbac:artifacts:config=openapi/rbac
+	$(GO) run ./cmd/storefleet openapi > openapi/openapi.yaml.tmp && mv openapi/openapi.yaml.tmp openapi/openapi.yaml
 
 .PHONY: verify
 verify: generate ## Regenerate and fail if any generated file differs from what is committed
@@ -51,7 +54,13 @@ run: tools build ## Run the platform on the embedded local cluster (storefleet d
 	./$(BIN) dev
 
 .PHONY: lint
-lint: ## gofmt, go vet and staticcheck
+lint: ## gofmt, go vet, staticcheck and the OpenAPI document through Redocly
 	@if [ -n "$$(gofmt -l .)" ]; then echo "gofmt needed:"; gofmt -l .; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
+	$(REDOCLY) lint --format=summary openapi/openapi.yaml
+
+.PHONY: fuzz
+fuzz: ## Fuzz the Intent API's create body and store name path for 1 minute each
+	$(GO) test ./openapi -run '^$$' -fuzz '^FuzzCreateBody$$' -fuzztime 1m
+	$(GO) test ./openapi -run '^$$' -fuzz '^FuzzStoreNamePath$$' -fuzztime 1m

@@ -49,7 +49,11 @@ type HealthOutput struct {
 	Body Health
 }
 
+// storeSecurity: either scheme, whichever the server runs with (--auth).
 var storeSecurity = []map[string][]string{{"userHeader": {}}, {"bearer": {}}}
+
+// public operations need no identity.
+var public = []map[string][]string{{}}
 
 func (s *Server) register() {
 	read := huma.Middlewares{s.authenticate}
@@ -100,7 +104,7 @@ func (s *Server) register() {
 
 	huma.Register(s.api, huma.Operation{
 		OperationID: "healthz", Method: http.MethodGet, Path: "/healthz",
-		Summary: "Liveness", Description: "200 while the process serves.", Tags: []string{"platform"},
+		Summary: "Liveness", Description: "200 while the process serves.", Tags: []string{"platform"}, Security: public,
 	}, func(context.Context, *struct{}) (*HealthOutput, error) {
 		return &HealthOutput{Body: Health{Status: "ok"}}, nil
 	})
@@ -108,7 +112,7 @@ func (s *Server) register() {
 	huma.Register(s.api, huma.Operation{
 		OperationID: "readyz", Method: http.MethodGet, Path: "/readyz",
 		Summary: "Readiness", Description: "200 when the store cache is synced and the Kubernetes API server answers.",
-		Tags: []string{"platform"}, Errors: []int{http.StatusServiceUnavailable},
+		Tags: []string{"platform"}, Security: public, Errors: []int{http.StatusServiceUnavailable},
 	}, func(ctx context.Context, _ *struct{}) (*HealthOutput, error) {
 		if err := s.deps.Ready(ctx); err != nil {
 			s.log.Warn("Not ready", "error", err)

@@ -80,9 +80,11 @@ func New(cfg Config, deps Deps) *Server {
 		"userHeader": {Type: "apiKey", In: "header", Name: UserHeader, Description: "The user id, set by a trusted proxy (auth mode header)."},
 		"bearer":     {Type: "http", Scheme: "bearer", BearerFormat: "JWT", Description: "A token of the configured OIDC issuer (auth mode jwt)."},
 	}
+	hc.Servers = []*huma.Server{{URL: "/", Description: "The host serving this document"}}
 	s.api = humago.New(s.mux, hc)
 	s.api.UseMiddleware(requestContext, s.metrics.observe)
 	s.register()
+	standardPatternDescriptions(s.api.OpenAPI())
 	s.mux.Handle("GET /metrics", s.metrics.handler())
 	return s
 }
@@ -125,6 +127,43 @@ func (s *Server) Serve(ctx context.Context, addr string) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+// standardPatternDescriptions moves Huma's patternDescription keyword (not
+// JSON Schema, so OpenAPI linters reject it) to the extension
+// x-pattern-description. Huma has already turned it into its validation
+// messages, which keep using it.
+func standardPatternDescriptions(doc *huma.OpenAPI) {
+	var walk func(s *huma.Schema)
+	walk = func(s *huma.Schema) {
+		if s == nil {
+			return
+		}
+		if s.PatternDescription != "" {
+			if s.Extensions == nil {
+				s.Extensions = map[string]any{}
+			}
+			s.Extensions["x-pattern-description"] = s.PatternDescription
+			s.PatternDescription = ""
+		}
+		walk(s.Items)
+		for _, p := range s.Properties {
+			walk(p)
+		}
+	}
+	for _, s := range doc.Components.Schemas.Map() {
+		walk(s)
+	}
+	for _, item := range doc.Paths {
+		for _, op := range []*huma.Operation{item.Get, item.Post, item.Put, item.Patch, item.Delete} {
+			if op == nil {
+				continue
+			}
+			for _, p := range op.Parameters {
+				walk(p.Schema)
+			}
+		}
+	}
 }
 
 // writeProblem answers from a middleware, before any handler ran.

@@ -15,6 +15,7 @@ import (
 )
 
 // +kubebuilder:rbac:groups=storefleet.dev,resources=stores,verbs=get;list;watch;create;delete;patch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get
 
 // StoreReader reads stores the way every API read does: from memory.
 type StoreReader interface {

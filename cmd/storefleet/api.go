@@ -63,6 +63,9 @@ func runAPI(args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
+	if _, err := f.validate(); err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg, err := restConfig(f.kubeconfig)
@@ -76,19 +79,47 @@ func runAPI(args []string) error {
 	return srv.Serve(ctx, f.addr)
 }
 
-// newAPIServer checks the settings, connects to the cluster and waits for the
-// store cache to sync.
-func newAPIServer(ctx context.Context, cfg *rest.Config, f apiFlags, log *slog.Logger) (*openapi.Server, error) {
+// validate checks the settings that need no cluster, so mistakes are
+// reported before anything connects.
+func (f *apiFlags) validate() (openapi.TrustedProxies, error) {
 	trusted, err := openapi.ParseTrustedProxies(f.trustedProxies)
 	if err != nil {
 		return nil, fmt.Errorf("--trusted-proxies: %w", err)
 	}
-	var auth openapi.Authenticator
 	switch f.auth {
 	case "header":
 		if len(trusted) == 0 {
 			return nil, errors.New("--auth=header needs --trusted-proxies: X-User-Id is accepted only from the proxy that sets it")
 		}
+	case "jwt":
+		if f.jwt.Issuer == "" || f.jwt.Audience == "" {
+			return nil, errors.New("--auth=jwt needs --oidc-issuer and --oidc-audience")
+		}
+	default:
+		return nil, fmt.Errorf("--auth must be header or jwt, not %q", f.auth)
+	}
+	if f.intent != "kubernetes" {
+		return nil, fmt.Errorf("--intent must be kubernetes, not %q", f.intent)
+	}
+	if f.maxStoresPerUser < 1 {
+		return nil, fmt.Errorf("--max-stores-per-user must be at least 1")
+	}
+	if f.rateLimit < 0 {
+		return nil, fmt.Errorf("--rate-limit must not be negative")
+	}
+	return trusted, nil
+}
+
+// newAPIServer checks the settings, connects to the cluster and waits for the
+// store cache to sync.
+func newAPIServer(ctx context.Context, cfg *rest.Config, f apiFlags, log *slog.Logger) (*openapi.Server, error) {
+	trusted, err := f.validate()
+	if err != nil {
+		return nil, err
+	}
+	var auth openapi.Authenticator
+	switch f.auth {
+	case "header":
 		auth = openapi.HeaderAuth{Trusted: trusted, AdminGroup: f.adminGroup}
 	case "jwt":
 		f.jwt.AdminGroup = f.adminGroup
@@ -100,14 +131,6 @@ func newAPIServer(ctx context.Context, cfg *rest.Config, f apiFlags, log *slog.L
 		if auth, err = openapi.NewJWTAuth(ctx, f.jwt); err != nil {
 			return nil, err
 		}
-	default:
-		return nil, fmt.Errorf("--auth must be header or jwt, not %q", f.auth)
-	}
-	if f.intent != "kubernetes" {
-		return nil, fmt.Errorf("--intent must be kubernetes, not %q", f.intent)
-	}
-	if f.maxStoresPerUser < 1 {
-		return nil, fmt.Errorf("--max-stores-per-user must be at least 1")
 	}
 
 	cl, err := client.New(cfg, client.Options{Scheme: scheme()})

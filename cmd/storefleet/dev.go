@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,12 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/storefleet/storefleet/test/localcluster"
 )
@@ -19,6 +26,12 @@ func runDev(args []string) error {
 	workdir := fs.String("workdir", "", "directory for the cluster's state (default: a new temporary directory, removed on exit)")
 	var op operatorFlags
 	op.register(fs)
+	var api apiFlags
+	api.register(fs)
+	fs.StringVar(&api.addr, "api-addr", "127.0.0.1:8080", "address of the Intent API")
+	// On a laptop the caller is on loopback and says who it is; the proxy of
+	// a real installation is not there.
+	api.trustedProxies = "127.0.0.1/32,::1/128"
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -58,14 +71,32 @@ func runDev(args []string) error {
 	op.metricsAddr = fmt.Sprintf("127.0.0.1:%d", metricsPort)
 	op.healthAddr = "0"
 	operatorDone := make(chan error, 1)
-	go func() { operatorDone <- startOperator(ctx, cluster.Config, op, platform, devLogger(cluster.Workdir)) }()
+	go func() {
+		operatorDone <- startOperator(ctx, cluster.Config, op, platform, devLogger(cluster.Workdir, "operator.log"))
+	}()
+
+	if err := ensureNamespace(ctx, cluster.Config, api.namespace); err != nil {
+		return err
+	}
+	apiServer, err := newAPIServer(ctx, cluster.Config, api, devLogger(cluster.Workdir, "api.log"))
+	if err != nil {
+		return err
+	}
+	apiDone := make(chan error, 1)
+	go func() { apiDone <- apiServer.Serve(ctx, api.addr) }()
 
 	kubectl := tools.Bin("kubectl")
 	fmt.Printf(`
-storefleet dev is running. Use the cluster with:
+storefleet dev is running.
 
-export KUBECONFIG=%s
-alias kubectl=%s
+Intent API:  http://%[6]s/api/v1/stores  (docs: http://%[6]s/docs)
+curl -s -X POST http://%[6]s/api/v1/stores -H 'X-User-Id: alice' -H 'Content-Type: application/json' -d '{"name":"demo","engine":"medusa"}'
+curl -s http://%[6]s/api/v1/stores/demo -H 'X-User-Id: alice'
+
+Use the cluster with:
+
+export KUBECONFIG=%[1]s
+alias kubectl=%[2]s
 kubectl get nodes
 kubectl apply -f - <<'YAML'
 apiVersion: storefleet.dev/v1alpha1
@@ -75,25 +106,41 @@ spec: {engine: medusa, owner: alice}
 YAML
 kubectl get stores -w
 
-Operator metrics: http://%s/metrics
-Operator log:     %s
+Operator metrics: http://%[3]s/metrics
+Logs:             %[4]s, %[5]s
 Press Ctrl-C to stop everything.
-`, cluster.Kubeconfig, kubectl, op.metricsAddr, filepath.Join(cluster.Workdir, "operator.log"))
+`, cluster.Kubeconfig, kubectl, op.metricsAddr, filepath.Join(cluster.Workdir, "operator.log"), filepath.Join(cluster.Workdir, "api.log"), api.addr)
 	if *workdir != "" {
 		fmt.Printf("Cluster state is kept in %s\n", *workdir)
 	}
 	select {
 	case <-ctx.Done():
-		return <-operatorDone
+		return errors.Join(<-operatorDone, <-apiDone)
 	case err := <-operatorDone:
 		return fmt.Errorf("operator stopped: %w", err)
+	case err := <-apiDone:
+		return fmt.Errorf("intent API stopped: %w", err)
 	}
 }
 
-// devLogger writes the operator's JSON log to operator.log in the cluster's
+// ensureNamespace creates the platform namespace, which the chart of a real
+// installation provides.
+func ensureNamespace(ctx context.Context, cfg *rest.Config, name string) error {
+	cl, err := client.New(cfg, client.Options{Scheme: scheme()})
+	if err != nil {
+		return err
+	}
+	err = cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create namespace %s: %w", name, err)
+	}
+	return nil
+}
+
+// devLogger writes a component's JSON log to a file in the cluster's
 // workdir, keeping the terminal for the instructions.
-func devLogger(clusterWorkdir string) *slog.Logger {
-	f, err := os.Create(filepath.Join(clusterWorkdir, "operator.log"))
+func devLogger(clusterWorkdir, file string) *slog.Logger {
+	f, err := os.Create(filepath.Join(clusterWorkdir, file))
 	if err != nil {
 		return newLogger()
 	}

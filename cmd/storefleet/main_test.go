@@ -3,7 +3,9 @@ package main_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,7 +15,8 @@ import (
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -50,6 +53,10 @@ func TestUsageErrorsArePrecise(t *testing.T) {
 		{args: []string{"operator", "--workers", "many"}, code: 1, want: `invalid value "many" for flag -workers`},
 		{args: []string{"operator", "--environment", "mars", "--kubeconfig", "/nonexistent"}, code: 1, want: `storefleet operator: unknown environment "mars" (have [local prod])`},
 		{args: []string{"version"}, code: 0, want: "storefleet "},
+		{args: []string{"api", "--auth", "magic", "--kubeconfig", "/nonexistent"}, code: 1, want: `storefleet api: --auth must be header or jwt, not "magic"`},
+		{args: []string{"api", "--kubeconfig", "/nonexistent"}, code: 1, want: "storefleet api: --auth=header needs --trusted-proxies"},
+		{args: []string{"api", "--trusted-proxies", "10.0.0.0/99", "--kubeconfig", "/nonexistent"}, code: 1, want: `storefleet api: --trusted-proxies: trusted proxy "10.0.0.0/99" is not a CIDR`},
+		{args: []string{"openapi"}, code: 0, want: "openapi: 3.1.0"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -66,11 +73,17 @@ func TestUsageErrorsArePrecise(t *testing.T) {
 }
 
 // TestDevRunsThePlatformAndStopsCleanly runs `storefleet dev` as a person
-// would: it prints how to reach the cluster, a Store applied there becomes
-// Ready, and Ctrl-C stops every process it started.
+// would: it prints how to reach the cluster and the API, a store asked for
+// through the API becomes Ready (seen through the API), deleting it removes
+// it with its namespace, and Ctrl-C stops every process it started.
 func TestDevRunsThePlatformAndStopsCleanly(t *testing.T) {
 	workdir := t.TempDir()
-	cmd := exec.Command(binary, "dev", "--workdir", workdir)
+	port, err := localcluster.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiURL := fmt.Sprintf("http://127.0.0.1:%d", port)
+	cmd := exec.Command(binary, "dev", "--workdir", workdir, "--api-addr", fmt.Sprintf("127.0.0.1:%d", port))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -91,6 +104,7 @@ func TestDevRunsThePlatformAndStopsCleanly(t *testing.T) {
 	}()
 	kubeconfigLine := regexp.MustCompile(`export KUBECONFIG=(\S+)`)
 	var kubeconfig string
+	printedAPI := false
 	deadline := time.After(2 * time.Minute)
 wait:
 	for {
@@ -102,6 +116,7 @@ wait:
 			if m := kubeconfigLine.FindStringSubmatch(l); m != nil {
 				kubeconfig = m[1]
 			}
+			printedAPI = printedAPI || strings.Contains(l, "Intent API:  "+apiURL+"/api/v1/stores")
 			if strings.Contains(l, "Press Ctrl-C to stop everything") {
 				break wait
 			}
@@ -111,6 +126,9 @@ wait:
 	}
 	if kubeconfig != filepath.Join(workdir, "kubeconfig") {
 		t.Fatalf("kubeconfig %q, want it in the workdir", kubeconfig)
+	}
+	if !printedAPI {
+		t.Errorf("the instructions do not name the Intent API at %s", apiURL)
 	}
 	go func() {
 		for range lines {
@@ -126,16 +144,46 @@ wait:
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	store := &v1alpha1.Store{
-		ObjectMeta: metav1.ObjectMeta{Name: "demo"},
-		Spec:       v1alpha1.StoreSpec{Engine: v1alpha1.EngineMedusa, Owner: "alice"},
+	call := func(method, path, body string) (int, map[string]any) {
+		req, _ := http.NewRequest(method, apiURL+path, strings.NewReader(body))
+		req.Header.Set("X-User-Id", "alice")
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
 	}
-	if err := c.Create(ctx, store); err != nil {
-		t.Fatal(err)
+	if code, body := call(http.MethodPost, "/api/v1/stores", `{"name":"demo","engine":"medusa"}`); code != http.StatusCreated {
+		t.Fatalf("create through the API: %d %v", code, body)
 	}
-	localcluster.Eventually(t, 60*time.Second, "the demo store Ready", func() (bool, error) {
-		err := c.Get(ctx, client.ObjectKeyFromObject(store), store)
-		return err == nil && store.Status.Phase == v1alpha1.PhaseReady, err
+	var got map[string]any
+	localcluster.Eventually(t, 60*time.Second, "the demo store Ready through the API", func() (bool, error) {
+		code, body := call(http.MethodGet, "/api/v1/stores/demo", "")
+		got = body
+		return code == http.StatusOK && body["phase"] == "Ready", nil
+	}, func() string { return fmt.Sprintf("last GET: %v", got) })
+	if urls, _ := got["urls"].(map[string]any); got["ready"] != true || urls["storefront"] != "http://demo.localtest.me" || len(got["activity"].([]any)) < 5 {
+		t.Errorf("ready store through the API: %v", got)
+	}
+	// The Store object is the record, for kubectl too.
+	var store v1alpha1.Store
+	if err := c.Get(ctx, client.ObjectKey{Name: "demo"}, &store); err != nil || store.Spec.Owner != "alice" || store.Status.Source == nil || store.Status.Source.Channel != v1alpha1.ChannelAPI {
+		t.Errorf("store object: %v %+v", err, store.Status.Source)
+	}
+	if code, body := call(http.MethodDelete, "/api/v1/stores/demo", ""); code != http.StatusAccepted || body["phase"] != "Deleting" {
+		t.Fatalf("delete through the API: %d %v", code, body)
+	}
+	localcluster.Eventually(t, 60*time.Second, "the demo store and its namespace gone", func() (bool, error) {
+		code, _ := call(http.MethodGet, "/api/v1/stores/demo", "")
+		var ns corev1.Namespace
+		err := c.Get(ctx, client.ObjectKey{Name: "store-demo"}, &ns)
+		return code == http.StatusNotFound && apierrors.IsNotFound(err), nil
 	})
 
 	pids := localcluster.WorkdirPIDs(workdir)
