@@ -57,8 +57,8 @@ func TestClientIPFromTrustedProxiesOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	cases := []struct{ remote, xff, want string }{
-		{"192.0.2.1:1", "203.0.113.9", "192.0.2.1"},               // untrusted peer: its header is ignored
-		{"10.1.1.1:1", "203.0.113.9", "203.0.113.9"},              // proxy: the client it saw
+		{"192.0.2.1:1", "203.0.113.9", "192.0.2.1"},                     // untrusted peer: its header is ignored
+		{"10.1.1.1:1", "203.0.113.9", "203.0.113.9"},                    // proxy: the client it saw
 		{"10.1.1.1:1", "6.6.6.6, 203.0.113.9, 10.2.2.2", "203.0.113.9"}, // right-most untrusted hop wins over a forged left part
 		{"127.0.0.1:1", "", "127.0.0.1"},
 		{"10.1.1.1:1", "garbage", "10.1.1.1"},

@@ -9,7 +9,6 @@ import (
 	"github.com/storefleet/storefleet/api/v1alpha1"
 )
 
-
 // CreateStoreRequest asks for a new store.
 type CreateStoreRequest struct {
 	Name   string `json:"name" minLength:"1" maxLength:"40" pattern:"^[a-z]([-a-z0-9]*[a-z0-9])?$" patternDescription:"lowercase letters, digits and '-', starting with a letter and ending with a letter or digit" doc:"The store's name: its hosts are <name>.<domain> and its namespace store-<name>. Some names are reserved." example:"acme"`
@@ -179,4 +178,3 @@ func storeOf(s *v1alpha1.Store) Store {
 }
 
 func ptrTime(t time.Time) *time.Time { return &t }
-
