@@ -46,8 +46,8 @@ test: tools ## Run every test: unit and integration on real local clusters
 	$(GO) test -count=1 -timeout 30m ./...
 
 .PHONY: bench
-bench: tools ## Benchmarks: N stores through the operator vs raw server-side apply of the same objects
-	$(GO) test ./reconciler/ -run '^$$' -bench . -benchtime 1x -timeout 40m
+bench: tools ## Benchmarks: N stores through the operator vs raw server-side apply; Intent API load vs bare net/http
+	$(GO) test ./reconciler/ ./openapi/ -run '^$$' -bench . -benchtime 1x -timeout 60m
 
 .PHONY: run
 run: tools build ## Run the platform on the embedded local cluster (storefleet dev)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -119,5 +120,26 @@ func TestRateLimitPerClientIP(t *testing.T) {
 	s.Handler().ServeHTTP(w, r)
 	if w.Code != http.StatusNotFound {
 		t.Errorf("other client: %d %s", w.Code, w.Body.String())
+	}
+}
+
+// TestQuotaLockOfACrashedReplicaIsTakenOver: a replica that died holding a
+// user's lock does not block that user beyond the lock's TTL.
+func TestQuotaLockOfACrashedReplicaIsTakenOver(t *testing.T) {
+	_, api := newTestAPI(t, options{})
+	alice := user(t, "alice")
+	cleanup(t, "after-crash")
+	lock := &openapi.LeaseLock{Client: cluster.Client, Namespace: platformNamespace, Holder: "crashed-replica", TTL: time.Second}
+	if _, _, err := lock.Lock(context.Background(), alice); err != nil {
+		t.Fatal(err)
+	}
+	// Never released. The next create waits for the TTL, then proceeds.
+	start := time.Now()
+	rec := api.Post("/api/v1/stores", as(alice), map[string]any{"name": "after-crash", "engine": "medusa"})
+	if rec.Code != http.StatusCreated {
+		t.Fatalf("create after a crashed holder: %d %s", rec.Code, rec.Body.String())
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("create took %s behind an expired lock", took)
 	}
 }

@@ -138,22 +138,27 @@ func (s *Server) createStore(ctx context.Context, in *CreateStoreInput) (*Create
 		return s.existing(ctx, existing, id)
 	}
 
-	unlock, err := s.deps.Lock.Lock(ctx, id.User)
+	recent, unlock, err := s.deps.Lock.Lock(ctx, id.User)
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	defer unlock()
-	// The cache may lag behind another replica: inside the lock only live reads count.
-	if existing, err := s.liveStore(ctx, req.Name); err != nil {
-		return nil, s.fail(ctx, err)
-	} else if existing != nil {
-		return s.existing(ctx, existing, id)
-	}
-	owned, err := s.countOwned(ctx, id.User)
+	createdName := ""
+	// Released in the background: the response need not wait for it.
+	defer func() { go unlock(createdName) }()
+	owned, err := s.deps.Stores.List(ctx, id.User)
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	if owned >= s.cfg.MaxStoresPerUser {
+	if n := activeStores(owned, recent); n >= s.cfg.MaxStoresPerUser {
+		if existing := find(owned, req.Name); existing != nil {
+			return s.existing(ctx, existing, id)
+		}
+		if slices.Contains(recent, req.Name) {
+			// Created through another replica moments ago: a repeated request.
+			if existing, err := s.liveStore(ctx, req.Name); err == nil && existing != nil {
+				return s.existing(ctx, existing, id)
+			}
+		}
 		s.metrics.quotaRejected.Inc()
 		return nil, s.fail(ctx, &Error{Kind: KindQuotaExceeded, Limit: s.cfg.MaxStoresPerUser,
 			Message: "you have reached the limit of stores per user; delete one to create another"})
@@ -189,9 +194,10 @@ func (s *Server) createStore(ctx context.Context, in *CreateStoreInput) (*Create
 	case err != nil:
 		return nil, s.fail(ctx, err)
 	}
+	createdName = req.Name
 	s.metrics.created.Inc()
 	s.awaitCached(ctx, req.Name)
-	return &CreateStoreOutput{Status: http.StatusCreated, Location: APIPrefix + "/stores/" + req.Name, Body: storeOf(created)}, nil
+	return &CreateStoreOutput{Status: http.StatusCreated, Location: APIPrefix + "/stores/" + req.Name, Body: StoreOf(created)}, nil
 }
 
 // existing answers a create whose name exists: the caller's own store is
@@ -200,7 +206,7 @@ func (s *Server) existing(ctx context.Context, st *v1alpha1.Store, id Identity) 
 	if st.Spec.Owner != id.User {
 		return nil, s.fail(ctx, errorf(KindConflict, "the name %q is taken; choose another", st.Name))
 	}
-	return &CreateStoreOutput{Status: http.StatusOK, Location: APIPrefix + "/stores/" + st.Name, Body: storeOf(st)}, nil
+	return &CreateStoreOutput{Status: http.StatusOK, Location: APIPrefix + "/stores/" + st.Name, Body: StoreOf(st)}, nil
 }
 
 // apiServerMessage is the API server's own validation message, without the
@@ -233,25 +239,35 @@ func (s *Server) liveStore(ctx context.Context, name string) (*v1alpha1.Store, e
 	return &st, nil
 }
 
-// countOwned counts the user's stores that are not being deleted: those the
-// API labelled (a live, consistent list) and any others the cache knows of
-// (created with kubectl or from Git, which carry no owner label).
-func (s *Server) countOwned(ctx context.Context, user string) (int, error) {
-	var live v1alpha1.StoreList
-	if err := s.deps.Client.List(ctx, &live, client.MatchingLabels{v1alpha1.OwnerLabel: v1alpha1.OwnerLabelValue(user)}); err != nil {
-		return 0, err
-	}
-	cached, err := s.deps.Stores.List(ctx, user)
-	if err != nil {
-		return 0, err
-	}
-	names := map[string]bool{}
-	for _, st := range append(live.Items, cached...) {
-		if st.Spec.Owner == user && st.DeletionTimestamp.IsZero() {
-			names[st.Name] = true
+// activeStores counts a user's stores against the quota: those in the cache
+// that are not being deleted (a deleting store no longer counts), plus the
+// ones created under the user's lock recently that the cache has not seen
+// yet (another replica's creates).
+func activeStores(owned []v1alpha1.Store, recent []string) int {
+	n := 0
+	seen := map[string]bool{}
+	for i := range owned {
+		seen[owned[i].Name] = true
+		if owned[i].DeletionTimestamp.IsZero() {
+			n++
 		}
 	}
-	return len(names), nil
+	for _, name := range recent {
+		if !seen[name] {
+			seen[name] = true
+			n++
+		}
+	}
+	return n
+}
+
+func find(stores []v1alpha1.Store, name string) *v1alpha1.Store {
+	for i := range stores {
+		if stores[i].Name == name {
+			return &stores[i]
+		}
+	}
+	return nil
 }
 
 // awaitCached waits briefly until this replica's cache holds a store it just
@@ -307,7 +323,7 @@ func (s *Server) getStore(ctx context.Context, in *StoreNameInput) (*StoreOutput
 	if st == nil || !visible(st, identityFrom(ctx)) {
 		return nil, s.fail(ctx, notFound(in.Name))
 	}
-	return &StoreOutput{Body: storeOf(st)}, nil
+	return &StoreOutput{Body: StoreOf(st)}, nil
 }
 
 // ownedLive reads a store for a change by its owner; anyone else's store is
@@ -336,7 +352,7 @@ func (s *Server) deleteStore(ctx context.Context, in *StoreNameInput) (*StoreOut
 		now := metav1.Now()
 		st.DeletionTimestamp = &now
 	}
-	return &StoreOutput{Body: storeOf(st)}, nil
+	return &StoreOutput{Body: StoreOf(st)}, nil
 }
 
 func (s *Server) retryStore(ctx context.Context, in *StoreNameInput) (*StoreOutput, error) {
@@ -351,5 +367,5 @@ func (s *Server) retryStore(ctx context.Context, in *StoreNameInput) (*StoreOutp
 		}
 		return nil, s.fail(ctx, err)
 	}
-	return &StoreOutput{Body: storeOf(st)}, nil
+	return &StoreOutput{Body: StoreOf(st)}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -15,24 +16,38 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;create;delete
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;create;update
 
 // UserLock serializes the quota check and the create of one user's stores
 // across every API replica, so N replicas racing never exceed the quota.
 type UserLock interface {
-	Lock(ctx context.Context, user string) (unlock func(), err error)
+	// Lock takes the user's lock. It returns the stores created under the
+	// lock recently — which this replica's cache may not hold yet — and the
+	// release, which records the store created meanwhile ("" for none).
+	Lock(ctx context.Context, user string) (recent []string, unlock func(created string), err error)
 }
 
-// LeaseLock is a UserLock held as a coordination.k8s.io Lease per user in the
-// platform namespace: creating the Lease is the atomic step (the API server
-// refuses a second create). A Lease left behind by a crashed replica expires
-// after TTL and is taken over.
+// LeaseLock is a UserLock kept in one coordination.k8s.io Lease per user in
+// the platform namespace. Taking it is an optimistic-concurrency update of
+// the Lease (only one writer of a resourceVersion wins); a holder that
+// crashed is taken over after TTL. The Lease also remembers the stores
+// created in the last RecentWindow, so a replica whose cache has not seen
+// another replica's create still counts it.
 type LeaseLock struct {
 	Client    client.Client
 	Namespace string
 	// Holder names this replica in the Lease, for whoever inspects it.
-	Holder string
-	TTL    time.Duration
+	Holder       string
+	TTL          time.Duration
+	RecentWindow time.Duration
+}
+
+// recentAnnotation holds the recent creates as JSON: [{"name":..,"at":..}].
+const recentAnnotation = "storefleet.dev/recent-creates"
+
+type recentCreate struct {
+	Name string    `json:"name"`
+	At   time.Time `json:"at"`
 }
 
 func leaseName(user string) string {
@@ -40,59 +55,111 @@ func leaseName(user string) string {
 	return "storefleet-quota-" + hex.EncodeToString(sum[:10])
 }
 
-func (l *LeaseLock) Lock(ctx context.Context, user string) (func(), error) {
-	ttl := l.TTL
-	if ttl <= 0 {
-		ttl = 10 * time.Second
+func (l *LeaseLock) ttl() time.Duration {
+	if l.TTL > 0 {
+		return l.TTL
 	}
-	name := leaseName(user)
+	return 10 * time.Second
+}
+
+func (l *LeaseLock) Lock(ctx context.Context, user string) ([]string, func(string), error) {
+	key := client.ObjectKey{Namespace: l.Namespace, Name: leaseName(user)}
 	wait := 2 * time.Millisecond
 	for {
-		now := metav1.NewMicroTime(time.Now())
-		lease := &coordinationv1.Lease{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: l.Namespace},
-			Spec: coordinationv1.LeaseSpec{
-				HolderIdentity:       ptr.To(l.Holder),
-				LeaseDurationSeconds: ptr.To(int32((ttl + time.Second - 1) / time.Second)),
-				AcquireTime:          &now,
-				RenewTime:            &now,
-			},
+		lease, err := l.tryTake(ctx, key)
+		if err != nil {
+			return nil, nil, fmt.Errorf("taking the quota lease %s: %w", key, err)
 		}
-		err := l.Client.Create(ctx, lease)
-		if err == nil {
-			uid := lease.UID
-			return func() {
-				// Released even when the request was cancelled: the
-				// next create of this user must not wait for the TTL.
-				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-				defer cancel()
-				_ = l.Client.Delete(dctx, lease, client.Preconditions{UID: &uid})
-			}, nil
+		if lease != nil {
+			recent := l.recent(lease)
+			names := make([]string, len(recent))
+			for i, r := range recent {
+				names[i] = r.Name
+			}
+			return names, func(created string) { l.release(ctx, lease, recent, created) }, nil
 		}
-		if !apierrors.IsAlreadyExists(err) {
-			return nil, fmt.Errorf("taking the quota lease %s/%s: %w", l.Namespace, name, err)
-		}
-		l.breakExpired(ctx, name)
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		case <-time.After(wait + rand.N(wait)):
 		}
-		wait = min(wait*2, 100*time.Millisecond)
+		wait = min(wait*2, 50*time.Millisecond)
 	}
 }
 
-// breakExpired deletes the user's Lease when its holder let it expire.
-func (l *LeaseLock) breakExpired(ctx context.Context, name string) {
-	var held coordinationv1.Lease
-	if err := l.Client.Get(ctx, client.ObjectKey{Namespace: l.Namespace, Name: name}, &held); err != nil {
-		return
+// tryTake returns the Lease when this call took it, nil when another holder
+// has it (or won the race for it).
+func (l *LeaseLock) tryTake(ctx context.Context, key client.ObjectKey) (*coordinationv1.Lease, error) {
+	now := metav1.NewMicroTime(time.Now())
+	var lease coordinationv1.Lease
+	err := l.Client.Get(ctx, key, &lease)
+	if apierrors.IsNotFound(err) {
+		lease = coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace}}
+		l.hold(&lease, now)
+		err = l.Client.Create(ctx, &lease)
+		if apierrors.IsAlreadyExists(err) {
+			return nil, nil
+		}
+		return &lease, err
 	}
-	if held.Spec.RenewTime == nil || held.Spec.LeaseDurationSeconds == nil {
-		return
+	if err != nil {
+		return nil, err
 	}
-	expiry := held.Spec.RenewTime.Add(time.Duration(*held.Spec.LeaseDurationSeconds) * time.Second)
-	if time.Now().After(expiry) {
-		_ = l.Client.Delete(ctx, &held, client.Preconditions{UID: &held.UID, ResourceVersion: &held.ResourceVersion})
+	if h := lease.Spec.HolderIdentity; h != nil && *h != "" && !expired(&lease, now.Time) {
+		return nil, nil
 	}
+	l.hold(&lease, now)
+	err = l.Client.Update(ctx, &lease)
+	if apierrors.IsConflict(err) {
+		return nil, nil
+	}
+	return &lease, err
+}
+
+func (l *LeaseLock) hold(lease *coordinationv1.Lease, now metav1.MicroTime) {
+	lease.Spec.HolderIdentity = ptr.To(l.Holder)
+	lease.Spec.LeaseDurationSeconds = ptr.To(int32((l.ttl() + time.Second - 1) / time.Second))
+	lease.Spec.AcquireTime, lease.Spec.RenewTime = &now, &now
+}
+
+func expired(lease *coordinationv1.Lease, now time.Time) bool {
+	if lease.Spec.RenewTime == nil || lease.Spec.LeaseDurationSeconds == nil {
+		return true
+	}
+	return now.After(lease.Spec.RenewTime.Add(time.Duration(*lease.Spec.LeaseDurationSeconds) * time.Second))
+}
+
+// recent reads the Lease's recent creates still inside the window.
+func (l *LeaseLock) recent(lease *coordinationv1.Lease) []recentCreate {
+	window := l.RecentWindow
+	if window <= 0 {
+		window = time.Minute
+	}
+	var all, kept []recentCreate
+	_ = json.Unmarshal([]byte(lease.Annotations[recentAnnotation]), &all)
+	for _, r := range all {
+		if time.Since(r.At) < window {
+			kept = append(kept, r)
+		}
+	}
+	return kept
+}
+
+// release frees the Lease and records the store created under it. It runs
+// even when the request was cancelled: the user's next create must not wait
+// for the TTL. A conflict means the Lease was taken over after expiring;
+// then there is nothing left to release.
+func (l *LeaseLock) release(ctx context.Context, lease *coordinationv1.Lease, recent []recentCreate, created string) {
+	if created != "" {
+		recent = append(recent, recentCreate{Name: created, At: time.Now().UTC()})
+	}
+	data, _ := json.Marshal(recent)
+	if lease.Annotations == nil {
+		lease.Annotations = map[string]string{}
+	}
+	lease.Annotations[recentAnnotation] = string(data)
+	lease.Spec.HolderIdentity = ptr.To("")
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = l.Client.Update(ctx, lease)
 }

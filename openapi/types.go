@@ -145,7 +145,8 @@ func summaryOf(s *v1alpha1.Store) StoreSummary {
 	return out
 }
 
-func storeOf(s *v1alpha1.Store) Store {
+// StoreOf is the API view of a Store object.
+func StoreOf(s *v1alpha1.Store) Store {
 	out := Store{StoreSummary: summaryOf(s), Conditions: []Condition{}, Activity: []Activity{}}
 	for _, c := range s.Status.Conditions {
 		out.Conditions = append(out.Conditions, Condition{Type: c.Type, Status: string(c.Status), Reason: c.Reason, Message: c.Message, LastTransitionTime: c.LastTransitionTime.UTC()})
