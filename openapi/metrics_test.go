@@ -1,12 +1,17 @@
 package openapi_test
 
 import (
+	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+
+	"github.com/storefleet/storefleet/openapi"
 )
 
 func TestMetrics(t *testing.T) {
@@ -41,5 +46,62 @@ func TestMetrics(t *testing.T) {
 		if strings.HasPrefix(p.Metric, "storefleet_") {
 			t.Errorf("promlint: %s: %s", p.Metric, p.Text)
 		}
+	}
+}
+
+func TestAuditLogLinePerMutation(t *testing.T) {
+	var buf strings.Builder
+	var mu sync.Mutex
+	log := slog.New(slog.NewJSONHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	}), nil))
+	_, api := newTestAPI(t, options{cfg: openapi.Config{Log: log}})
+	alice := user(t, "alice")
+	cleanup(t, "audited")
+	created := api.Post("/api/v1/stores", as(alice), map[string]any{"name": "audited", "engine": "medusa"})
+	api.Get("/api/v1/stores/audited", as(alice))
+	api.Delete("/api/v1/stores/audited", as(user(t, "mallory")))
+
+	mu.Lock()
+	defer mu.Unlock()
+	var audits []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if m["msg"] == "Audit" {
+			audits = append(audits, m)
+		}
+	}
+	if len(audits) != 2 {
+		t.Fatalf("%d audit lines for 2 mutations (reads are not audited): %v", len(audits), audits)
+	}
+	want := []map[string]any{
+		{"user": alice, "operation": "create-store", "store": "audited", "status": float64(201), "clientIP": "127.0.0.1", "requestId": created.Header().Get(openapi.RequestIDHeader)},
+		{"user": user(t, "mallory"), "operation": "delete-store", "store": "audited", "status": float64(404)},
+	}
+	for i, w := range want {
+		for k, v := range w {
+			if audits[i][k] != v {
+				t.Errorf("audit line %d: %s = %v, want %v", i, k, audits[i][k], v)
+			}
+		}
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+func TestDocsAndSpecAreServed(t *testing.T) {
+	_, api := newTestAPI(t, options{})
+	if rec := api.Get("/docs"); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "<html") {
+		t.Errorf("/docs: %d", rec.Code)
+	}
+	if rec := api.Get("/openapi.yaml"); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "operationId: create-store") {
+		t.Errorf("/openapi.yaml: %d", rec.Code)
 	}
 }
