@@ -63,6 +63,14 @@ func TestChartLintsAndEveryObjectPassesServerSideDryRun(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				// Strict: no key twice in a mapping. The API server takes
+				// the last one, but Flux's post-renderer refuses the release.
+				for _, doc := range strings.Split(manifest, "\n---") {
+					var m map[string]any
+					if err := yaml.UnmarshalStrict([]byte(doc), &m); err != nil {
+						t.Errorf("rendered document is not strict YAML: %v\n%s", err, doc)
+					}
+				}
 				kinds := map[string]int{}
 				for _, o := range objs {
 					kinds[o.GetKind()]++

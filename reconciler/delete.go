@@ -41,13 +41,17 @@ func (r *StoreReconciler) reconcileDelete(ctx context.Context, sc *scope) (ctrl.
 	}
 	if ours {
 		if ns.DeletionTimestamp.IsZero() {
-			gone, err := r.Delivery.Remove(ctx, sc.namespace, releaseName(s))
+			delivery, err := r.Deliveries.Installed(ctx, s)
+			if err != nil {
+				return ctrl.Result{}, err
+			}
+			pending, err := delivery.Remove(ctx, sc.namespace, releaseName(s))
 			if err != nil {
 				conditions.MarkFalse(s, v1alpha1.ReadyCondition, v1alpha1.ReasonDeleting, "uninstall failed: %s", err.Error())
 				return ctrl.Result{}, err
 			}
-			if !gone {
-				return waiting("waiting for release %s to be uninstalled", releaseName(s))
+			if pending != "" {
+				return waiting("%s", pending)
 			}
 			policy := metav1.DeletePropagationForeground
 			if err := r.Delete(ctx, &ns, &client.DeleteOptions{PropagationPolicy: &policy}); err != nil && !apierrors.IsNotFound(err) {

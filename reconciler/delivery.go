@@ -19,12 +19,19 @@ type Delivery interface {
 	// Observe reports the release without changing it; found is false when
 	// there is none.
 	Observe(ctx context.Context, namespace, name string) (state ReleaseState, found bool, err error)
-	// Remove uninstalls the release; gone is true once nothing of it is left.
-	Remove(ctx context.Context, namespace, name string) (gone bool, err error)
+	// Remove uninstalls the release. It returns what it is waiting for, or
+	// "" once nothing of the release is left.
+	Remove(ctx context.Context, namespace, name string) (waiting string, err error)
+	// Detach lets go of the release without uninstalling it, so another
+	// delivery can take it over (same release name, namespace and storage).
+	// It returns what it is waiting for, or "" once let go.
+	Detach(ctx context.Context, namespace, name string) (waiting string, err error)
 }
 
 // DesiredRelease is what a store's release should be.
 type DesiredRelease struct {
+	// Store is the store the release is for (owner, labels, retry request).
+	Store        *v1alpha1.Store
 	Name         string
 	Namespace    string
 	ChartVersion string
@@ -44,6 +51,12 @@ type ReleaseState struct {
 	Manifest string
 	// Action is what Ensure did: "", "install", "upgrade".
 	Action string
+	// Reason and Message explain a release that is not deployed, in the
+	// words of the component that said so (e.g. helm-controller), verbatim.
+	Reason, Message string
+	// Events are transitions the delivery saw (e.g. Flux remediations),
+	// for the store's activity log.
+	Events []v1alpha1.ActivityEntry
 }
 
 // Deployed reports whether the release is in Helm's deployed state.

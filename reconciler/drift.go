@@ -201,16 +201,28 @@ func (r *StoreReconciler) reconcileDrift(ctx context.Context, sc *scope) (ctrl.R
 	}
 	s.Status.Drift.LastChecked = &now
 	if len(drifted) == 0 {
+		if conditions.IsTrue(s, v1alpha1.DriftedCondition) {
+			// Corrected by someone else: helm-controller in Flux mode.
+			r.driftCorrected(sc, conditions.GetMessage(s, v1alpha1.DriftedCondition))
+		}
 		conditions.MarkFalse(s, v1alpha1.DriftedCondition, v1alpha1.ReasonNoDrift, "managed objects match release revision %d", sc.release.Revision)
 		return ctrl.Result{}, nil
 	}
 	what := strings.Join(drifted, "; ")
+	alreadyKnown := conditions.IsTrue(s, v1alpha1.DriftedCondition) && conditions.GetMessage(s, v1alpha1.DriftedCondition) == what
 	conditions.MarkTrue(s, v1alpha1.DriftedCondition, v1alpha1.ReasonDriftDetected, "%s", what)
-	r.record(sc, v1alpha1.EventDriftDetected, what)
-	log.FromContext(ctx).Info("Drift detected, repairing release", "store", s.Name, "drift", what)
-	state, err := r.Delivery.Ensure(ctx, sc.desired, true)
+	if !alreadyKnown {
+		r.record(sc, v1alpha1.EventDriftDetected, what)
+	}
+	log.FromContext(ctx).Info("Drift detected, repairing release", "store", s.Name, "drift", what, "delivery", sc.delivery.Mode())
+	state, err := sc.delivery.Ensure(ctx, sc.desired, !alreadyKnown || sc.delivery.Mode() == v1alpha1.DeliveryHelm)
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("repair drift: %w", err)
+	}
+	if sc.delivery.Mode() == v1alpha1.DeliveryFlux {
+		// helm-controller (drift detection enabled) corrects it; it was
+		// asked to reconcile now. The next check records the correction.
+		return ctrl.Result{RequeueAfter: requeueWaiting}, nil
 	}
 	sc.release = &state
 	r.driftCorrected(sc, what)

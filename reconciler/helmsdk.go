@@ -4,10 +4,15 @@ package reconciler
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -18,6 +23,7 @@ import (
 	"helm.sh/helm/v3/pkg/lint"
 	"helm.sh/helm/v3/pkg/lint/support"
 	"helm.sh/helm/v3/pkg/release"
+	"helm.sh/helm/v3/pkg/repo"
 	"helm.sh/helm/v3/pkg/storage/driver"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/discovery"
@@ -25,6 +31,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/yaml"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
 )
@@ -219,23 +226,27 @@ func (h *HelmSDK) Observe(_ context.Context, namespace, name string) (ReleaseSta
 }
 
 // Remove implements Delivery.
-func (h *HelmSDK) Remove(_ context.Context, namespace, name string) (bool, error) {
+func (h *HelmSDK) Remove(_ context.Context, namespace, name string) (string, error) {
 	cfg, err := h.actionConfig(namespace)
 	if err != nil {
-		return false, err
+		return "", err
 	}
 	if _, err := cfg.Releases.Last(name); errors.Is(err, driver.ErrReleaseNotFound) {
-		return true, nil
+		return "", nil
 	}
 	un := action.NewUninstall(cfg)
 	un.Timeout = h.timeout
 	un.DeletionPropagation = "foreground"
 	h.count("uninstall")
 	if _, err := un.Run(name); err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
-		return false, fmt.Errorf("helm uninstall: %w", err)
+		return "", fmt.Errorf("helm uninstall: %w", err)
 	}
-	return true, nil
+	return "", nil
 }
+
+// Detach implements Delivery: the release lives in Helm's storage in the
+// store namespace, which another delivery reads as it is.
+func (h *HelmSDK) Detach(context.Context, string, string) (string, error) { return "", nil }
 
 func stateOf(rel *release.Release, action string) ReleaseState {
 	s := ReleaseState{Revision: rel.Version, Manifest: rel.Manifest, Action: action, Digest: rel.Labels[digestLabel]}
@@ -312,4 +323,49 @@ func LintChart(dir string, values map[string]any) []string {
 		}
 	}
 	return problems
+}
+
+// ChartRepository serves the embedded store chart as a Helm repository
+// (index.yaml and the packaged chart), so helm-controller installs exactly
+// the chart this operator carries, with no registry to publish to.
+func ChartRepository(chartFS fs.FS) (http.Handler, error) {
+	ch, err := loadChart(chartFS)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "storefleet-chart-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	path, err := chartutil.Save(ch, dir)
+	if err != nil {
+		return nil, fmt.Errorf("package chart: %w", err)
+	}
+	pkg, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(pkg)
+	name := filepath.Base(path)
+	index := repo.NewIndexFile()
+	// A relative URL: the index works at whatever address serves it.
+	if err := index.MustAdd(ch.Metadata, name, "", hex.EncodeToString(sum[:])); err != nil {
+		return nil, err
+	}
+	index.SortEntries()
+	indexYAML, err := yaml.Marshal(index)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /index.yaml", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/x-yaml")
+		_, _ = w.Write(indexYAML)
+	})
+	mux.HandleFunc("GET /"+name, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/gzip")
+		_, _ = w.Write(pkg)
+	})
+	return mux, nil
 }

@@ -30,13 +30,38 @@ func (r *StoreReconciler) reconcileRelease(ctx context.Context, sc *scope) (ctrl
 		vals["database"].(map[string]any)["size"] = size
 	}
 	sc.desired = DesiredRelease{
+		Store:        s,
 		Name:         releaseName(s),
 		Namespace:    sc.namespace,
 		ChartVersion: s.Spec.ChartVersion,
 		Values:       vals,
 		Digest:       valuesDigest(s.Spec.ChartVersion, vals),
 	}
-	state, err := r.Delivery.Ensure(ctx, sc.desired, false)
+	delivery, previous, err := r.Deliveries.For(s)
+	if err != nil {
+		conditions.MarkFalse(s, v1alpha1.HelmInstalledCondition, v1alpha1.ReasonDeliveryUnavailable, "%s", err.Error())
+		return ctrl.Result{RequeueAfter: fluxCheckInterval}, nil
+	}
+	sc.delivery = delivery
+	if previous != nil {
+		// Hand over: the old delivery lets go without uninstalling, the new
+		// one adopts the same release (name, namespace, storage).
+		pending, err := previous.Detach(ctx, sc.namespace, sc.desired.Name)
+		if err != nil {
+			return ctrl.Result{}, fmt.Errorf("hand release over from %s: %w", previous.Mode(), err)
+		}
+		if pending != "" {
+			conditions.MarkFalse(s, v1alpha1.HelmInstalledCondition, v1alpha1.ReasonProgressing, "moving to %s delivery: %s", delivery.Mode(), pending)
+			return ctrl.Result{RequeueAfter: requeueWaiting}, nil
+		}
+		r.record(sc, v1alpha1.EventDeliveryHandover, fmt.Sprintf("release %s handed over from %s to %s delivery, not reinstalled", sc.desired.Name, previous.Mode(), delivery.Mode()))
+		// From here on the store is in the new mode, even if the first
+		// Ensure below fails.
+		s.Status.Release.Mode = delivery.Mode()
+	}
+	// After a hand-over the new delivery upgrades at once, so the release's
+	// latest revision is its own.
+	state, err := delivery.Ensure(ctx, sc.desired, previous != nil)
 	if err != nil {
 		reason := v1alpha1.ReasonUpgradeFailed
 		if s.Status.Release == nil {
@@ -47,23 +72,48 @@ func (r *StoreReconciler) reconcileRelease(ctx context.Context, sc *scope) (ctrl
 	}
 	sc.release = &state
 	s.Status.Release = &v1alpha1.ReleaseStatus{
-		Mode: r.Delivery.Mode(), Name: sc.desired.Name, Namespace: sc.namespace,
+		Mode: delivery.Mode(), Name: sc.desired.Name, Namespace: sc.namespace,
 		Revision: state.Revision, ChartVersion: state.ChartVersion, Digest: state.Digest,
 	}
+	for _, e := range state.Events {
+		if !hasEntry(sc.before.ActivityLog, e) {
+			r.record(sc, e.Event, e.Message)
+		}
+	}
 	if !state.Deployed() {
-		conditions.MarkFalse(s, v1alpha1.HelmInstalledCondition, v1alpha1.ReasonProgressing, "release %s revision %d is %s", sc.desired.Name, state.Revision, state.Status)
+		if state.Message != "" {
+			conditions.MarkFalse(s, v1alpha1.HelmInstalledCondition, state.Reason, "%s", state.Message)
+		} else {
+			conditions.MarkFalse(s, v1alpha1.HelmInstalledCondition, v1alpha1.ReasonProgressing, "release %s revision %d is %s", sc.desired.Name, state.Revision, state.Status)
+		}
 		return ctrl.Result{RequeueAfter: requeueWaiting}, nil
 	}
-	if state.Action == "upgrade" && conditions.IsTrue(s, v1alpha1.HelmInstalledCondition) {
+	// In Flux mode the condition was False while helm-controller worked.
+	if state.Action == "upgrade" && (conditions.IsTrue(s, v1alpha1.HelmInstalledCondition) || delivery.Mode() == v1alpha1.DeliveryFlux) {
 		r.record(sc, v1alpha1.EventHelmUpgraded, fmt.Sprintf("release %s upgraded to revision %d (chart medusa-store %s)", sc.desired.Name, state.Revision, state.ChartVersion))
 	}
-	conditions.MarkTrue(s, v1alpha1.HelmInstalledCondition, v1alpha1.ReasonSucceeded, "release %s revision %d deployed (chart medusa-store %s)", sc.desired.Name, state.Revision, state.ChartVersion)
+	if state.Message != "" {
+		conditions.MarkTrue(s, v1alpha1.HelmInstalledCondition, state.Reason, "%s", state.Message)
+	} else {
+		conditions.MarkTrue(s, v1alpha1.HelmInstalledCondition, v1alpha1.ReasonSucceeded, "release %s revision %d deployed (chart medusa-store %s)", sc.desired.Name, state.Revision, state.ChartVersion)
+	}
 	inventory, err := r.inventory(sc, state.Manifest)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	s.Status.Inventory = inventory
 	return ctrl.Result{}, nil
+}
+
+// hasEntry reports whether the log already holds this event with this
+// message (a delivery reports its transitions on every reconcile).
+func hasEntry(log []v1alpha1.ActivityEntry, e v1alpha1.ActivityEntry) bool {
+	for _, l := range log {
+		if l.Event == e.Event && l.Message == truncate(e.Message, 1024) {
+			return true
+		}
+	}
+	return false
 }
 
 // inventory lists the operator's own objects and the release's objects.

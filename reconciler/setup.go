@@ -2,10 +2,12 @@ package reconciler
 
 import (
 	"context"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"time"
 
+	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -13,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -21,9 +24,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
 )
@@ -44,16 +49,21 @@ func managedTypes() []client.Object {
 // objects carrying the store label: the operator never holds every Secret or
 // Pod of the cluster in memory.
 func CacheOptions() cache.Options {
-	req, err := labels.NewRequirement(v1alpha1.StoreLabel, selection.Exists, nil)
-	if err != nil {
-		panic(err)
-	}
-	sel := labels.NewSelector().Add(*req)
+	sel := storeLabelSelector()
 	byObject := map[client.Object]cache.ByObject{}
 	for _, o := range managedTypes() {
 		byObject[o] = cache.ByObject{Label: sel}
 	}
 	return cache.Options{ByObject: byObject}
+}
+
+// storeLabelSelector selects objects that belong to a store.
+func storeLabelSelector() labels.Selector {
+	req, err := labels.NewRequirement(v1alpha1.StoreLabel, selection.Exists, nil)
+	if err != nil {
+		panic(err)
+	}
+	return labels.NewSelector().Add(*req)
 }
 
 // storeForObject maps a managed object to its Store by the store label.
@@ -67,6 +77,11 @@ func storeForObject(_ context.Context, o client.Object) []reconcile.Request {
 
 // SetupWithManager registers the reconciler and its watches.
 func (r *StoreReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	_, err := r.setupWithManager(mgr)
+	return err
+}
+
+func (r *StoreReconciler) setupWithManager(mgr ctrl.Manager) (controller.Controller, error) {
 	if r.Workers == 0 {
 		r.Workers = DefaultOptions().Workers
 	}
@@ -85,7 +100,39 @@ func (r *StoreReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	for _, o := range managedTypes() {
 		b = b.Watches(o, handler.EnqueueRequestsFromMapFunc(storeForObject))
 	}
-	return b.Complete(r)
+	return b.Build(r)
+}
+
+// watchHelmReleases starts watching the stores' HelmReleases once the Flux
+// CRDs are served — at start or whenever Flux is installed later — so a
+// HelmRelease's progress reconciles its store at once.
+func watchHelmReleases(mgr ctrl.Manager, c controller.Controller, d *Deliveries) manager.RunnableFunc {
+	return func(ctx context.Context) error {
+		tick := time.NewTicker(fluxCheckInterval)
+		defer tick.Stop()
+		for {
+			if d.FluxInstalled() {
+				// A cache of its own: the manager's cannot be told about
+				// a kind that did not exist when it was created.
+				hrCache, err := cache.New(mgr.GetConfig(), cache.Options{
+					Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(),
+					ByObject: map[client.Object]cache.ByObject{&helmv2.HelmRelease{}: {Label: storeLabelSelector()}},
+				})
+				if err != nil {
+					return err
+				}
+				if err := mgr.Add(hrCache); err != nil {
+					return err
+				}
+				return c.Watch(source.Kind(hrCache, client.Object(&helmv2.HelmRelease{}), handler.EnqueueRequestsFromMapFunc(storeForObject)))
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-tick.C:
+			}
+		}
+	}
 }
 
 // deletionPredicate lets a deletion request through (it sets a timestamp
@@ -128,19 +175,42 @@ func (c *phaseCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// Setup creates the Helm SDK delivery and the Store reconciler on a manager
-// whose cache was built with CacheOptions.
-func Setup(mgr ctrl.Manager, opts Options, chartFS fs.FS, log *slog.Logger) (*HelmSDK, error) {
+// Setup creates the deliveries and the Store reconciler on a manager whose
+// cache was built with CacheOptions.
+func Setup(mgr ctrl.Manager, opts Options, chartFS fs.FS, log *slog.Logger) (*Deliveries, error) {
 	helm, err := NewHelmSDK(mgr.GetConfig(), mgr.GetRESTMapper(), chartFS, log)
 	if err != nil {
 		return nil, err
 	}
-	r := &StoreReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Delivery:  helm,
-		Recorder:  mgr.GetEventRecorder(FieldManager),
-		Options:   opts,
+	dc, err := discovery.NewDiscoveryClientForConfig(mgr.GetConfig())
+	if err != nil {
+		return nil, err
 	}
-	return helm, r.SetupWithManager(mgr)
+	d := &Deliveries{Choice: opts.Delivery, Helm: helm, Discovery: dc}
+	if opts.Flux != nil {
+		d.Flux = &FluxDelivery{
+			Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Namespace: opts.Flux.Namespace,
+			Source: opts.Flux.Source, DefaultChartVersion: helm.ChartVersion(), Helm: helm,
+		}
+	}
+	if opts.Delivery == DeliveryFlux && d.Flux == nil {
+		return nil, fmt.Errorf("delivery flux needs a chart source for helm-controller")
+	}
+	r := &StoreReconciler{
+		Client:     mgr.GetClient(),
+		APIReader:  mgr.GetAPIReader(),
+		Deliveries: d,
+		Recorder:   mgr.GetEventRecorder(FieldManager),
+		Options:    opts,
+	}
+	c, err := r.setupWithManager(mgr)
+	if err != nil {
+		return nil, err
+	}
+	if d.Flux != nil {
+		if err := mgr.Add(watchHelmReleases(mgr, c, d)); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
 }

@@ -39,11 +39,23 @@ type Options struct {
 	PodStartTimeout time.Duration
 	// Workers is the number of stores reconciled at once.
 	Workers int
+	// Delivery chooses Flux or the Helm SDK for new stores.
+	Delivery DeliveryChoice
+	// Flux configures Flux delivery; nil leaves it off.
+	Flux *FluxOptions
+}
+
+// FluxOptions configure Flux delivery.
+type FluxOptions struct {
+	// Namespace holds the stores' HelmReleases (the platform namespace).
+	Namespace string
+	// Source is where helm-controller gets the store chart.
+	Source ChartSource
 }
 
 // DefaultOptions are the operator's defaults.
 func DefaultOptions() Options {
-	return Options{MaxAttempts: 3, DriftInterval: 120 * time.Second, PodStartTimeout: 5 * time.Minute, Workers: 3}
+	return Options{MaxAttempts: 3, DriftInterval: 120 * time.Second, PodStartTimeout: 5 * time.Minute, Workers: 3, Delivery: DeliveryAuto}
 }
 
 // StoreReconciler reconciles Stores.
@@ -51,8 +63,9 @@ type StoreReconciler struct {
 	client.Client
 	// APIReader reads what the cache does not hold (events, other namespaces' objects).
 	APIReader client.Reader
-	Delivery  Delivery
-	Recorder  events.EventRecorder
+	// Deliveries chooses each store's delivery (Helm SDK or Flux).
+	Deliveries *Deliveries
+	Recorder   events.EventRecorder
 	Options
 }
 
@@ -78,6 +91,8 @@ type scope struct {
 	desired DesiredRelease
 	// release is the release as last observed or changed.
 	release *ReleaseState
+	// delivery holds the store's release (chosen by the release step).
+	delivery Delivery
 	// failing is a pod-level failure found by the health step.
 	failing *v1alpha1.Diagnosis
 	// lastErr is the error of this attempt, for the Failed message.

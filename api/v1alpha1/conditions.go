@@ -97,6 +97,8 @@ const (
 	ReasonSuspended = "Suspended"
 	// ReasonDeleting: the store is being deleted.
 	ReasonDeleting = "Deleting"
+	// ReasonDeliveryUnavailable: the store's delivery (e.g. Flux) cannot be used now.
+	ReasonDeliveryUnavailable = "DeliveryUnavailable"
 )
 
 // Activity log events, in the order a healthy store records them.
@@ -106,6 +108,9 @@ const (
 	EventNamespaceReady    = "NAMESPACE_READY"
 	EventHelmInstalled     = "HELM_INSTALLED"
 	EventHelmUpgraded      = "HELM_UPGRADED"
+	EventHelmRemediated    = "HELM_REMEDIATED"
+	EventHelmFailed        = "HELM_FAILED"
+	EventDeliveryHandover  = "DELIVERY_HANDOVER"
 	EventDatabaseReady     = "DATABASE_READY"
 	EventBackendReady      = "BACKEND_READY"
 	EventStorefrontReady   = "STOREFRONT_READY"

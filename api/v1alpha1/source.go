@@ -21,6 +21,11 @@ const (
 	PullRequestAnnotation = "storefleet.dev/pull-request"
 )
 
+// DeliveryAnnotation, set to helm or flux, moves a store to that delivery:
+// the operator hands the release over without reinstalling it. Without it a
+// store keeps the delivery it was installed with.
+const DeliveryAnnotation = "storefleet.dev/delivery"
+
 // SourceOf reads a Store's origin from its annotations.
 func SourceOf(s *Store) *SourceStatus {
 	a := s.Annotations

@@ -22,7 +22,7 @@ import (
 
 func runDev(args []string) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
-	flux := fs.Bool("flux", false, "also run the Flux helm-controller and source-controller")
+	flux := fs.Bool("flux", false, "also run the Flux helm-controller and source-controller; stores are then delivered as HelmReleases")
 	workdir := fs.String("workdir", "", "directory for the cluster's state (default: a new temporary directory, removed on exit)")
 	var op operatorFlags
 	op.register(fs)
@@ -70,14 +70,25 @@ func runDev(args []string) error {
 	}
 	op.metricsAddr = fmt.Sprintf("127.0.0.1:%d", metricsPort)
 	op.healthAddr = "0"
+	// The platform namespace holds the quota Leases and, with Flux, the
+	// HelmReleases; a real installation's chart creates it.
+	op.fluxNamespace = api.namespace
+	if err := ensureNamespace(ctx, cluster.Config, api.namespace); err != nil {
+		return err
+	}
+	if *flux {
+		chartPort, err := localcluster.FreePort()
+		if err != nil {
+			return err
+		}
+		op.chartAddr = fmt.Sprintf("127.0.0.1:%d", chartPort)
+		op.chartURL = "http://" + op.chartAddr
+	}
 	operatorDone := make(chan error, 1)
 	go func() {
 		operatorDone <- startOperator(ctx, cluster.Config, op, platform, devLogger(cluster.Workdir, "operator.log"))
 	}()
 
-	if err := ensureNamespace(ctx, cluster.Config, api.namespace); err != nil {
-		return err
-	}
 	apiServer, err := newAPIServer(ctx, cluster.Config, api, devLogger(cluster.Workdir, "api.log"))
 	if err != nil {
 		return err
@@ -105,6 +116,7 @@ metadata: {name: demo}
 spec: {engine: medusa, owner: alice}
 YAML
 kubectl get stores -w
+kubectl get helmreleases -A    # with --flux: each store is a Flux HelmRelease
 
 Operator metrics: http://%[3]s/metrics
 Logs:             %[4]s, %[5]s

@@ -2,14 +2,19 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
+	"strings"
 	"os/signal"
 	"syscall"
 	"time"
 
+	helmv2 "github.com/fluxcd/helm-controller/api/v2"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -18,6 +23,7 @@ import (
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
@@ -38,6 +44,12 @@ type operatorFlags struct {
 	leaderElect     bool
 	leaderNamespace string
 	kubeQPS         float64
+	delivery        string
+	fluxNamespace   string
+	fluxSource      string
+	fluxChart       string
+	chartAddr       string
+	chartURL        string
 	opts            reconciler.Options
 }
 
@@ -53,6 +65,56 @@ func (f *operatorFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.kubeQPS, "kube-api-qps", 100, "queries per second to the API server (burst is twice as many)")
 	fs.BoolVar(&f.leaderElect, "leader-elect", true, "elect a leader through a Lease so only one replica acts")
 	fs.StringVar(&f.leaderNamespace, "leader-election-namespace", envOr("POD_NAMESPACE", "kube-system"), "namespace of the leader election Lease")
+	fs.StringVar(&f.delivery, "delivery", string(reconciler.DeliveryAuto), "how new stores are installed: auto (Flux when its CRDs are served, else Helm SDK), flux or helm")
+	fs.StringVar(&f.fluxNamespace, "flux-namespace", envOr("POD_NAMESPACE", "storefleet-system"), "namespace of the stores' HelmReleases (Flux delivery)")
+	fs.StringVar(&f.fluxSource, "flux-source", "builtin", "chart source of the HelmReleases: builtin (this operator serves its chart; needs --chart-url) or Kind/namespace/name of a Flux HelmRepository, GitRepository or OCIRepository")
+	fs.StringVar(&f.fluxChart, "flux-chart", "", "chart name in the source (path for a GitRepository; default medusa-store, or charts/medusa-store for Git)")
+	fs.StringVar(&f.chartAddr, "chart-addr", ":8082", "address serving the builtin chart repository (0 disables)")
+	fs.StringVar(&f.chartURL, "chart-url", "", "URL where source-controller reaches the builtin chart repository, e.g. http://storefleet-operator.storefleet-system.svc:8082")
+}
+
+// builtinSource names the HelmRepository the operator keeps for its own chart.
+const builtinSource = "storefleet-charts"
+
+// fluxOptions resolves the Flux delivery settings; nil means Flux delivery is
+// off (auto then always uses the Helm SDK).
+func (f *operatorFlags) fluxOptions() (*reconciler.FluxOptions, error) {
+	switch reconciler.DeliveryChoice(f.delivery) {
+	case reconciler.DeliveryAuto, reconciler.DeliveryFlux, reconciler.DeliveryHelm:
+	default:
+		return nil, fmt.Errorf("--delivery must be auto, flux or helm, not %q", f.delivery)
+	}
+	if f.delivery == string(reconciler.DeliveryHelm) {
+		return nil, nil
+	}
+	src := reconciler.ChartSource{Chart: f.fluxChart}
+	if f.fluxSource == "builtin" {
+		if f.chartURL == "" || f.chartAddr == "0" {
+			if f.delivery == string(reconciler.DeliveryFlux) {
+				return nil, errors.New("--delivery=flux with --flux-source=builtin needs --chart-url (and --chart-addr)")
+			}
+			return nil, nil
+		}
+		src.Kind, src.Namespace, src.Name, src.URL = "HelmRepository", f.fluxNamespace, builtinSource, f.chartURL
+	} else {
+		parts := strings.Split(f.fluxSource, "/")
+		if len(parts) != 3 || parts[1] == "" || parts[2] == "" {
+			return nil, fmt.Errorf("--flux-source must be builtin or Kind/namespace/name, not %q", f.fluxSource)
+		}
+		switch parts[0] {
+		case "HelmRepository", "GitRepository", "OCIRepository":
+		default:
+			return nil, fmt.Errorf("--flux-source kind must be HelmRepository, GitRepository or OCIRepository, not %q", parts[0])
+		}
+		src.Kind, src.Namespace, src.Name = parts[0], parts[1], parts[2]
+	}
+	if src.Chart == "" {
+		src.Chart = "medusa-store"
+		if src.Kind == "GitRepository" {
+			src.Chart = "charts/medusa-store"
+		}
+	}
+	return &reconciler.FluxOptions{Namespace: f.fluxNamespace, Source: src}, nil
 }
 
 func envOr(key, def string) string {
@@ -77,6 +139,9 @@ func runOperator(args []string) error {
 	}
 	platform, err := f.platform()
 	if err != nil {
+		return err
+	}
+	if _, err := f.fluxOptions(); err != nil {
 		return err
 	}
 	cfg, err := restConfig(f.kubeconfig)
@@ -130,6 +195,12 @@ func (f *operatorFlags) platform() (reconciler.Platform, error) {
 // startOperator runs the operator until ctx ends.
 func startOperator(ctx context.Context, cfg *rest.Config, f operatorFlags, platform reconciler.Platform, log *slog.Logger) error {
 	f.opts.Platform = platform
+	f.opts.Delivery = reconciler.DeliveryChoice(f.delivery)
+	flux, err := f.fluxOptions()
+	if err != nil {
+		return err
+	}
+	f.opts.Flux = flux
 	// Each Helm install or repair makes a few dozen requests; client-go's
 	// default 5 QPS would make a fleet wait on the client, not the server.
 	cfg = rest.CopyConfig(cfg)
@@ -151,9 +222,14 @@ func startOperator(ctx context.Context, cfg *rest.Config, f operatorFlags, platf
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
-	helm, err := reconciler.Setup(mgr, f.opts, charts.MedusaStore(), log)
+	deliveries, err := reconciler.Setup(mgr, f.opts, charts.MedusaStore(), log)
 	if err != nil {
 		return err
+	}
+	if flux != nil && flux.Source.URL != "" {
+		if err := mgr.Add(chartServer(f.chartAddr)); err != nil {
+			return err
+		}
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
@@ -161,11 +237,31 @@ func startOperator(ctx context.Context, cfg *rest.Config, f operatorFlags, platf
 	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
-	log.Info("Starting operator", "delivery", helm.Mode(), "chart", helm.ChartVersion(), "workers", f.opts.Workers, "domain", platform.Domain)
+	log.Info("Starting operator", "delivery", f.delivery, "fluxConfigured", flux != nil, "chart", deliveries.Helm.ChartVersion(), "workers", f.opts.Workers, "domain", platform.Domain)
 	return mgr.Start(ctx)
 }
 
 func ptrDuration(d time.Duration) *time.Duration { return &d }
+
+// chartServer serves the embedded store chart as a Helm repository for
+// helm-controller, on every replica (it needs no leader).
+func chartServer(addr string) manager.Runnable {
+	return manager.RunnableFunc(func(ctx context.Context) error {
+		h, err := reconciler.ChartRepository(charts.MedusaStore())
+		if err != nil {
+			return err
+		}
+		srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second}
+		errc := make(chan error, 1)
+		go func() { errc <- srv.ListenAndServe() }()
+		select {
+		case err := <-errc:
+			return fmt.Errorf("chart repository on %s: %w", addr, err)
+		case <-ctx.Done():
+			return srv.Close()
+		}
+	})
+}
 
 // scheme knows the built-in kinds and storefleet's own.
 func scheme() *runtime.Scheme {
@@ -173,8 +269,10 @@ func scheme() *runtime.Scheme {
 	if err := clientgoscheme.AddToScheme(s); err != nil {
 		panic(err)
 	}
-	if err := v1alpha1.AddToScheme(s); err != nil {
-		panic(err)
+	for _, add := range []func(*runtime.Scheme) error{v1alpha1.AddToScheme, helmv2.AddToScheme, sourcev1.AddToScheme} {
+		if err := add(s); err != nil {
+			panic(err)
+		}
 	}
 	return s
 }

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	helmv2 "github.com/fluxcd/helm-controller/api/v2"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -82,11 +84,24 @@ type Cluster struct {
 	stopped     bool
 }
 
+// StartFlux installs the Flux CRDs and starts source-controller and
+// helm-controller, on a cluster started without them (Options.Flux does the
+// same at start).
+func (c *Cluster) StartFlux(ctx context.Context) error {
+	fluxStart := time.Now()
+	if err := c.startFlux(ctx); err != nil {
+		return fmt.Errorf("start Flux controllers: %w", err)
+	}
+	fmt.Fprintf(c.log, "Flux controllers ready in %s\n", time.Since(fluxStart).Round(100*time.Millisecond))
+	return nil
+}
+
 // Scheme knows the types the launcher and the tests use.
 func Scheme() *runtime.Scheme {
 	s := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{
 		clientgoscheme.AddToScheme, apiextensionsv1.AddToScheme, storefleetv1alpha1.AddToScheme,
+		helmv2.AddToScheme, sourcev1.AddToScheme,
 	} {
 		if err := add(s); err != nil {
 			panic(err)
@@ -166,11 +181,9 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	}
 	fmt.Fprintf(c.log, "Cluster %s ready in %s (kubeconfig %s)\n", c.Name, time.Since(start).Round(100*time.Millisecond), c.Kubeconfig)
 	if opts.Flux {
-		fluxStart := time.Now()
-		if err := c.startFlux(ctx); err != nil {
-			return c, fmt.Errorf("start Flux controllers: %w", err)
+		if err := c.StartFlux(ctx); err != nil {
+			return c, err
 		}
-		fmt.Fprintf(c.log, "Flux controllers ready in %s\n", time.Since(fluxStart).Round(100*time.Millisecond))
 	}
 	return c, nil
 }

@@ -1,7 +1,13 @@
 {{/* Labels on every object; storefleet.dev/store is how the operator watches its managed objects. */}}
 {{- define "medusa-store.labels" -}}
-app.kubernetes.io/part-of: storefleet
 app.kubernetes.io/instance: {{ .Release.Name }}
+{{ include "medusa-store.common" . }}
+{{- end }}
+
+{{/* Labels of every object but the selector ones, for objects that also carry a component selector
+     (a key must not appear twice: Flux's post-renderer parses the manifests strictly). */}}
+{{- define "medusa-store.common" -}}
+app.kubernetes.io/part-of: storefleet
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 storefleet.dev/store: {{ required "store.name is required" .Values.store.name | quote }}
 {{- end }}

@@ -1,0 +1,334 @@
+package reconciler
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	helmv2 "github.com/fluxcd/helm-controller/api/v2"
+	"github.com/fluxcd/pkg/apis/meta"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/storefleet/storefleet/api/v1alpha1"
+)
+
+// +kubebuilder:rbac:groups=helm.toolkit.fluxcd.io,resources=helmreleases,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=source.toolkit.fluxcd.io,resources=helmrepositories,verbs=get;list;watch;create;update;patch
+
+// ChartSource is where helm-controller gets the store chart.
+type ChartSource struct {
+	// Kind, Namespace and Name reference a Flux source: a HelmRepository,
+	// GitRepository or OCIRepository.
+	Kind, Namespace, Name string
+	// Chart is the chart's name in a Helm repository, or its path in a Git
+	// repository (e.g. charts/medusa-store).
+	Chart string
+	// URL, when set, is a Helm repository (normally the operator's own chart
+	// server) for which the operator keeps a HelmRepository named Name.
+	URL string
+}
+
+// FluxDelivery delivers a store as a Flux HelmRelease that helm-controller
+// installs. The HelmRelease lives in the platform namespace (store-<name>
+// is removed on deletion), releases into store-<name> with its Helm storage
+// there, and carries the same values as Helm SDK mode.
+type FluxDelivery struct {
+	Client client.Client
+	// Reader reads HelmReleases uncached, so a reconcile sees its own writes.
+	Reader client.Reader
+	// Namespace holds the HelmReleases (and the managed HelmRepository).
+	Namespace string
+	Source    ChartSource
+	// DefaultChartVersion is the chart version of stores that pin none.
+	DefaultChartVersion string
+	// Helm reads the release (manifest) helm-controller wrote, for the
+	// inventory and drift checks.
+	Helm *HelmSDK
+	// Unresponsive is how long helm-controller may leave a change unhandled
+	// before the store says it may not be running.
+	Unresponsive time.Duration
+
+	sourceOnce sync.Mutex
+	sourceOK   bool
+}
+
+// Annotations the operator keeps on its HelmReleases.
+const (
+	fluxDigestAnnotation  = "storefleet.dev/digest"
+	fluxAppliedAnnotation = "storefleet.dev/applied-at"
+)
+
+// Mode implements Delivery.
+func (f *FluxDelivery) Mode() v1alpha1.DeliveryMode { return v1alpha1.DeliveryFlux }
+
+func (f *FluxDelivery) unresponsive() time.Duration {
+	if f.Unresponsive > 0 {
+		return f.Unresponsive
+	}
+	return 30 * time.Second
+}
+
+// desired is the HelmRelease of a store, without the applied-at stamp.
+func (f *FluxDelivery) desired(want DesiredRelease) (*helmv2.HelmRelease, error) {
+	s := want.Store
+	values, err := json.Marshal(want.Values)
+	if err != nil {
+		return nil, err
+	}
+	version := want.ChartVersion
+	if version == "" {
+		version = f.DefaultChartVersion
+	}
+	hr := &helmv2.HelmRelease{
+		TypeMeta: metav1.TypeMeta{APIVersion: helmv2.GroupVersion.String(), Kind: helmv2.HelmReleaseKind},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: s.Name, Namespace: f.Namespace, Labels: storeLabels(s),
+			Annotations: map[string]string{fluxDigestAnnotation: want.Digest},
+			OwnerReferences: []metav1.OwnerReference{{
+				APIVersion: v1alpha1.GroupVersion.String(), Kind: "Store", Name: s.Name, UID: s.UID,
+				Controller: ptr.To(true),
+			}},
+		},
+		Spec: helmv2.HelmReleaseSpec{
+			Interval:         metav1.Duration{Duration: 10 * time.Minute},
+			ReleaseName:      want.Name,
+			TargetNamespace:  want.Namespace,
+			StorageNamespace: want.Namespace,
+			MaxHistory:       ptr.To(5),
+			Chart: &helmv2.HelmChartTemplate{Spec: helmv2.HelmChartTemplateSpec{
+				Chart:     f.Source.Chart,
+				Version:   version,
+				SourceRef: helmv2.CrossNamespaceObjectReference{Kind: f.Source.Kind, Name: f.Source.Name, Namespace: f.Source.Namespace},
+				Interval:  &metav1.Duration{Duration: 10 * time.Minute},
+			}},
+			// Retry, never uninstall or roll back: a store keeps its data
+			// through a failed upgrade (Flux's advice for stateful apps).
+			Install: &helmv2.Install{Strategy: &helmv2.InstallStrategy{Name: string(helmv2.ActionStrategyRetryOnFailure), RetryInterval: &metav1.Duration{Duration: 30 * time.Second}}},
+			Upgrade: &helmv2.Upgrade{Strategy: &helmv2.UpgradeStrategy{Name: string(helmv2.ActionStrategyRetryOnFailure), RetryInterval: &metav1.Duration{Duration: 30 * time.Second}}},
+			DriftDetection: &helmv2.DriftDetection{Mode: helmv2.DriftDetectionEnabled},
+			Values:         &apiextensionsv1.JSON{Raw: values},
+		},
+	}
+	// The store's retry request becomes Flux's: reconcile now, and reset
+	// the failure counters.
+	if retry := s.Annotations[v1alpha1.RetryAnnotation]; retry != "" {
+		hr.Annotations[meta.ReconcileRequestAnnotation] = retry
+		hr.Annotations[helmv2.ResetRequestAnnotation] = retry
+	}
+	return hr, nil
+}
+
+// Ensure implements Delivery: it applies the HelmRelease when it is missing
+// or differs, and reports what helm-controller made of it. force asks
+// helm-controller to reconcile now (drift found by the operator's watch).
+func (f *FluxDelivery) Ensure(ctx context.Context, want DesiredRelease, force bool) (ReleaseState, error) {
+	if err := f.ensureSource(ctx); err != nil {
+		return ReleaseState{}, err
+	}
+	hr, err := f.desired(want)
+	if err != nil {
+		return ReleaseState{}, err
+	}
+	var live helmv2.HelmRelease
+	err = f.Reader.Get(ctx, client.ObjectKeyFromObject(hr), &live)
+	missing := apierrors.IsNotFound(err)
+	if err != nil && !missing {
+		return ReleaseState{}, err
+	}
+	changed := missing || force
+	if !changed {
+		if changed, err = differs(hr, &live); err != nil {
+			return ReleaseState{}, err
+		}
+	}
+	if changed {
+		now := time.Now().UTC().Format(time.RFC3339Nano)
+		hr.Annotations[fluxAppliedAnnotation] = now
+		if force {
+			hr.Annotations[meta.ReconcileRequestAnnotation] = now
+		}
+		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(hr)
+		if err != nil {
+			return ReleaseState{}, err
+		}
+		obj := &unstructured.Unstructured{Object: u}
+		unstructured.RemoveNestedField(obj.Object, "status")
+		if err := f.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+			return ReleaseState{}, fmt.Errorf("apply HelmRelease %s/%s: %w", hr.Namespace, hr.Name, err)
+		}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, &live); err != nil {
+			return ReleaseState{}, err
+		}
+	}
+	return f.stateOf(ctx, &live, want)
+}
+
+// differs reports whether live lacks anything desired says.
+func differs(desired, live *helmv2.HelmRelease) (bool, error) {
+	want, err := runtime.DefaultUnstructuredConverter.ToUnstructured(desired)
+	if err != nil {
+		return false, err
+	}
+	have, err := runtime.DefaultUnstructuredConverter.ToUnstructured(live)
+	if err != nil {
+		return false, err
+	}
+	return len(differences(want, have)) > 0, nil
+}
+
+// stateOf reads a HelmRelease's status into a ReleaseState, passing
+// helm-controller's messages on verbatim.
+func (f *FluxDelivery) stateOf(ctx context.Context, hr *helmv2.HelmRelease, want DesiredRelease) (ReleaseState, error) {
+	st := ReleaseState{Status: "pending"}
+	if latest := hr.Status.History.Latest(); latest != nil {
+		st.Revision, st.ChartVersion = latest.Version, latest.ChartVersion
+	}
+	ready := apimeta.FindStatusCondition(hr.Status.Conditions, meta.ReadyCondition)
+	current := hr.Status.ObservedGeneration == hr.Generation
+	id := hr.Namespace + "/" + hr.Name
+	switch {
+	case current && ready != nil && ready.Status == metav1.ConditionTrue:
+		st.Status, st.Digest = "deployed", hr.Annotations[fluxDigestAnnotation]
+		st.Reason, st.Message = ready.Reason, ready.Message
+		if rel, found, err := f.Helm.Observe(ctx, want.Namespace, want.Name); err != nil {
+			return st, err
+		} else if found {
+			st.Manifest = rel.Manifest
+		}
+	case ready != nil && ready.Status == metav1.ConditionFalse && (current || ready.Reason != meta.ProgressingReason):
+		st.Status, st.Reason, st.Message = "failed", ready.Reason, ready.Message
+	case f.waitedTooLong(hr):
+		st.Reason = "HelmControllerUnresponsive"
+		st.Message = fmt.Sprintf("helm-controller has not handled HelmRelease %s for more than %s: is helm-controller running?", id, f.unresponsive())
+	case ready != nil:
+		st.Reason, st.Message = ready.Reason, ready.Message
+	default:
+		st.Reason, st.Message = meta.ProgressingReason, fmt.Sprintf("HelmRelease %s is waiting for helm-controller", id)
+	}
+	if before := want.Store.Status.Release; st.Status == "deployed" && before != nil && before.Mode == v1alpha1.DeliveryFlux && before.Revision > 0 && st.Revision > before.Revision {
+		st.Action = "upgrade"
+	}
+	if rem := apimeta.FindStatusCondition(hr.Status.Conditions, helmv2.RemediatedCondition); rem != nil && rem.Status == metav1.ConditionTrue {
+		st.Events = append(st.Events, v1alpha1.ActivityEntry{Timestamp: rem.LastTransitionTime, Event: v1alpha1.EventHelmRemediated, Message: rem.Message})
+	}
+	if st.Status == "failed" {
+		st.Events = append(st.Events, v1alpha1.ActivityEntry{Timestamp: ready.LastTransitionTime, Event: v1alpha1.EventHelmFailed, Message: ready.Message})
+	}
+	return st, nil
+}
+
+// waitedTooLong reports a change that helm-controller has not picked up
+// within the unresponsive period.
+func (f *FluxDelivery) waitedTooLong(hr *helmv2.HelmRelease) bool {
+	if hr.Status.ObservedGeneration == hr.Generation && apimeta.FindStatusCondition(hr.Status.Conditions, meta.ReadyCondition) != nil {
+		return false
+	}
+	applied, err := time.Parse(time.RFC3339Nano, hr.Annotations[fluxAppliedAnnotation])
+	return err == nil && time.Since(applied) > f.unresponsive()
+}
+
+// Observe implements Delivery from the release helm-controller wrote.
+func (f *FluxDelivery) Observe(ctx context.Context, namespace, name string) (ReleaseState, bool, error) {
+	return f.Helm.Observe(ctx, namespace, name)
+}
+
+// Remove implements Delivery: delete the HelmRelease and wait until
+// helm-controller has uninstalled the release and let the HelmRelease go.
+func (f *FluxDelivery) Remove(ctx context.Context, _, name string) (string, error) {
+	var hr helmv2.HelmRelease
+	err := f.Reader.Get(ctx, client.ObjectKey{Namespace: f.Namespace, Name: name}, &hr)
+	if apierrors.IsNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	id := hr.Namespace + "/" + hr.Name
+	if hr.DeletionTimestamp.IsZero() {
+		if err := f.Client.Delete(ctx, &hr); err != nil && !apierrors.IsNotFound(err) {
+			return "", err
+		}
+		return fmt.Sprintf("waiting for helm-controller to uninstall HelmRelease %s", id), nil
+	}
+	if waited := time.Since(hr.DeletionTimestamp.Time); waited > f.unresponsive() {
+		return fmt.Sprintf("HelmRelease %s has waited %s for helm-controller to uninstall it: is helm-controller running?", id, waited.Round(time.Second)), nil
+	}
+	return fmt.Sprintf("waiting for helm-controller to uninstall HelmRelease %s", id), nil
+}
+
+// Detach implements Delivery: the HelmRelease is suspended, so
+// helm-controller leaves the release alone, then removed together with its
+// finalizer — what helm-controller itself does for a suspended HelmRelease.
+func (f *FluxDelivery) Detach(ctx context.Context, _, name string) (string, error) {
+	var hr helmv2.HelmRelease
+	err := f.Reader.Get(ctx, client.ObjectKey{Namespace: f.Namespace, Name: name}, &hr)
+	if apierrors.IsNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if !hr.Spec.Suspend {
+		patch := client.MergeFrom(hr.DeepCopy())
+		hr.Spec.Suspend = true
+		if err := f.Client.Patch(ctx, &hr, patch); err != nil {
+			return "", err
+		}
+	}
+	if len(hr.Finalizers) > 0 {
+		patch := client.MergeFrom(hr.DeepCopy())
+		hr.Finalizers = nil
+		if err := f.Client.Patch(ctx, &hr, patch); err != nil && !apierrors.IsNotFound(err) {
+			return "", err
+		}
+	}
+	if err := f.Client.Delete(ctx, &hr); err != nil && !apierrors.IsNotFound(err) {
+		return "", err
+	}
+	return fmt.Sprintf("waiting for HelmRelease %s/%s to be gone", hr.Namespace, hr.Name), nil
+}
+
+// ensureSource keeps the managed HelmRepository (when Source.URL is set).
+// It is applied once per process; a deleted one is re-created on the next
+// failure to find it.
+func (f *FluxDelivery) ensureSource(ctx context.Context) error {
+	if f.Source.URL == "" {
+		return nil
+	}
+	f.sourceOnce.Lock()
+	defer f.sourceOnce.Unlock()
+	if f.sourceOK {
+		var repo sourcev1.HelmRepository
+		err := f.Reader.Get(ctx, client.ObjectKey{Namespace: f.Source.Namespace, Name: f.Source.Name}, &repo)
+		if err == nil {
+			return nil
+		}
+		if !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	repo := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": sourcev1.GroupVersion.String(),
+		"kind":       sourcev1.HelmRepositoryKind,
+		"metadata": map[string]any{
+			"name": f.Source.Name, "namespace": f.Source.Namespace,
+			"labels": map[string]any{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue},
+		},
+		"spec": map[string]any{"url": f.Source.URL, "interval": "10m"},
+	}}
+	if err := f.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(repo), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+		return fmt.Errorf("apply HelmRepository %s/%s: %w", f.Source.Namespace, f.Source.Name, err)
+	}
+	f.sourceOK = true
+	return nil
+}

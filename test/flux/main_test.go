@@ -1,0 +1,121 @@
+// Package flux_test runs the operator's Flux delivery against real
+// helm-controller and source-controller. The cluster starts without Flux so
+// the first test can watch auto mode pick it up when it is installed.
+package flux_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/storefleet/storefleet/test/localcluster"
+)
+
+const platformNamespace = "storefleet-system"
+
+var (
+	cluster  *localcluster.Cluster
+	workdir  string
+	operator *exec.Cmd
+	opLog    string
+)
+
+func TestMain(m *testing.M) {
+	code, err := run(m)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+func run(m *testing.M) (int, error) {
+	var err error
+	if workdir, err = os.MkdirTemp("", "storefleet-flux-test-"); err != nil {
+		return 0, err
+	}
+	binary := filepath.Join(workdir, "storefleet")
+	if out, err := exec.Command("go", "build", "-o", binary, "../../cmd/storefleet").CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("build storefleet: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if cluster, err = localcluster.Start(ctx, localcluster.Options{}); err != nil {
+		return 0, err
+	}
+	defer cluster.Stop()
+	if err := cluster.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: platformNamespace}}); err != nil {
+		return 0, err
+	}
+	ports := make([]int, 2)
+	for i := range ports {
+		if ports[i], err = localcluster.FreePort(); err != nil {
+			return 0, err
+		}
+	}
+	chartAddr := fmt.Sprintf("127.0.0.1:%d", ports[1])
+	opLog = filepath.Join(workdir, "operator.log")
+	logFile, err := os.Create(opLog)
+	if err != nil {
+		return 0, err
+	}
+	operator = exec.Command(binary, "operator",
+		"--kubeconfig", cluster.Kubeconfig,
+		"--delivery", "auto",
+		"--flux-namespace", platformNamespace,
+		"--chart-addr", chartAddr, "--chart-url", "http://"+chartAddr,
+		"--metrics-addr", fmt.Sprintf("127.0.0.1:%d", ports[0]),
+		"--health-addr", "0", "--leader-elect=false",
+		"--drift-interval", "2s", "--pod-start-timeout", "60s", "--workers", "4")
+	operator.Stdout, operator.Stderr = logFile, logFile
+	if err := operator.Start(); err != nil {
+		return 0, err
+	}
+	defer func() {
+		_ = operator.Process.Signal(syscall.SIGTERM)
+		_ = operator.Wait()
+	}()
+	if err := waitHTTP("http://" + chartAddr + "/index.yaml"); err != nil {
+		return 0, fmt.Errorf("operator chart repository: %w\n%s", err, tail(opLog))
+	}
+	code := m.Run()
+	if code != 0 {
+		fmt.Printf("operator log: %s\n", opLog)
+	} else {
+		os.RemoveAll(workdir)
+	}
+	return code, nil
+}
+
+func waitHTTP(url string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("%s did not answer within 30 s", url)
+}
+
+func tail(path string) string {
+	data, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) > 30 {
+		lines = lines[len(lines)-30:]
+	}
+	return strings.Join(lines, "\n")
+}
