@@ -46,8 +46,8 @@ test: tools ## Run every test: unit and integration on real local clusters
 	$(GO) test -count=1 -timeout 30m ./...
 
 .PHONY: bench
-bench: tools ## Benchmarks: N stores through the operator vs raw server-side apply; Intent API load vs bare net/http
-	$(GO) test ./reconciler/ ./openapi/ -run '^$$' -bench . -benchtime 1x -timeout 60m
+bench: tools ## Benchmarks: operator vs raw server-side apply; Flux and Helm SDK modes vs bare HelmReleases; Intent API vs bare net/http
+	$(GO) test ./reconciler/ ./openapi/ ./test/flux/ -run '^$$' -bench . -benchtime 1x -timeout 90m
 
 .PHONY: run
 run: tools build ## Run the platform on the embedded local cluster (storefleet dev)

@@ -44,12 +44,9 @@ const fluxCheckInterval = 10 * time.Second
 // FluxInstalled reports whether the HelmRelease and HelmRepository CRDs are
 // served, from a check at most fluxCheckInterval old.
 func (d *Deliveries) FluxInstalled() bool {
-	if d.Discovery == nil {
-		return false
-	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if time.Since(d.checked) < fluxCheckInterval {
+	if time.Since(d.checked) < fluxCheckInterval || d.Discovery == nil {
 		return d.installed
 	}
 	d.checked = time.Now()

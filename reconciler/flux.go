@@ -210,21 +210,35 @@ func (f *FluxDelivery) stateOf(ctx context.Context, hr *helmv2.HelmRelease, want
 	case f.waitedTooLong(hr):
 		st.Reason = "HelmControllerUnresponsive"
 		st.Message = fmt.Sprintf("helm-controller has not handled HelmRelease %s for more than %s: is helm-controller running?", id, f.unresponsive())
-	case ready != nil:
+	case ready != nil && (current || ready.Status != metav1.ConditionTrue):
 		st.Reason, st.Message = ready.Reason, ready.Message
+	case ready != nil:
+		// Ready=True of an older generation says nothing about this one.
+		st.Reason, st.Message = meta.ProgressingReason, fmt.Sprintf("HelmRelease %s: helm-controller has yet to apply generation %d", id, hr.Generation)
 	default:
 		st.Reason, st.Message = meta.ProgressingReason, fmt.Sprintf("HelmRelease %s is waiting for helm-controller", id)
 	}
-	if before := want.Store.Status.Release; st.Status == "deployed" && before != nil && before.Mode == v1alpha1.DeliveryFlux && before.Revision > 0 && st.Revision > before.Revision {
-		st.Action = "upgrade"
+	if st.Status == "deployed" && st.Revision > 1 && ready.Reason == helmv2.UpgradeSucceededReason {
+		// The message names the revision, so the log gets one entry per upgrade.
+		st.Events = append(st.Events, v1alpha1.ActivityEntry{Timestamp: ready.LastTransitionTime, Event: v1alpha1.EventHelmUpgraded, Message: ready.Message})
 	}
 	if rem := apimeta.FindStatusCondition(hr.Status.Conditions, helmv2.RemediatedCondition); rem != nil && rem.Status == metav1.ConditionTrue {
 		st.Events = append(st.Events, v1alpha1.ActivityEntry{Timestamp: rem.LastTransitionTime, Event: v1alpha1.EventHelmRemediated, Message: rem.Message})
 	}
-	if st.Status == "failed" {
+	if st.Status == "failed" && helmActionFailed(ready.Reason) {
 		st.Events = append(st.Events, v1alpha1.ActivityEntry{Timestamp: ready.LastTransitionTime, Event: v1alpha1.EventHelmFailed, Message: ready.Message})
 	}
 	return st, nil
+}
+
+// helmActionFailed tells a failed Helm action from a release that is only
+// waiting (e.g. for its chart artifact).
+func helmActionFailed(reason string) bool {
+	switch reason {
+	case helmv2.InstallFailedReason, helmv2.UpgradeFailedReason, helmv2.TestFailedReason, helmv2.RollbackFailedReason, helmv2.UninstallFailedReason:
+		return true
+	}
+	return false
 }
 
 // waitedTooLong reports a change that helm-controller has not picked up

@@ -88,8 +88,7 @@ func (r *StoreReconciler) reconcileRelease(ctx context.Context, sc *scope) (ctrl
 		}
 		return ctrl.Result{RequeueAfter: requeueWaiting}, nil
 	}
-	// In Flux mode the condition was False while helm-controller worked.
-	if state.Action == "upgrade" && (conditions.IsTrue(s, v1alpha1.HelmInstalledCondition) || delivery.Mode() == v1alpha1.DeliveryFlux) {
+	if state.Action == "upgrade" && conditions.IsTrue(s, v1alpha1.HelmInstalledCondition) {
 		r.record(sc, v1alpha1.EventHelmUpgraded, fmt.Sprintf("release %s upgraded to revision %d (chart medusa-store %s)", sc.desired.Name, state.Revision, state.ChartVersion))
 	}
 	if state.Message != "" {

@@ -25,7 +25,7 @@ import (
 var fluxOnce sync.Once
 
 // requireFlux installs Flux (once) for the tests that need it.
-func requireFlux(t *testing.T) {
+func requireFlux(t testing.TB) {
 	t.Helper()
 	var err error
 	fluxOnce.Do(func() {

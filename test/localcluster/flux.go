@@ -98,3 +98,14 @@ func (c *Cluster) startController(ctx context.Context, name string, extra ...str
 	}
 	return nil
 }
+
+// FluxControllerPID returns the process id of a running Flux controller
+// ("helm-controller", "source-controller"), or 0.
+func (c *Cluster) FluxControllerPID(name string) int {
+	for _, cmd := range c.controllers {
+		if filepath.Base(cmd.Path) == name && cmd.Process != nil {
+			return cmd.Process.Pid
+		}
+	}
+	return 0
+}
