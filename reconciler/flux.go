@@ -113,8 +113,8 @@ func (f *FluxDelivery) desired(want DesiredRelease) (*helmv2.HelmRelease, error)
 			}},
 			// Retry, never uninstall or roll back: a store keeps its data
 			// through a failed upgrade (Flux's advice for stateful apps).
-			Install: &helmv2.Install{Strategy: &helmv2.InstallStrategy{Name: string(helmv2.ActionStrategyRetryOnFailure), RetryInterval: &metav1.Duration{Duration: 30 * time.Second}}},
-			Upgrade: &helmv2.Upgrade{Strategy: &helmv2.UpgradeStrategy{Name: string(helmv2.ActionStrategyRetryOnFailure), RetryInterval: &metav1.Duration{Duration: 30 * time.Second}}},
+			Install:        &helmv2.Install{Strategy: &helmv2.InstallStrategy{Name: string(helmv2.ActionStrategyRetryOnFailure), RetryInterval: &metav1.Duration{Duration: 30 * time.Second}}},
+			Upgrade:        &helmv2.Upgrade{Strategy: &helmv2.UpgradeStrategy{Name: string(helmv2.ActionStrategyRetryOnFailure), RetryInterval: &metav1.Duration{Duration: 30 * time.Second}}},
 			DriftDetection: &helmv2.DriftDetection{Mode: helmv2.DriftDetectionEnabled},
 			Values:         &apiextensionsv1.JSON{Raw: values},
 		},
