@@ -77,13 +77,27 @@ func TestUsageErrorsArePrecise(t *testing.T) {
 // through the API becomes Ready (seen through the API), deleting it removes
 // it with its namespace, and Ctrl-C stops every process it started.
 func TestDevRunsThePlatformAndStopsCleanly(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		args []string
+		mode string
+	}{
+		{name: "helm", mode: "helm"},
+		// With --flux the store is a Flux HelmRelease installed by helm-controller.
+		{name: "flux", args: []string{"--flux"}, mode: "flux"},
+	} {
+		t.Run(c.name, func(t *testing.T) { testDev(t, c.args, c.mode) })
+	}
+}
+
+func testDev(t *testing.T, args []string, mode string) {
 	workdir := t.TempDir()
 	port, err := localcluster.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
 	apiURL := fmt.Sprintf("http://127.0.0.1:%d", port)
-	cmd := exec.Command(binary, "dev", "--workdir", workdir, "--api-addr", fmt.Sprintf("127.0.0.1:%d", port))
+	cmd := exec.Command(binary, append([]string{"dev", "--workdir", workdir, "--api-addr", fmt.Sprintf("127.0.0.1:%d", port)}, args...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -170,6 +184,9 @@ wait:
 	}, func() string { return fmt.Sprintf("last GET: %v", got) })
 	if urls, _ := got["urls"].(map[string]any); got["ready"] != true || urls["storefront"] != "http://demo.localtest.me" || len(got["activity"].([]any)) < 5 {
 		t.Errorf("ready store through the API: %v", got)
+	}
+	if release, _ := got["release"].(map[string]any); release["mode"] != mode {
+		t.Errorf("release %v, want mode %s", got["release"], mode)
 	}
 	// The Store object is the record, for kubectl too.
 	var store v1alpha1.Store
