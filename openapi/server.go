@@ -28,6 +28,8 @@ type Config struct {
 	MutationsPerMinute int
 	// MaxBodyBytes bounds request bodies.
 	MaxBodyBytes int64
+	// MaxStreamsPerUser and MaxStreams bound open event streams.
+	MaxStreamsPerUser, MaxStreams int
 	Log          *slog.Logger
 }
 
@@ -43,6 +45,9 @@ type Deps struct {
 	Client client.Client
 	// Ready reports whether the API can serve: cache synced, API server reachable.
 	Ready func(ctx context.Context) error
+	// Live is the Redis event feed (nil without Redis); Watch is the
+	// cluster-watch feed used when Live is absent or unhealthy.
+	Live, Watch Feed
 }
 
 // Server is the Intent API.
@@ -53,6 +58,7 @@ type Server struct {
 	mux     *http.ServeMux
 	metrics *apiMetrics
 	limiter *rateLimiter
+	streams streamLimits
 	log     *slog.Logger
 }
 
@@ -67,6 +73,12 @@ func New(cfg Config, deps Deps) *Server {
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 16 << 10
+	}
+	if cfg.MaxStreamsPerUser <= 0 {
+		cfg.MaxStreamsPerUser = 10
+	}
+	if cfg.MaxStreams <= 0 {
+		cfg.MaxStreams = 1000
 	}
 	installHumaErrors(cfg.Log)
 	s := &Server{cfg: cfg, deps: deps, mux: http.NewServeMux(), metrics: newAPIMetrics(),
@@ -84,6 +96,7 @@ func New(cfg Config, deps Deps) *Server {
 	s.api = humago.New(s.mux, hc)
 	s.api.UseMiddleware(requestContext, s.metrics.observe)
 	s.register()
+	s.registerEvents()
 	standardPatternDescriptions(s.api.OpenAPI())
 	s.mux.Handle("GET /metrics", s.metrics.handler())
 	return s

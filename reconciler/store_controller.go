@@ -43,6 +43,15 @@ type Options struct {
 	Delivery DeliveryChoice
 	// Flux configures Flux delivery; nil leaves it off.
 	Flux *FluxOptions
+	// Events receives every activity entry once it is saved in the status
+	// (e.g. to Redis Streams); nil publishes nothing beyond the status.
+	Events EventPublisher
+}
+
+// EventPublisher carries store events beyond the status ring. Publish must
+// not block: a slow or absent consumer never holds up a reconcile.
+type EventPublisher interface {
+	Publish(events ...v1alpha1.StoreEvent)
 }
 
 // FluxOptions configure Flux delivery.
@@ -161,6 +170,12 @@ func (r *StoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 	original := store.DeepCopy()
 	defer func() {
 		if sc.gone {
+			if r.Events != nil && !store.DeletionTimestamp.IsZero() {
+				e := v1alpha1.EventOf(store, v1alpha1.ActivityEntry{Timestamp: metav1.Now(), Event: v1alpha1.EventDeleted,
+					Message: fmt.Sprintf("store %q is gone with its namespace and volumes", store.Name), Seq: lastSeq(store.Status.ActivityLog) + 1})
+				e.Phase = v1alpha1.PhaseDeleting
+				r.Events.Publish(e)
+			}
 			return
 		}
 		r.summarize(sc, retErr)
@@ -174,6 +189,9 @@ func (r *StoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 			patch := client.MergeFromWithOptions(original, client.MergeFromWithOptimisticLock{})
 			if err := r.Status().Patch(ctx, store, patch, client.FieldOwner(FieldManager)); err != nil && !apierrors.IsNotFound(err) {
 				retErr = errors.Join(retErr, fmt.Errorf("patch status: %w", err))
+			} else if err == nil {
+				// Published only once saved: a failed patch re-records them.
+				r.publish(store, lastSeq(sc.before.ActivityLog))
 			}
 		}
 		if sc.stalled && retErr != nil && !apierrors.IsConflict(retErr) {
@@ -314,7 +332,7 @@ func (r *StoreReconciler) reconcileEngine(_ context.Context, sc *scope) (ctrl.Re
 func (r *StoreReconciler) record(sc *scope, event, message string) {
 	s := sc.store
 	s.Status.ActivityLog = appendActivity(s.Status.ActivityLog, v1alpha1.ActivityEntry{
-		Timestamp: metav1.Now(), Event: event, Message: truncate(message, 1024),
+		Timestamp: metav1.Now(), Event: event, Message: truncate(message, 1024), Seq: lastSeq(s.Status.ActivityLog) + 1,
 	})
 	if r.Recorder != nil {
 		kind := "Normal"
@@ -327,6 +345,30 @@ func (r *StoreReconciler) record(sc *scope, event, message string) {
 
 // appendActivity appends to the ring, dropping the oldest entries beyond
 // ActivityLogSize.
+// lastSeq is the sequence number of the newest entry (0 for none).
+func lastSeq(log []v1alpha1.ActivityEntry) int64 {
+	if len(log) == 0 {
+		return 0
+	}
+	return log[len(log)-1].Seq
+}
+
+// publish hands the entries recorded after seq to the event publisher.
+func (r *StoreReconciler) publish(s *v1alpha1.Store, after int64) {
+	if r.Events == nil {
+		return
+	}
+	var events []v1alpha1.StoreEvent
+	for _, e := range s.Status.ActivityLog {
+		if e.Seq > after {
+			events = append(events, v1alpha1.EventOf(s, e))
+		}
+	}
+	if len(events) > 0 {
+		r.Events.Publish(events...)
+	}
+}
+
 func appendActivity(log []v1alpha1.ActivityEntry, e v1alpha1.ActivityEntry) []v1alpha1.ActivityEntry {
 	log = append(log, e)
 	if over := len(log) - v1alpha1.ActivityLogSize; over > 0 {

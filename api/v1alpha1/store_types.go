@@ -228,6 +228,10 @@ type ActivityEntry struct {
 	// +kubebuilder:validation:MaxLength=1024
 	// +optional
 	Message string `json:"message,omitempty"`
+	// Seq numbers the store's entries, 1, 2, 3 ... (it survives the ring's
+	// rotation, so readers can resume after the last one they saw).
+	// +optional
+	Seq int64 `json:"seq,omitempty"`
 }
 
 // StoreURLs are the addresses of a ready store.

@@ -33,6 +33,9 @@ type apiFlags struct {
 	rateLimit        int
 	jwt              openapi.JWTConfig
 	jwtAlgorithms    string
+	redisURL         string
+	maxStreams       int
+	maxUserStreams   int
 }
 
 func (f *apiFlags) register(fs *flag.FlagSet) {
@@ -49,6 +52,9 @@ func (f *apiFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.jwtAlgorithms, "oidc-algorithms", "RS256,ES256", "accepted token signature algorithms")
 	fs.StringVar(&f.jwt.UserClaim, "oidc-user-claim", "sub", "claim holding the user id")
 	fs.StringVar(&f.jwt.GroupsClaim, "oidc-groups-claim", "groups", "claim holding the user's groups")
+	fs.StringVar(&f.redisURL, "redis-url", os.Getenv("REDIS_URL"), "Redis with the operator's event streams (redis://host:6379/0); without it event streams follow the cluster watch")
+	fs.IntVar(&f.maxUserStreams, "max-streams-per-user", 10, "open event streams per user")
+	fs.IntVar(&f.maxStreams, "max-streams", 1000, "open event streams in all")
 }
 
 func runAPI(args []string) error {
@@ -151,6 +157,19 @@ func newAPIServer(ctx context.Context, cfg *rest.Config, f apiFlags, log *slog.L
 	if err := stores.Start(ctx); err != nil {
 		return nil, err
 	}
+	watch, err := openapi.NewWatchFeed(ctx, stores)
+	if err != nil {
+		return nil, err
+	}
+	var live openapi.Feed
+	if f.redisURL != "" {
+		rf, err := openapi.NewRedisFeed(f.redisURL, log)
+		if err != nil {
+			return nil, fmt.Errorf("--redis-url: %w", err)
+		}
+		go rf.Start(ctx)
+		live = rf
+	}
 	disco, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -159,7 +178,9 @@ func newAPIServer(ctx context.Context, cfg *rest.Config, f apiFlags, log *slog.L
 	log.Info("Starting Intent API", "addr", f.addr, "auth", f.auth, "intent", f.intent, "maxStoresPerUser", f.maxStoresPerUser, "rateLimitPerMinute", f.rateLimit)
 	return openapi.New(openapi.Config{
 		Auth: auth, Trusted: trusted, MaxStoresPerUser: f.maxStoresPerUser, MutationsPerMinute: f.rateLimit, Log: log,
+		MaxStreamsPerUser: f.maxUserStreams, MaxStreams: f.maxStreams,
 	}, openapi.Deps{
+		Live: live, Watch: watch,
 		Stores:  stores,
 		Intents: openapi.ClusterIntents{Client: cl},
 		Lock:    &openapi.LeaseLock{Client: cl, Namespace: f.namespace, Holder: host},

@@ -50,6 +50,8 @@ type operatorFlags struct {
 	fluxChart       string
 	chartAddr       string
 	chartURL        string
+	redisURL        string
+	redisMaxLen     int64
 	opts            reconciler.Options
 }
 
@@ -70,6 +72,8 @@ func (f *operatorFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.fluxSource, "flux-source", "builtin", "chart source of the HelmReleases: builtin (this operator serves its chart; needs --chart-url) or Kind/namespace/name of a Flux HelmRepository, GitRepository or OCIRepository")
 	fs.StringVar(&f.fluxChart, "flux-chart", "", "chart name in the source (path for a GitRepository; default medusa-store, or charts/medusa-store for Git)")
 	fs.StringVar(&f.chartAddr, "chart-addr", ":8082", "address serving the builtin chart repository (0 disables)")
+	fs.StringVar(&f.redisURL, "redis-url", os.Getenv("REDIS_URL"), "Redis to publish store events to (redis://host:6379/0); optional")
+	fs.Int64Var(&f.redisMaxLen, "redis-stream-maxlen", 1000, "approximate length each store's event stream is trimmed to")
 	fs.StringVar(&f.chartURL, "chart-url", "", "URL where source-controller reaches the builtin chart repository, e.g. http://storefleet-operator.storefleet-system.svc:8082")
 }
 
@@ -201,6 +205,13 @@ func startOperator(ctx context.Context, cfg *rest.Config, f operatorFlags, platf
 		return err
 	}
 	f.opts.Flux = flux
+	var publisher *reconciler.RedisPublisher
+	if f.redisURL != "" {
+		if publisher, err = reconciler.NewRedisPublisher(f.redisURL, f.redisMaxLen, log); err != nil {
+			return fmt.Errorf("--redis-url: %w", err)
+		}
+		f.opts.Events = publisher
+	}
 	// Each Helm install or repair makes a few dozen requests; client-go's
 	// default 5 QPS would make a fleet wait on the client, not the server.
 	cfg = rest.CopyConfig(cfg)
@@ -228,6 +239,11 @@ func startOperator(ctx context.Context, cfg *rest.Config, f operatorFlags, platf
 	}
 	if flux != nil && flux.Source.URL != "" {
 		if err := mgr.Add(chartServer(f.chartAddr)); err != nil {
+			return err
+		}
+	}
+	if publisher != nil {
+		if err := mgr.Add(publisher); err != nil {
 			return err
 		}
 	}

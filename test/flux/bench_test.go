@@ -14,8 +14,10 @@ import (
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	"github.com/fluxcd/pkg/apis/meta"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -150,6 +152,14 @@ func bareHelmReleases(b *testing.B, n, round int) {
 		b.Fatal(err)
 	}
 	platform := reconciler.Platform{Domain: "localtest.me", EnvironmentValues: env}
+	// The chart source the operator keeps, in case no Flux store made it yet.
+	repo := &sourcev1.HelmRepository{
+		ObjectMeta: metav1.ObjectMeta{Name: "storefleet-charts", Namespace: platformNamespace},
+		Spec:       sourcev1.HelmRepositorySpec{URL: chartURL, Interval: metav1.Duration{Duration: 10 * time.Minute}},
+	}
+	if err := cluster.Client.Create(ctx, repo); err != nil && !apierrors.IsAlreadyExists(err) {
+		b.Fatal(err)
+	}
 	var names []string
 	for i := range n {
 		name := fmt.Sprintf("bare-%d-%d", round, i)

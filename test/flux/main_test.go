@@ -28,6 +28,8 @@ var (
 	workdir  string
 	operator *exec.Cmd
 	opLog    string
+	// chartURL is the operator's chart repository.
+	chartURL string
 )
 
 func TestMain(m *testing.M) {
@@ -64,6 +66,7 @@ func run(m *testing.M) (int, error) {
 		}
 	}
 	chartAddr := fmt.Sprintf("127.0.0.1:%d", ports[1])
+	chartURL = "http://" + chartAddr
 	opLog = filepath.Join(workdir, "operator.log")
 	logFile, err := os.Create(opLog)
 	if err != nil {

@@ -1,0 +1,236 @@
+// Package events_test runs the event flow end to end: the operator (real
+// binary) publishing to a real redis-server, and the Intent API streaming
+// Server-Sent Events with and without Redis.
+package events_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/storefleet/storefleet/openapi"
+	"github.com/storefleet/storefleet/test/localcluster"
+)
+
+var (
+	cluster      *localcluster.Cluster
+	workdir      string
+	redis        *redisServer
+	operatorLog  string
+	metricsURL   string
+	withRedis    *httptest.Server // API reading Redis
+	withoutRedis *httptest.Server // API following the cluster watch
+	stores       *openapi.StoreCache
+)
+
+func TestMain(m *testing.M) {
+	code, err := run(m)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+func run(m *testing.M) (int, error) {
+	var err error
+	if workdir, err = os.MkdirTemp("", "storefleet-events-test-"); err != nil {
+		return 0, err
+	}
+	binary := filepath.Join(workdir, "storefleet")
+	if out, err := exec.Command("go", "build", "-o", binary, "../../cmd/storefleet").CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("build storefleet: %v\n%s", err, out)
+	}
+	if redis, err = startRedis(0); err != nil {
+		return 0, err
+	}
+	defer redis.stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sctx, scancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer scancel()
+	if cluster, err = localcluster.Start(sctx, localcluster.Options{}); err != nil {
+		return 0, err
+	}
+	defer cluster.Stop()
+	if err := cluster.Client.Create(sctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "storefleet-system"}}); err != nil {
+		return 0, err
+	}
+	port, err := localcluster.FreePort()
+	if err != nil {
+		return 0, err
+	}
+	metricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
+	operatorLog = filepath.Join(workdir, "operator.log")
+	logFile, err := os.Create(operatorLog)
+	if err != nil {
+		return 0, err
+	}
+	op := exec.Command(binary, "operator", "--kubeconfig", cluster.Kubeconfig, "--redis-url", redis.url(),
+		"--metrics-addr", fmt.Sprintf("127.0.0.1:%d", port), "--health-addr", "0", "--leader-elect=false", "--workers", "8")
+	op.Stdout, op.Stderr = logFile, logFile
+	if err := op.Start(); err != nil {
+		return 0, err
+	}
+	defer func() { _ = op.Process.Signal(syscall.SIGTERM); _ = op.Wait() }()
+
+	if stores, err = openapi.NewStoreCache(cluster.Config, localcluster.Scheme()); err != nil {
+		return 0, err
+	}
+	if err := stores.Start(ctx); err != nil {
+		return 0, err
+	}
+	watch, err := openapi.NewWatchFeed(ctx, stores)
+	if err != nil {
+		return 0, err
+	}
+	live, err := openapi.NewRedisFeed(redis.url(), silentLog())
+	if err != nil {
+		return 0, err
+	}
+	go live.Start(ctx)
+	withRedis = httptest.NewServer(newAPI(live, watch).Handler())
+	defer withRedis.Close()
+	withoutRedis = httptest.NewServer(newAPI(nil, watch).Handler())
+	defer withoutRedis.Close()
+
+	code := m.Run()
+	if code != 0 {
+		fmt.Printf("logs kept in %s\n", workdir)
+	} else {
+		os.RemoveAll(workdir)
+	}
+	return code, nil
+}
+
+func newAPI(live, watch openapi.Feed) *openapi.Server {
+	trusted, _ := openapi.ParseTrustedProxies("127.0.0.1/32")
+	return openapi.New(openapi.Config{
+		Auth: openapi.HeaderAuth{Trusted: trusted}, Trusted: trusted, MaxStoresPerUser: 100,
+		MaxStreamsPerUser: 500, MaxStreams: 1000, Log: silentLog(),
+	}, openapi.Deps{
+		Stores: stores, Intents: openapi.ClusterIntents{Client: cluster.Client},
+		Lock:   &openapi.LeaseLock{Client: cluster.Client, Namespace: "storefleet-system", Holder: "events-test"},
+		Client: cluster.Client, Ready: func(context.Context) error { return nil },
+		Live:   live, Watch: watch,
+	})
+}
+
+// redisServer is a real redis-server on loopback, without persistence.
+type redisServer struct {
+	port int
+	cmd  *exec.Cmd
+}
+
+func startRedis(port int) (*redisServer, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, fmt.Errorf("redis-server is not installed (Debian package redis-server): %w", err)
+	}
+	if port == 0 {
+		if port, err = localcluster.FreePort(); err != nil {
+			return nil, err
+		}
+	}
+	r := &redisServer{port: port}
+	r.cmd = exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err := r.cmd.Start(); err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			c.Close()
+			return r, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil, fmt.Errorf("redis-server did not listen on %d", port)
+}
+
+func (r *redisServer) url() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.port) }
+
+func (r *redisServer) stop() {
+	if r.cmd.Process != nil {
+		_ = r.cmd.Process.Kill()
+		_ = r.cmd.Wait()
+	}
+}
+
+// message is one Server-Sent Event.
+type message struct {
+	id, event, data string
+}
+
+// stream is an open SSE connection.
+type stream struct {
+	resp     *http.Response
+	messages chan message
+}
+
+func openStream(t testing.TB, base, path, user, lastEventID string) (*stream, int) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+	req.Header.Set(openapi.UserHeader, user)
+	if lastEventID != "" {
+		req.Header.Set("Last-Event-ID", lastEventID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, resp.StatusCode
+	}
+	s := &stream{resp: resp, messages: make(chan message, 1000)}
+	go func() {
+		defer close(s.messages)
+		sc := bufio.NewScanner(resp.Body)
+		var m message
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == "":
+				if m.event != "" {
+					s.messages <- m
+				}
+				m = message{}
+			case strings.HasPrefix(line, "id: "):
+				m.id = line[4:]
+			case strings.HasPrefix(line, "event: "):
+				m.event = line[7:]
+			case strings.HasPrefix(line, "data: "):
+				m.data = line[6:]
+			}
+		}
+	}()
+	return s, http.StatusOK
+}
+
+func (s *stream) close() { s.resp.Body.Close() }
+
+// next returns the next message within timeout.
+func (s *stream) next(t testing.TB, timeout time.Duration) (message, bool) {
+	t.Helper()
+	select {
+	case m, ok := <-s.messages:
+		return m, ok
+	case <-time.After(timeout):
+		return message{}, false
+	}
+}
