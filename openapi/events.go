@@ -285,4 +285,3 @@ func (w *sseWriter) sent(id string) bool { return id != "" && w.seen[id] }
 func (w *sseWriter) comment(text string) { w.write([]byte(": " + text + "\n\n")) }
 
 func (w *sseWriter) end(reason string) { w.send("end", "", EndOfStream{Reason: reason}) }
-

@@ -93,12 +93,6 @@ func (h *hub) closeAll() {
 	}
 }
 
-func (h *hub) count() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.subs)
-}
-
 // WatchFeed turns the Store informer's updates into events: the activity
 // entries an update adds, in order. IDs are the entries' sequence numbers,
 // so a store stream resumes from the ring (its last 15 entries).
@@ -162,7 +156,7 @@ func (f *WatchFeed) Healthy() bool { return true }
 func (f *WatchFeed) Since(context.Context, string, int64) ([]v1alpha1.StoreEvent, error) {
 	return nil, nil
 }
-func (f *WatchFeed) Name() string  { return "cluster watch" }
+func (f *WatchFeed) Name() string { return "cluster watch" }
 
 // Replay resumes a store stream from the activity ring, when the entry
 // after id is still in it.
@@ -306,7 +300,7 @@ func (f *RedisFeed) Since(ctx context.Context, store string, seq int64) ([]v1alp
 	}
 	return out, nil
 }
-func (f *RedisFeed) Name() string  { return "redis" }
+func (f *RedisFeed) Name() string { return "redis" }
 
 // Replay reads the store's stream after id. For the fleet (store "") there
 // is no single position to resume from: the client gets a fresh snapshot.

@@ -30,7 +30,7 @@ type Config struct {
 	MaxBodyBytes int64
 	// MaxStreamsPerUser and MaxStreams bound open event streams.
 	MaxStreamsPerUser, MaxStreams int
-	Log          *slog.Logger
+	Log                           *slog.Logger
 }
 
 // Deps are the API's ways to the cluster.

@@ -339,7 +339,9 @@ func TestManyConcurrentStreams(t *testing.T) {
 	localcluster.Eventually(t, 10*time.Second, "goroutines back to baseline", func() (bool, error) {
 		runtime.GC()
 		return runtime.NumGoroutine() <= baseGoroutines+10, nil
-	}, func() string { return fmt.Sprintf("%d goroutines, baseline %d", runtime.NumGoroutine(), baseGoroutines) })
+	}, func() string {
+		return fmt.Sprintf("%d goroutines, baseline %d", runtime.NumGoroutine(), baseGoroutines)
+	})
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
 	if grow := int64(after.HeapInuse) - int64(before.HeapInuse); grow > 32<<20 {

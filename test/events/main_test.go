@@ -126,7 +126,7 @@ func newAPI(live, watch openapi.Feed) *openapi.Server {
 		Stores: stores, Intents: openapi.ClusterIntents{Client: cluster.Client},
 		Lock:   &openapi.LeaseLock{Client: cluster.Client, Namespace: "storefleet-system", Holder: "events-test"},
 		Client: cluster.Client, Ready: func(context.Context) error { return nil },
-		Live:   live, Watch: watch,
+		Live: live, Watch: watch,
 	})
 }
 
