@@ -259,17 +259,13 @@ func (f *FluxDelivery) Observe(ctx context.Context, namespace, name string) (Rel
 // Remove implements Delivery: delete the HelmRelease and wait until
 // helm-controller has uninstalled the release and let the HelmRelease go.
 func (f *FluxDelivery) Remove(ctx context.Context, _, name string) (string, error) {
-	var hr helmv2.HelmRelease
-	err := f.Reader.Get(ctx, client.ObjectKey{Namespace: f.Namespace, Name: name}, &hr)
-	if apierrors.IsNotFound(err) {
-		return "", nil
-	}
-	if err != nil {
+	hr, err := f.helmRelease(ctx, name)
+	if hr == nil || err != nil {
 		return "", err
 	}
 	id := hr.Namespace + "/" + hr.Name
 	if hr.DeletionTimestamp.IsZero() {
-		if err := f.Client.Delete(ctx, &hr); err != nil && !apierrors.IsNotFound(err) {
+		if err := f.Client.Delete(ctx, hr); err != nil && !apierrors.IsNotFound(err) {
 			return "", err
 		}
 		return fmt.Sprintf("waiting for helm-controller to uninstall HelmRelease %s", id), nil
@@ -284,32 +280,41 @@ func (f *FluxDelivery) Remove(ctx context.Context, _, name string) (string, erro
 // helm-controller leaves the release alone, then removed together with its
 // finalizer — what helm-controller itself does for a suspended HelmRelease.
 func (f *FluxDelivery) Detach(ctx context.Context, _, name string) (string, error) {
-	var hr helmv2.HelmRelease
-	err := f.Reader.Get(ctx, client.ObjectKey{Namespace: f.Namespace, Name: name}, &hr)
-	if apierrors.IsNotFound(err) {
-		return "", nil
-	}
-	if err != nil {
+	hr, err := f.helmRelease(ctx, name)
+	if hr == nil || err != nil {
 		return "", err
 	}
 	if !hr.Spec.Suspend {
 		patch := client.MergeFrom(hr.DeepCopy())
 		hr.Spec.Suspend = true
-		if err := f.Client.Patch(ctx, &hr, patch); err != nil {
+		if err := f.Client.Patch(ctx, hr, patch); err != nil {
 			return "", err
 		}
 	}
 	if len(hr.Finalizers) > 0 {
 		patch := client.MergeFrom(hr.DeepCopy())
 		hr.Finalizers = nil
-		if err := f.Client.Patch(ctx, &hr, patch); err != nil && !apierrors.IsNotFound(err) {
+		if err := f.Client.Patch(ctx, hr, patch); err != nil && !apierrors.IsNotFound(err) {
 			return "", err
 		}
 	}
-	if err := f.Client.Delete(ctx, &hr); err != nil && !apierrors.IsNotFound(err) {
+	if err := f.Client.Delete(ctx, hr); err != nil && !apierrors.IsNotFound(err) {
 		return "", err
 	}
 	return fmt.Sprintf("waiting for HelmRelease %s/%s to be gone", hr.Namespace, hr.Name), nil
+}
+
+// helmRelease reads a store's HelmRelease uncached; nil when there is none.
+func (f *FluxDelivery) helmRelease(ctx context.Context, name string) (*helmv2.HelmRelease, error) {
+	var hr helmv2.HelmRelease
+	err := f.Reader.Get(ctx, client.ObjectKey{Namespace: f.Namespace, Name: name}, &hr)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &hr, nil
 }
 
 // ensureSource keeps the managed HelmRepository (when Source.URL is set).

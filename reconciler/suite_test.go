@@ -62,10 +62,8 @@ func run(m *testing.M) (int, error) {
 			os.RemoveAll(workdir)
 		}
 	}()
-	binary = filepath.Join(workdir, "storefleet")
-	build := exec.Command("go", "build", "-o", binary, "../cmd/storefleet")
-	if out, err := build.CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("build storefleet: %v\n%s", err, out)
+	if binary, err = localcluster.BuildStorefleet("..", workdir); err != nil {
+		return 0, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -51,9 +51,9 @@ func run(m *testing.M) (int, error) {
 	if workdir, err = os.MkdirTemp("", "storefleet-events-test-"); err != nil {
 		return 0, err
 	}
-	binary := filepath.Join(workdir, "storefleet")
-	if out, err := exec.Command("go", "build", "-o", binary, "../../cmd/storefleet").CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("build storefleet: %v\n%s", err, out)
+	binary, err := localcluster.BuildStorefleet("../..", workdir)
+	if err != nil {
+		return 0, err
 	}
 	if redis, err = startRedis(0); err != nil {
 		return 0, err

@@ -46,9 +46,9 @@ func run(m *testing.M) (int, error) {
 	if workdir, err = os.MkdirTemp("", "storefleet-flux-test-"); err != nil {
 		return 0, err
 	}
-	binary := filepath.Join(workdir, "storefleet")
-	if out, err := exec.Command("go", "build", "-o", binary, "../../cmd/storefleet").CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("build storefleet: %v\n%s", err, out)
+	binary, err := localcluster.BuildStorefleet("../..", workdir)
+	if err != nil {
+		return 0, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

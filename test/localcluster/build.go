@@ -315,3 +315,15 @@ func copyTree(src, dst string) error {
 		return os.WriteFile(target, data, 0o644)
 	})
 }
+
+// BuildStorefleet builds the storefleet binary from the module at
+// moduleRoot into dir, for tests that run it as a child process.
+func BuildStorefleet(moduleRoot, dir string) (string, error) {
+	binary := filepath.Join(dir, "storefleet")
+	cmd := exec.Command("go", "build", "-o", binary, "./cmd/storefleet")
+	cmd.Dir = moduleRoot
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build storefleet: %v\n%s", err, out)
+	}
+	return binary, nil
+}
