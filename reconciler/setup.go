@@ -190,7 +190,7 @@ func Setup(mgr ctrl.Manager, opts Options, chartFS fs.FS, log *slog.Logger) (*De
 	if opts.Flux != nil {
 		d.Flux = &FluxDelivery{
 			Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Namespace: opts.Flux.Namespace,
-			Source: opts.Flux.Source, DefaultChartVersion: helm.ChartVersion(), Helm: helm,
+			Source: opts.Flux.Source, DefaultChartVersion: helm.ChartVersion(), Helm: helm, Unresponsive: opts.Flux.Unresponsive,
 		}
 	}
 	if opts.Delivery == DeliveryFlux && d.Flux == nil {

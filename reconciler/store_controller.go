@@ -60,6 +60,9 @@ type FluxOptions struct {
 	Namespace string
 	// Source is where helm-controller gets the store chart.
 	Source ChartSource
+	// Unresponsive is how long helm-controller may leave a change unhandled
+	// before the store says it may not be running (default 30 s).
+	Unresponsive time.Duration
 }
 
 // DefaultOptions are the operator's defaults.

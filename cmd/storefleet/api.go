@@ -52,7 +52,6 @@ func (f *apiFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.jwtAlgorithms, "oidc-algorithms", "RS256,ES256", "accepted token signature algorithms")
 	fs.StringVar(&f.jwt.UserClaim, "oidc-user-claim", "sub", "claim holding the user id")
 	fs.StringVar(&f.jwt.GroupsClaim, "oidc-groups-claim", "groups", "claim holding the user's groups")
-	fs.StringVar(&f.redisURL, "redis-url", os.Getenv("REDIS_URL"), "Redis with the operator's event streams (redis://host:6379/0); without it event streams follow the cluster watch")
 	fs.IntVar(&f.maxUserStreams, "max-streams-per-user", 10, "open event streams per user")
 	fs.IntVar(&f.maxStreams, "max-streams", 1000, "open event streams in all")
 }
@@ -63,6 +62,7 @@ func runAPI(args []string) error {
 	f.register(fs)
 	fs.StringVar(&f.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig file (default: in-cluster config)")
 	fs.StringVar(&f.addr, "addr", ":8080", "address the API listens on")
+	fs.StringVar(&f.redisURL, "redis-url", os.Getenv("REDIS_URL"), "Redis with the operator's event streams (redis://host:6379/0); without it event streams follow the cluster watch")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

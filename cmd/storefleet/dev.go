@@ -35,6 +35,8 @@ func runDev(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	// One Redis for both: the operator writes the streams the API reads.
+	api.redisURL = op.redisURL
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}

@@ -57,6 +57,9 @@ func TestUsageErrorsArePrecise(t *testing.T) {
 		{args: []string{"api", "--kubeconfig", "/nonexistent"}, code: 1, want: "storefleet api: --auth=header needs --trusted-proxies"},
 		{args: []string{"api", "--trusted-proxies", "10.0.0.0/99", "--kubeconfig", "/nonexistent"}, code: 1, want: `storefleet api: --trusted-proxies: trusted proxy "10.0.0.0/99" is not a CIDR`},
 		{args: []string{"openapi"}, code: 0, want: "openapi: 3.1.0"},
+		{args: []string{"dev", "--no-such-flag"}, code: 1, want: "storefleet dev: flag provided but not defined: -no-such-flag"},
+		{args: []string{"operator", "--delivery", "argo", "--kubeconfig", "/nonexistent"}, code: 1, want: `storefleet operator: --delivery must be auto, flux or helm, not "argo"`},
+		{args: []string{"operator", "--flux-source", "Bucket/x/y", "--kubeconfig", "/nonexistent"}, code: 1, want: "--flux-source kind must be HelmRepository, GitRepository or OCIRepository"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

@@ -52,6 +52,7 @@ type operatorFlags struct {
 	chartURL        string
 	redisURL        string
 	redisMaxLen     int64
+	fluxPatience    time.Duration
 	opts            reconciler.Options
 }
 
@@ -71,6 +72,7 @@ func (f *operatorFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.fluxNamespace, "flux-namespace", envOr("POD_NAMESPACE", "storefleet-system"), "namespace of the stores' HelmReleases (Flux delivery)")
 	fs.StringVar(&f.fluxSource, "flux-source", "builtin", "chart source of the HelmReleases: builtin (this operator serves its chart; needs --chart-url) or Kind/namespace/name of a Flux HelmRepository, GitRepository or OCIRepository")
 	fs.StringVar(&f.fluxChart, "flux-chart", "", "chart name in the source (path for a GitRepository; default medusa-store, or charts/medusa-store for Git)")
+	fs.DurationVar(&f.fluxPatience, "flux-unresponsive-after", 30*time.Second, "how long helm-controller may leave a HelmRelease change unhandled before the store says it may not be running")
 	fs.StringVar(&f.chartAddr, "chart-addr", ":8082", "address serving the builtin chart repository (0 disables)")
 	fs.StringVar(&f.redisURL, "redis-url", os.Getenv("REDIS_URL"), "Redis to publish store events to (redis://host:6379/0); optional")
 	fs.Int64Var(&f.redisMaxLen, "redis-stream-maxlen", 1000, "approximate length each store's event stream is trimmed to")
@@ -118,7 +120,7 @@ func (f *operatorFlags) fluxOptions() (*reconciler.FluxOptions, error) {
 			src.Chart = "charts/medusa-store"
 		}
 	}
-	return &reconciler.FluxOptions{Namespace: f.fluxNamespace, Source: src}, nil
+	return &reconciler.FluxOptions{Namespace: f.fluxNamespace, Source: src, Unresponsive: f.fluxPatience}, nil
 }
 
 func envOr(key, def string) string {

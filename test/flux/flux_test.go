@@ -302,3 +302,29 @@ func hasEvent(s *v1alpha1.Store, event string) bool {
 	}
 	return false
 }
+
+// TestHelmControllerDownIsReported runs last: with helm-controller stopped, a
+// new store and a deletion say that helm-controller may not be running
+// instead of waiting silently.
+func TestHelmControllerDownIsReported(t *testing.T) {
+	requireFlux(t)
+	ctx := context.Background()
+	createStore(t, "lonely")
+	waitReady(t, "lonely", 120*time.Second)
+	if err := cluster.StopFluxController("helm-controller"); err != nil {
+		t.Fatal(err)
+	}
+	createStore(t, "orphan")
+	localcluster.Eventually(t, 60*time.Second, "HelmInstalled asks about helm-controller", func() (bool, error) {
+		c := condition(getStore(t, "orphan"), v1alpha1.HelmInstalledCondition)
+		return c != nil && c.Status == metav1.ConditionFalse && strings.Contains(c.Message, "is helm-controller running?"), nil
+	})
+	if err := cluster.Client.Delete(ctx, &v1alpha1.Store{ObjectMeta: metav1.ObjectMeta{Name: "lonely"}}); err != nil {
+		t.Fatal(err)
+	}
+	localcluster.Eventually(t, 60*time.Second, "deletion asks about helm-controller", func() (bool, error) {
+		s := getStore(t, "lonely")
+		c := condition(s, v1alpha1.ReadyCondition)
+		return s.Status.Phase == v1alpha1.PhaseDeleting && c != nil && strings.Contains(c.Message, "is helm-controller running?"), nil
+	})
+}

@@ -79,6 +79,7 @@ func run(m *testing.M) (int, error) {
 		"--chart-addr", chartAddr, "--chart-url", "http://"+chartAddr,
 		"--metrics-addr", fmt.Sprintf("127.0.0.1:%d", ports[0]),
 		"--health-addr", "0", "--leader-elect=false",
+		"--flux-unresponsive-after", "5s",
 		"--drift-interval", "2s", "--pod-start-timeout", "60s", "--workers", "10")
 	operator.Stdout, operator.Stderr = logFile, logFile
 	if err := operator.Start(); err != nil {

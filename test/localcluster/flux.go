@@ -109,3 +109,15 @@ func (c *Cluster) FluxControllerPID(name string) int {
 	}
 	return 0
 }
+
+// StopFluxController stops one Flux controller, as an outage would (fault
+// tests); the others keep running.
+func (c *Cluster) StopFluxController(name string) error {
+	for i, cmd := range c.controllers {
+		if filepath.Base(cmd.Path) == name {
+			c.controllers = append(c.controllers[:i:i], c.controllers[i+1:]...)
+			return stopProcess(cmd)
+		}
+	}
+	return fmt.Errorf("flux controller %s is not running", name)
+}
