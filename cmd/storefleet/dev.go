@@ -22,6 +22,7 @@ import (
 
 func runDev(args []string) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	withRedis := fs.Bool("redis", false, "start redis-server (Debian package redis-server) for the live event streams")
 	flux := fs.Bool("flux", false, "also run the Flux helm-controller and source-controller; stores are then delivered as HelmReleases")
 	workdir := fs.String("workdir", "", "directory for the cluster's state (default: a new temporary directory, removed on exit)")
 	var op operatorFlags
@@ -34,6 +35,14 @@ func runDev(args []string) error {
 	api.trustedProxies = "127.0.0.1/32,::1/128"
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *withRedis && op.redisURL == "" {
+		redis, err := localcluster.StartRedis(0)
+		if err != nil {
+			return err
+		}
+		defer redis.Stop()
+		op.redisURL = redis.URL()
 	}
 	// One Redis for both: the operator writes the streams the API reads.
 	api.redisURL = op.redisURL
@@ -120,10 +129,11 @@ YAML
 kubectl get stores -w
 kubectl get helmreleases -A    # with --flux: each store is a Flux HelmRelease
 
+Live events: curl -N http://%[6]s/api/v1/stores/demo/events -H 'X-User-Id: alice'   (Redis: %[7]s)
 Operator metrics: http://%[3]s/metrics
 Logs:             %[4]s, %[5]s
 Press Ctrl-C to stop everything.
-`, cluster.Kubeconfig, kubectl, op.metricsAddr, filepath.Join(cluster.Workdir, "operator.log"), filepath.Join(cluster.Workdir, "api.log"), api.addr)
+`, cluster.Kubeconfig, kubectl, op.metricsAddr, filepath.Join(cluster.Workdir, "operator.log"), filepath.Join(cluster.Workdir, "api.log"), api.addr, orNone(api.redisURL))
 	if *workdir != "" {
 		fmt.Printf("Cluster state is kept in %s\n", *workdir)
 	}
@@ -135,6 +145,13 @@ Press Ctrl-C to stop everything.
 	case err := <-apiDone:
 		return fmt.Errorf("intent API stopped: %w", err)
 	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none, streams follow the cluster watch"
+	}
+	return s
 }
 
 // ensureNamespace creates the platform namespace, which the chart of a real

@@ -88,6 +88,8 @@ func TestDevRunsThePlatformAndStopsCleanly(t *testing.T) {
 		{name: "helm", mode: "helm"},
 		// With --flux the store is a Flux HelmRelease installed by helm-controller.
 		{name: "flux", args: []string{"--flux"}, mode: "flux"},
+		// With --redis the live events go through a redis-server it starts.
+		{name: "redis", args: []string{"--redis"}, mode: "helm"},
 	} {
 		t.Run(c.name, func(t *testing.T) { testDev(t, c.args, c.mode) })
 	}
@@ -190,6 +192,18 @@ wait:
 	}
 	if release, _ := got["release"].(map[string]any); release["mode"] != mode {
 		t.Errorf("release %v, want mode %s", got["release"], mode)
+	}
+	// The live event stream answers with the store's snapshot.
+	streamReq, _ := http.NewRequest(http.MethodGet, apiURL+"/api/v1/stores/demo/events", nil)
+	streamReq.Header.Set("X-User-Id", "alice")
+	streamResp, err := http.DefaultClient.Do(streamReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := bufio.NewReader(streamResp.Body).ReadString('\n')
+	streamResp.Body.Close()
+	if streamResp.StatusCode != http.StatusOK || first != "event: snapshot\n" {
+		t.Errorf("event stream: %d, first line %q", streamResp.StatusCode, first)
 	}
 	// The Store object is the record, for kubectl too.
 	var store v1alpha1.Store

@@ -145,7 +145,7 @@ func ringEvents(s openapi.Store) []v1alpha1.StoreEvent {
 func TestStoreStreamWithRedis(t *testing.T) {
 	testStream(t, withRedis.URL, "ev-redis")
 	// The events really went through Redis.
-	rc := goredis.NewClient(&goredis.Options{Addr: strings.TrimPrefix(strings.TrimSuffix(redis.url(), "/0"), "redis://")})
+	rc := goredis.NewClient(&goredis.Options{Addr: strings.TrimPrefix(strings.TrimSuffix(redis.URL(), "/0"), "redis://")})
 	defer rc.Close()
 	n, err := rc.XLen(context.Background(), v1alpha1.StoreStream("ev-redis")).Result()
 	if err != nil || n < 7 {
@@ -208,7 +208,7 @@ func TestRedisOutage(t *testing.T) {
 	if m, _ := s.next(t, 10*time.Second); m.event != "snapshot" {
 		t.Fatalf("first message %+v", m)
 	}
-	redis.stop()
+	redis.Stop()
 	createStore(t, withRedis.URL, "carol", "outage")
 	var ended bool
 	for !ended {
@@ -235,7 +235,7 @@ func TestRedisOutage(t *testing.T) {
 
 	// Redis back on the same port: the operator publishes again.
 	var err error
-	if redis, err = startRedis(redis.port); err != nil {
+	if redis, err = localcluster.StartRedis(redis.Port); err != nil {
 		t.Fatal(err)
 	}
 	published := metric(t, "storefleet_events_published_total")

@@ -7,13 +7,11 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -29,7 +27,7 @@ import (
 var (
 	cluster      *localcluster.Cluster
 	workdir      string
-	redis        *redisServer
+	redis        *localcluster.Redis
 	operatorLog  string
 	metricsURL   string
 	withRedis    *httptest.Server // API reading Redis
@@ -55,10 +53,10 @@ func run(m *testing.M) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if redis, err = startRedis(0); err != nil {
+	if redis, err = localcluster.StartRedis(0); err != nil {
 		return 0, err
 	}
-	defer redis.stop()
+	defer func() { redis.Stop() }()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sctx, scancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -80,7 +78,7 @@ func run(m *testing.M) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	op := exec.Command(binary, "operator", "--kubeconfig", cluster.Kubeconfig, "--redis-url", redis.url(),
+	op := exec.Command(binary, "operator", "--kubeconfig", cluster.Kubeconfig, "--redis-url", redis.URL(),
 		"--metrics-addr", fmt.Sprintf("127.0.0.1:%d", port), "--health-addr", "0", "--leader-elect=false", "--workers", "8")
 	op.Stdout, op.Stderr = logFile, logFile
 	if err := op.Start(); err != nil {
@@ -98,7 +96,7 @@ func run(m *testing.M) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	live, err := openapi.NewRedisFeed(redis.url(), silentLog())
+	live, err := openapi.NewRedisFeed(redis.URL(), silentLog())
 	if err != nil {
 		return 0, err
 	}
@@ -128,47 +126,6 @@ func newAPI(live, watch openapi.Feed) *openapi.Server {
 		Client: cluster.Client, Ready: func(context.Context) error { return nil },
 		Live: live, Watch: watch,
 	})
-}
-
-// redisServer is a real redis-server on loopback, without persistence.
-type redisServer struct {
-	port int
-	cmd  *exec.Cmd
-}
-
-func startRedis(port int) (*redisServer, error) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		return nil, fmt.Errorf("redis-server is not installed (Debian package redis-server): %w", err)
-	}
-	if port == 0 {
-		if port, err = localcluster.FreePort(); err != nil {
-			return nil, err
-		}
-	}
-	r := &redisServer{port: port}
-	r.cmd = exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err := r.cmd.Start(); err != nil {
-		return nil, err
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			c.Close()
-			return r, nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return nil, fmt.Errorf("redis-server did not listen on %d", port)
-}
-
-func (r *redisServer) url() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.port) }
-
-func (r *redisServer) stop() {
-	if r.cmd.Process != nil {
-		_ = r.cmd.Process.Kill()
-		_ = r.cmd.Wait()
-	}
 }
 
 // message is one Server-Sent Event.
