@@ -12,7 +12,7 @@ REDOCLY := npx --yes @redocly/cli@2.77.0
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 BIN := bin/storefleet
 # Generated files that `make verify` checks against their sources.
-GENERATED := api/v1alpha1/zz_generated.deepcopy.go api/v1alpha1/crd reconciler/rbac openapi/rbac openapi/openapi.yaml
+GENERATED := api/v1alpha1/zz_generated.deepcopy.go api/v1alpha1/crd reconciler/rbac openapi/rbac openapi/openapi.yaml charts/storefleet/crds charts/storefleet/rbac
 
 .PHONY: help
 help: ## List the targets
@@ -28,6 +28,9 @@ generate: ## Regenerate deepcopy code, the Store CRD, the RBAC of operator and A
 	$(CONTROLLER_GEN) rbac:roleName=storefleet-operator paths=./reconciler/... output:rbac:artifacts:config=reconciler/rbac
 	$(CONTROLLER_GEN) rbac:roleName=storefleet-api paths=./openapi/... output:rbac:artifacts:config=openapi/rbac
 	$(GO) run ./cmd/storefleet openapi > openapi/openapi.yaml.tmp && mv openapi/openapi.yaml.tmp openapi/openapi.yaml
+	cp api/v1alpha1/crd/storefleet.dev_stores.yaml charts/storefleet/crds/
+	cp reconciler/rbac/role.yaml charts/storefleet/rbac/operator-role.yaml
+	cp openapi/rbac/role.yaml charts/storefleet/rbac/api-role.yaml
 
 .PHONY: verify
 verify: generate ## Regenerate and fail if any generated file differs from what is committed

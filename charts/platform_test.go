@@ -1,0 +1,220 @@
+package charts_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/engine"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/storefleet/storefleet/test/localcluster"
+)
+
+var cluster *localcluster.Cluster
+
+func TestMain(m *testing.M) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	var err error
+	cluster, err = localcluster.Start(ctx, localcluster.Options{})
+	cancel()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: start the local cluster: %v\n", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if err := cluster.Stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: stop the local cluster: %v\n", err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+func loadPlatformChart(t *testing.T) *chart.Chart {
+	t.Helper()
+	ch, err := loader.LoadDir("storefleet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
+// render renders the platform chart as `helm template` would, schema check
+// included.
+func render(t *testing.T, ch *chart.Chart, namespace string, vals map[string]any) (map[string]string, error) {
+	t.Helper()
+	opts := chartutil.ReleaseOptions{Name: "storefleet", Namespace: namespace, IsInstall: true}
+	caps := chartutil.DefaultCapabilities.Copy()
+	caps.KubeVersion = chartutil.KubeVersion{Version: "v1.35.4", Major: "1", Minor: "35"}
+	values, err := chartutil.ToRenderValues(ch, vals, opts, caps)
+	if err != nil {
+		return nil, err
+	}
+	return engine.Render(ch, values)
+}
+
+func envValues(t *testing.T, env string) map[string]any {
+	t.Helper()
+	if env == "default" {
+		return map[string]any{}
+	}
+	data, err := os.ReadFile("../clusters/" + env + "/platform-values.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals := map[string]any{}
+	if err := yaml.Unmarshal(data, &vals); err != nil {
+		t.Fatal(err)
+	}
+	return vals
+}
+
+// TestPlatformChartRendersAndPassesDryRun: with default, local and prod
+// values every object is accepted by the real API server (schema,
+// admission, Pod Security "restricted" on the namespace).
+func TestPlatformChartRendersAndPassesDryRun(t *testing.T) {
+	ctx := context.Background()
+	ch := loadPlatformChart(t)
+	for _, env := range []string{"default", "local", "prod"} {
+		t.Run(env, func(t *testing.T) {
+			ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "platform-", Labels: map[string]string{
+				"pod-security.kubernetes.io/enforce": "restricted",
+			}}}
+			if err := cluster.Client.Create(ctx, ns); err != nil {
+				t.Fatal(err)
+			}
+			files, err := render(t, ch, ns.Name, envValues(t, env))
+			if err != nil {
+				t.Fatalf("render: %v", err)
+			}
+			kinds := map[string]int{}
+			names := make([]string, 0, len(files))
+			for name := range files {
+				names = append(names, name)
+			}
+			sort.Strings(names)
+			for _, name := range names {
+				if strings.HasSuffix(name, ".tpl") || strings.TrimSpace(files[name]) == "" {
+					continue
+				}
+				for _, doc := range strings.Split(files[name], "\n---") {
+					var strict map[string]any
+					if err := yaml.UnmarshalStrict([]byte(doc), &strict); err != nil {
+						t.Errorf("%s: not strict YAML: %v", name, err)
+					}
+				}
+				objs, err := localcluster.DecodeManifests([]byte(files[name]))
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				for _, o := range objs {
+					kinds[o.GetKind()]++
+					if err := cluster.Client.Create(ctx, o, client.DryRunAll); err != nil {
+						t.Errorf("%s %s (%s) rejected by the API server: %v", o.GetKind(), o.GetName(), name, err)
+					}
+				}
+			}
+			want := map[string]int{"Deployment": 2, "Service": 2, "ServiceAccount": 2, "ClusterRole": 2, "ClusterRoleBinding": 2, "Role": 2, "RoleBinding": 2, "PodDisruptionBudget": 1, "Ingress": 1, "NetworkPolicy": 2}
+			if env != "default" {
+				want["Deployment"], want["Service"], want["NetworkPolicy"] = 3, 3, 3 // in-chart Redis
+			}
+			if env == "prod" {
+				want["HorizontalPodAutoscaler"] = 1
+			}
+			for kind, n := range want {
+				if kinds[kind] != n {
+					t.Errorf("%d %s objects, want %d (all: %v)", kinds[kind], kind, n, kinds)
+				}
+			}
+		})
+	}
+}
+
+// TestPlatformChartSchemaRejectsBadValues: mistakes fail at install time
+// with a message naming the value.
+func TestPlatformChartSchemaRejectsBadValues(t *testing.T) {
+	ch := loadPlatformChart(t)
+	cases := []struct {
+		name string
+		vals map[string]any
+		want string
+	}{
+		{"unknown delivery", map[string]any{"operator": map[string]any{"delivery": "argo"}}, "/operator/delivery': value must be one of 'auto', 'flux', 'helm'"},
+		{"unknown auth", map[string]any{"api": map[string]any{"auth": "basic"}}, "/api/auth"},
+		{"zero quota", map[string]any{"api": map[string]any{"maxStoresPerUser": 0}}, "/api/maxStoresPerUser': minimum"},
+		{"misspelt key", map[string]any{"operater": map[string]any{"replicas": 2}}, "operater"},
+		{"bad environment", map[string]any{"environment": "staging"}, "/environment"},
+		{"redis url scheme", map[string]any{"redis": map[string]any{"url": "http://redis:6379"}}, "/redis/url"},
+		{"jwt without issuer", map[string]any{"api": map[string]any{"auth": "jwt"}}, "api.oidc.issuer is required"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := render(t, ch, "storefleet-system", c.vals)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want one naming %q", err, c.want)
+			}
+		})
+	}
+}
+
+// TestPlatformRBACIsTheGeneratedOne: the chart grants the operator and the
+// API exactly their generated ClusterRoles, with Leases only in the release
+// namespace.
+func TestPlatformRBACIsTheGeneratedOne(t *testing.T) {
+	ch := loadPlatformChart(t)
+	files, err := render(t, ch, "storefleet-system", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := localcluster.DecodeManifests([]byte(files["storefleet/templates/rbac.yaml"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for component, generated := range map[string]string{"operator": "../reconciler/rbac/role.yaml", "api": "../openapi/rbac/role.yaml"} {
+		data, err := os.ReadFile(generated)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want rbacv1.ClusterRole
+		if err := yaml.Unmarshal(data, &want); err != nil {
+			t.Fatal(err)
+		}
+		var got rbacv1.ClusterRole
+		for _, o := range objs {
+			if o.GetKind() == "ClusterRole" && o.GetName() == "storefleet-"+component {
+				if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &got); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		var wantRules []rbacv1.PolicyRule
+		for _, r := range want.Rules {
+			if len(r.APIGroups) == 1 && r.APIGroups[0] == "coordination.k8s.io" {
+				continue
+			}
+			wantRules = append(wantRules, r)
+		}
+		if fmt.Sprint(got.Rules) != fmt.Sprint(wantRules) {
+			t.Errorf("%s ClusterRole rules\n%v\nwant the generated ones\n%v", component, got.Rules, wantRules)
+		}
+		for _, r := range got.Rules {
+			for _, g := range r.APIGroups {
+				if g == "coordination.k8s.io" {
+					t.Errorf("%s ClusterRole grants Leases cluster-wide", component)
+				}
+			}
+		}
+	}
+}
