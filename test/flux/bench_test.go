@@ -20,6 +20,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -177,6 +178,12 @@ func bareHelmReleases(b *testing.B, n, round int) {
 					Chart: "medusa-store", SourceRef: helmv2.CrossNamespaceObjectReference{Kind: "HelmRepository", Name: "storefleet-charts", Namespace: platformNamespace},
 				}},
 				Values: &apiextensionsv1.JSON{Raw: values},
+				// The same release settings storefleet uses, so the anchor
+				// differs only in who creates the HelmRelease.
+				MaxHistory:     ptr.To(5),
+				DriftDetection: &helmv2.DriftDetection{Mode: helmv2.DriftDetectionEnabled},
+				Install:        &helmv2.Install{Strategy: &helmv2.InstallStrategy{Name: string(helmv2.ActionStrategyRetryOnFailure)}},
+				Upgrade:        &helmv2.Upgrade{Strategy: &helmv2.UpgradeStrategy{Name: string(helmv2.ActionStrategyRetryOnFailure)}},
 			},
 		}
 		if err := cluster.Client.Create(ctx, hr); err != nil {
