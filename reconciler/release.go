@@ -3,6 +3,7 @@ package reconciler
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/fluxcd/pkg/runtime/conditions"
 	appsv1 "k8s.io/api/apps/v1"
@@ -12,6 +13,9 @@ import (
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
 )
+
+// fluxRecheck is the backstop re-check of a store waiting on helm-controller.
+const fluxRecheck = 15 * time.Second
 
 // releaseName is the Helm release of a store: its name, in its own namespace.
 func releaseName(s *v1alpha1.Store) string { return s.Name }
@@ -85,6 +89,12 @@ func (r *StoreReconciler) reconcileRelease(ctx context.Context, sc *scope) (ctrl
 			conditions.MarkFalse(s, v1alpha1.HelmInstalledCondition, state.Reason, "%s", state.Message)
 		} else {
 			conditions.MarkFalse(s, v1alpha1.HelmInstalledCondition, v1alpha1.ReasonProgressing, "release %s revision %d is %s", sc.desired.Name, state.Revision, state.Status)
+		}
+		if delivery.Mode() == v1alpha1.DeliveryFlux {
+			// The HelmRelease's status changes are watched; polling every
+			// few seconds on top loaded the API server that helm-controller
+			// needs (100 stores took 4x as long as bare HelmReleases).
+			return ctrl.Result{RequeueAfter: fluxRecheck}, nil
 		}
 		return ctrl.Result{RequeueAfter: requeueWaiting}, nil
 	}

@@ -15,8 +15,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/storefleet/storefleet/api/v1alpha1"
 	"github.com/storefleet/storefleet/test/localcluster"
 )
 
@@ -27,6 +29,7 @@ func runDev(args []string) error {
 	workdir := fs.String("workdir", "", "directory for the cluster's state (default: a new temporary directory, removed on exit)")
 	var op operatorFlags
 	op.register(fs)
+	fs.StringVar(&op.kubeconfig, "kubeconfig", "", "run the operator and API against this existing cluster instead of the embedded one")
 	var api apiFlags
 	api.register(fs)
 	fs.StringVar(&api.addr, "api-addr", "127.0.0.1:8080", "address of the Intent API")
@@ -58,22 +61,48 @@ func runDev(args []string) error {
 	defer stop()
 
 	tools := localcluster.DefaultTools()
-	if missing := tools.Missing(); len(missing) > 0 {
-		fmt.Printf("First run: building the local control plane into %s\n(about 30 minutes on 2 cores with empty Go caches; later runs start in seconds)\n", tools.Dir)
-		if _, err := localcluster.Build(ctx, os.Stdout); err != nil {
+	var cfg *rest.Config
+	var kubeconfig, logDir string
+	if op.kubeconfig != "" {
+		// An existing cluster: only the operator and the API run here.
+		if *flux {
+			return errors.New("--flux starts Flux in the embedded cluster; with --kubeconfig, install Flux in your cluster (auto delivery uses it when --chart-url is reachable from it)")
+		}
+		if cfg, err = clientcmd.BuildConfigFromFlags("", op.kubeconfig); err != nil {
 			return err
 		}
-	}
-	cluster, err := localcluster.Start(ctx, localcluster.Options{Workdir: *workdir, Flux: *flux, Log: os.Stdout})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		fmt.Println("Stopping the local cluster ...")
-		if err := cluster.Stop(); err != nil {
-			fmt.Fprintf(os.Stderr, "storefleet dev: stop: %v\n", err)
+		cl, err := client.New(cfg, client.Options{Scheme: scheme()})
+		if err != nil {
+			return err
 		}
-	}()
+		if err := localcluster.InstallCRDs(ctx, cl, v1alpha1.CRDManifest); err != nil {
+			return fmt.Errorf("install the Store CRD: %w", err)
+		}
+		kubeconfig, logDir = op.kubeconfig, *workdir
+		if logDir == "" {
+			if logDir, err = os.MkdirTemp("", "storefleet-dev-"); err != nil {
+				return err
+			}
+		}
+	} else {
+		if missing := tools.Missing(); len(missing) > 0 {
+			fmt.Printf("First run: building the local control plane into %s\n(about 30 minutes on 2 cores with empty Go caches; later runs start in seconds)\n", tools.Dir)
+			if _, err := localcluster.Build(ctx, os.Stdout); err != nil {
+				return err
+			}
+		}
+		cluster, err := localcluster.Start(ctx, localcluster.Options{Workdir: *workdir, Flux: *flux, Log: os.Stdout})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			fmt.Println("Stopping the local cluster ...")
+			if err := cluster.Stop(); err != nil {
+				fmt.Fprintf(os.Stderr, "storefleet dev: stop: %v\n", err)
+			}
+		}()
+		cfg, kubeconfig, logDir = cluster.Config, cluster.Kubeconfig, cluster.Workdir
+	}
 
 	metricsPort, err := localcluster.FreePort()
 	if err != nil {
@@ -84,7 +113,7 @@ func runDev(args []string) error {
 	// The platform namespace holds the quota Leases and, with Flux, the
 	// HelmReleases; a real installation's chart creates it.
 	op.fluxNamespace = api.namespace
-	if err := ensureNamespace(ctx, cluster.Config, api.namespace); err != nil {
+	if err := ensureNamespace(ctx, cfg, api.namespace); err != nil {
 		return err
 	}
 	if *flux {
@@ -97,10 +126,10 @@ func runDev(args []string) error {
 	}
 	operatorDone := make(chan error, 1)
 	go func() {
-		operatorDone <- startOperator(ctx, cluster.Config, op, platform, devLogger(cluster.Workdir, "operator.log"))
+		operatorDone <- startOperator(ctx, cfg, op, platform, devLogger(logDir, "operator.log"))
 	}()
 
-	apiServer, err := newAPIServer(ctx, cluster.Config, api, devLogger(cluster.Workdir, "api.log"))
+	apiServer, err := newAPIServer(ctx, cfg, api, devLogger(logDir, "api.log"))
 	if err != nil {
 		return err
 	}
@@ -133,9 +162,9 @@ Live events: curl -N http://%[6]s/api/v1/stores/demo/events -H 'X-User-Id: alice
 Operator metrics: http://%[3]s/metrics
 Logs:             %[4]s, %[5]s
 Press Ctrl-C to stop everything.
-`, cluster.Kubeconfig, kubectl, op.metricsAddr, filepath.Join(cluster.Workdir, "operator.log"), filepath.Join(cluster.Workdir, "api.log"), api.addr, orNone(api.redisURL))
+`, kubeconfig, kubectl, op.metricsAddr, filepath.Join(logDir, "operator.log"), filepath.Join(logDir, "api.log"), api.addr, orNone(api.redisURL))
 	if *workdir != "" {
-		fmt.Printf("Cluster state is kept in %s\n", *workdir)
+		fmt.Printf("State and logs are kept in %s\n", *workdir)
 	}
 	select {
 	case <-ctx.Done():

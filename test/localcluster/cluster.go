@@ -288,18 +288,27 @@ func (c *Cluster) waitForDefaultServiceAccount(ctx context.Context) error {
 // waits until each is established. (Server-side apply because Flux's
 // HelmRelease CRD is too large for the last-applied annotation.)
 func (c *Cluster) InstallCRDs(ctx context.Context, manifest []byte) error {
+	return InstallCRDs(ctx, c.Client, manifest)
+}
+
+// InstallCRDs server-side applies the CRDs of a manifest with cl (any
+// cluster, e.g. `storefleet dev --kubeconfig`) and waits until they are
+// established.
+func InstallCRDs(ctx context.Context, cl client.Client, manifest []byte) error {
 	objs, err := DecodeManifests(manifest)
 	if err != nil {
 		return err
 	}
-	if err := c.Apply(ctx, objs...); err != nil {
-		return err
+	for _, o := range objs {
+		if err := cl.Apply(ctx, client.ApplyConfigurationFromUnstructured(o), client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
+			return fmt.Errorf("apply %s %s: %w", o.GetKind(), o.GetName(), err)
+		}
 	}
 	for _, o := range objs {
 		name := o.GetName()
 		err := poll(ctx, 30*time.Second, "CRD "+name+" established", func() (bool, error) {
 			var crd apiextensionsv1.CustomResourceDefinition
-			if err := c.Client.Get(ctx, client.ObjectKey{Name: name}, &crd); err != nil {
+			if err := cl.Get(ctx, client.ObjectKey{Name: name}, &crd); err != nil {
 				return false, err
 			}
 			for _, cond := range crd.Status.Conditions {
