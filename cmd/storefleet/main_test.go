@@ -2,8 +2,8 @@ package main_test
 
 import (
 	"bufio"
-	"debug/elf"
 	"context"
+	"debug/elf"
 	"encoding/json"
 	"fmt"
 	"net/http"
