@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
@@ -25,22 +24,7 @@ import (
 
 var cluster *localcluster.Cluster
 
-func TestMain(m *testing.M) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	var err error
-	cluster, err = localcluster.Start(ctx, localcluster.Options{})
-	cancel()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "FAIL: start the local cluster: %v\n", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if err := cluster.Stop(); err != nil {
-		fmt.Fprintf(os.Stderr, "FAIL: stop the local cluster: %v\n", err)
-		code = 1
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { localcluster.Main(m, localcluster.Options{}, &cluster) }
 
 func loadPlatformChart(t *testing.T) *chart.Chart {
 	t.Helper()

@@ -3,14 +3,11 @@ package v1alpha1_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -25,22 +22,7 @@ import (
 
 var cluster *localcluster.Cluster
 
-func TestMain(m *testing.M) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	var err error
-	cluster, err = localcluster.Start(ctx, localcluster.Options{})
-	cancel()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "FAIL: start the local cluster: %v\n", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if err := cluster.Stop(); err != nil {
-		fmt.Fprintf(os.Stderr, "FAIL: stop the local cluster: %v\n", err)
-		code = 1
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { localcluster.Main(m, localcluster.Options{}, &cluster) }
 
 func store(name, engine, owner string) *v1alpha1.Store {
 	return &v1alpha1.Store{

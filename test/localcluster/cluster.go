@@ -542,3 +542,23 @@ func lockStart() (func(), error) {
 		f.Close()
 	}, nil
 }
+
+// Main is the whole TestMain of a package that shares one cluster: it
+// starts the cluster into *c, runs the tests, stops it, and exits with the
+// tests' result (1 when the cluster cannot start or stop).
+func Main(m *testing.M, opts Options, c **Cluster) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	var err error
+	*c, err = Start(ctx, opts)
+	cancel()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: start the local cluster: %v\n", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if err := (*c).Stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: stop the local cluster: %v\n", err)
+		code = 1
+	}
+	os.Exit(code)
+}
