@@ -37,9 +37,9 @@ func loadPlatformChart(t *testing.T) *chart.Chart {
 
 // render renders the platform chart as `helm template` would, schema check
 // included.
-func render(t *testing.T, ch *chart.Chart, namespace string, vals map[string]any) (map[string]string, error) {
+func render(t *testing.T, ch *chart.Chart, release, namespace string, vals map[string]any) (map[string]string, error) {
 	t.Helper()
-	opts := chartutil.ReleaseOptions{Name: "storefleet", Namespace: namespace, IsInstall: true}
+	opts := chartutil.ReleaseOptions{Name: release, Namespace: namespace, IsInstall: true}
 	caps := chartutil.DefaultCapabilities.Copy()
 	caps.KubeVersion = chartutil.KubeVersion{Version: "v1.35.4", Major: "1", Minor: "35"}
 	values, err := chartutil.ToRenderValues(ch, vals, opts, caps)
@@ -79,7 +79,9 @@ func TestPlatformChartRendersAndPassesDryRun(t *testing.T) {
 			if err := cluster.Client.Create(ctx, ns); err != nil {
 				t.Fatal(err)
 			}
-			files, err := render(t, ch, ns.Name, envValues(t, env))
+			// A release name of its own: ClusterRoles are cluster-wide, and
+			// the install test has a release "storefleet".
+			files, err := render(t, ch, "dryrun-"+env, ns.Name, envValues(t, env))
 			if err != nil {
 				t.Fatalf("render: %v", err)
 			}
@@ -145,7 +147,7 @@ func TestPlatformChartSchemaRejectsBadValues(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := render(t, ch, "storefleet-system", c.vals)
+			_, err := render(t, ch, "storefleet", "storefleet-system", c.vals)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error %v, want one naming %q", err, c.want)
 			}
@@ -158,7 +160,7 @@ func TestPlatformChartSchemaRejectsBadValues(t *testing.T) {
 // namespace.
 func TestPlatformRBACIsTheGeneratedOne(t *testing.T) {
 	ch := loadPlatformChart(t)
-	files, err := render(t, ch, "storefleet-system", nil)
+	files, err := render(t, ch, "storefleet", "storefleet-system", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
