@@ -147,7 +147,7 @@ func (s *Server) storeEvents(ctx context.Context, in *StoreEventsInput) (*huma.S
 				return 0, false
 			}
 			w.send("snapshot", "", StoreOf(cur))
-			last := lastSeqOf(cur)
+			last := v1alpha1.LastSeq(cur.Status.ActivityLog)
 			if missed, err := feed.Since(ctx, name, last); err == nil {
 				for _, e := range missed {
 					w.activity(e)

@@ -115,7 +115,7 @@ func NewWatchFeed(ctx context.Context, c *StoreCache) (*WatchFeed, error) {
 			if !ok1 || !ok2 {
 				return
 			}
-			seen := lastSeqOf(o)
+			seen := v1alpha1.LastSeq(o.Status.ActivityLog)
 			for _, e := range n.Status.ActivityLog {
 				if e.Seq > seen {
 					ev := v1alpha1.EventOf(n, e)
@@ -129,20 +129,13 @@ func NewWatchFeed(ctx context.Context, c *StoreCache) (*WatchFeed, error) {
 				obj = d.Obj
 			}
 			if s, ok := obj.(*v1alpha1.Store); ok {
-				ev := v1alpha1.EventOf(s, v1alpha1.ActivityEntry{Event: v1alpha1.EventDeleted, Message: "store " + s.Name + " is gone", Seq: lastSeqOf(s) + 1})
+				ev := v1alpha1.EventOf(s, v1alpha1.ActivityEntry{Event: v1alpha1.EventDeleted, Message: "store " + s.Name + " is gone", Seq: v1alpha1.LastSeq(s.Status.ActivityLog) + 1})
 				ev.Time, ev.Phase, ev.ID = time.Now().UTC(), v1alpha1.PhaseDeleting, strconv.FormatInt(ev.Seq, 10)
 				f.hub.dispatch(ev)
 			}
 		},
 	})
 	return f, err
-}
-
-func lastSeqOf(s *v1alpha1.Store) int64 {
-	if n := len(s.Status.ActivityLog); n > 0 {
-		return s.Status.ActivityLog[n-1].Seq
-	}
-	return 0
 }
 
 func (f *WatchFeed) Subscribe(filter func(v1alpha1.StoreEvent) bool) (<-chan v1alpha1.StoreEvent, func()) {

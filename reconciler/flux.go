@@ -58,8 +58,8 @@ type FluxDelivery struct {
 	// before the store says it may not be running.
 	Unresponsive time.Duration
 
-	sourceOnce sync.Mutex
-	sourceOK   bool
+	sourceMu      sync.Mutex
+	sourceApplied time.Time
 }
 
 // Annotations the operator keeps on its HelmReleases.
@@ -317,24 +317,17 @@ func (f *FluxDelivery) helmRelease(ctx context.Context, name string) (*helmv2.He
 	return &hr, nil
 }
 
-// ensureSource keeps the managed HelmRepository (when Source.URL is set).
-// It is applied once per process; a deleted one is re-created on the next
-// failure to find it.
+// ensureSource keeps the managed HelmRepository (when Source.URL is set):
+// applied at the first Ensure and re-applied at most every sourceRecheck, so
+// a deleted one comes back without a read on every reconcile.
 func (f *FluxDelivery) ensureSource(ctx context.Context) error {
 	if f.Source.URL == "" {
 		return nil
 	}
-	f.sourceOnce.Lock()
-	defer f.sourceOnce.Unlock()
-	if f.sourceOK {
-		var repo sourcev1.HelmRepository
-		err := f.Reader.Get(ctx, client.ObjectKey{Namespace: f.Source.Namespace, Name: f.Source.Name}, &repo)
-		if err == nil {
-			return nil
-		}
-		if !apierrors.IsNotFound(err) {
-			return err
-		}
+	f.sourceMu.Lock()
+	defer f.sourceMu.Unlock()
+	if time.Since(f.sourceApplied) < sourceRecheck {
+		return nil
 	}
 	repo := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": sourcev1.GroupVersion.String(),
@@ -348,6 +341,9 @@ func (f *FluxDelivery) ensureSource(ctx context.Context) error {
 	if err := f.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(repo), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
 		return fmt.Errorf("apply HelmRepository %s/%s: %w", f.Source.Namespace, f.Source.Name, err)
 	}
-	f.sourceOK = true
+	f.sourceApplied = time.Now()
 	return nil
 }
+
+// sourceRecheck bounds how long a deleted managed HelmRepository stays gone.
+const sourceRecheck = time.Minute

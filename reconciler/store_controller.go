@@ -175,7 +175,7 @@ func (r *StoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 		if sc.gone {
 			if r.Events != nil && !store.DeletionTimestamp.IsZero() {
 				e := v1alpha1.EventOf(store, v1alpha1.ActivityEntry{Timestamp: metav1.Now(), Event: v1alpha1.EventDeleted,
-					Message: fmt.Sprintf("store %q is gone with its namespace and volumes", store.Name), Seq: lastSeq(store.Status.ActivityLog) + 1})
+					Message: fmt.Sprintf("store %q is gone with its namespace and volumes", store.Name), Seq: v1alpha1.LastSeq(store.Status.ActivityLog) + 1})
 				e.Phase = v1alpha1.PhaseDeleting
 				r.Events.Publish(e)
 			}
@@ -194,7 +194,7 @@ func (r *StoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 				retErr = errors.Join(retErr, fmt.Errorf("patch status: %w", err))
 			} else if err == nil {
 				// Published only once saved: a failed patch re-records them.
-				r.publish(store, lastSeq(sc.before.ActivityLog))
+				r.publish(store, v1alpha1.LastSeq(sc.before.ActivityLog))
 			}
 		}
 		if sc.stalled && retErr != nil && !apierrors.IsConflict(retErr) {
@@ -335,7 +335,7 @@ func (r *StoreReconciler) reconcileEngine(_ context.Context, sc *scope) (ctrl.Re
 func (r *StoreReconciler) record(sc *scope, event, message string) {
 	s := sc.store
 	s.Status.ActivityLog = appendActivity(s.Status.ActivityLog, v1alpha1.ActivityEntry{
-		Timestamp: metav1.Now(), Event: event, Message: truncate(message, 1024), Seq: lastSeq(s.Status.ActivityLog) + 1,
+		Timestamp: metav1.Now(), Event: event, Message: truncate(message, 1024), Seq: v1alpha1.LastSeq(s.Status.ActivityLog) + 1,
 	})
 	if r.Recorder != nil {
 		kind := "Normal"
@@ -348,14 +348,6 @@ func (r *StoreReconciler) record(sc *scope, event, message string) {
 
 // appendActivity appends to the ring, dropping the oldest entries beyond
 // ActivityLogSize.
-// lastSeq is the sequence number of the newest entry (0 for none).
-func lastSeq(log []v1alpha1.ActivityEntry) int64 {
-	if len(log) == 0 {
-		return 0
-	}
-	return log[len(log)-1].Seq
-}
-
 // publish hands the entries recorded after seq to the event publisher.
 func (r *StoreReconciler) publish(s *v1alpha1.Store, after int64) {
 	if r.Events == nil {

@@ -75,3 +75,11 @@ func EventOf(s *Store, e ActivityEntry) StoreEvent {
 		RequestID: s.Annotations[RequestIDAnnotation], Seq: e.Seq,
 	}
 }
+
+// LastSeq is the sequence number of the newest activity entry (0 for none).
+func LastSeq(log []ActivityEntry) int64 {
+	if len(log) == 0 {
+		return 0
+	}
+	return log[len(log)-1].Seq
+}
