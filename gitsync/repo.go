@@ -1,0 +1,377 @@
+package gitsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+)
+
+// Remote says where the stores repo is and how to reach it.
+type Remote struct {
+	// URL is the clone URL, https:// (or http:// on loopback) or ssh://. It
+	// must not carry credentials: those come from Auth.
+	URL string
+	// Branch is the branch intents are committed to and synced from.
+	Branch string
+	// Path is the directory holding one <name>.yaml per store.
+	Path string
+	// Auth authenticates fetches and pushes; nil for anonymous access.
+	Auth transport.AuthMethod
+}
+
+// Validate checks the remote's settings before anything is cloned.
+func (r Remote) Validate() error {
+	ep, err := transport.NewEndpoint(r.URL)
+	if err != nil {
+		return fmt.Errorf("git URL %q: %w", redact(r.URL), err)
+	}
+	if ep.User != "" || ep.Password != "" {
+		return errors.New("git URL must not contain credentials; pass them with --git-credentials-file")
+	}
+	switch ep.Protocol {
+	case "https", "http", "ssh", "file":
+	default:
+		return fmt.Errorf("git URL %q: protocol %q is not supported (https, http, ssh or file)", r.URL, ep.Protocol)
+	}
+	if r.Branch == "" || strings.ContainsAny(r.Branch, " ~^:?*[\\") || strings.Contains(r.Branch, "..") {
+		return fmt.Errorf("git branch %q is not a valid branch name", r.Branch)
+	}
+	if strings.Contains("/"+r.Path+"/", "/../") {
+		return fmt.Errorf("git path %q must stay inside the repository", r.Path)
+	}
+	return nil
+}
+
+// Credentials reads a credentials file: "username:password" for basic auth,
+// a bare token (sent as basic auth with user "git", which Gitea, GitHub and
+// GitLab accept), or an SSH private key. An empty file name means none.
+func Credentials(file, url string) (transport.AuthMethod, error) {
+	if file == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("git credentials: %w", err)
+	}
+	if strings.HasPrefix(url, "ssh://") || strings.Contains(string(data), "PRIVATE KEY") {
+		keys, err := gitssh.NewPublicKeys("git", data, "")
+		if err != nil {
+			return nil, fmt.Errorf("git credentials %s: %w", file, err)
+		}
+		return keys, nil
+	}
+	s := strings.TrimSpace(string(data))
+	if s == "" {
+		return nil, fmt.Errorf("git credentials %s: file is empty", file)
+	}
+	if user, pass, ok := strings.Cut(s, ":"); ok {
+		return &githttp.BasicAuth{Username: user, Password: pass}, nil
+	}
+	return &githttp.BasicAuth{Username: "git", Password: s}, nil
+}
+
+// Clone is a working copy of the stores repo that storefleet owns. Its
+// .git/config holds the URL only; credentials are passed on every fetch and
+// push and never written to disk. A Clone is not safe for concurrent use; the
+// Writer and Reader each own one.
+type Clone struct {
+	remote Remote
+	dir    string
+	repo   *git.Repository
+}
+
+// OpenClone opens the working copy in dir, creating it (an empty repository
+// with the remote configured) when absent. Nothing is fetched yet.
+func OpenClone(remote Remote, dir string) (*Clone, error) {
+	if err := remote.Validate(); err != nil {
+		return nil, err
+	}
+	repo, err := git.PlainOpen(dir)
+	if errors.Is(err, git.ErrRepositoryNotExists) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+		repo, err = git.PlainInit(dir, false)
+		if err == nil {
+			_, err = repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{remote.URL}})
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("git working copy %s: %w", dir, err)
+	}
+	cfg, err := repo.Config()
+	if err != nil {
+		return nil, err
+	}
+	if rc := cfg.Remotes["origin"]; rc == nil || !slices.Equal(rc.URLs, []string{remote.URL}) {
+		return nil, fmt.Errorf("git working copy %s belongs to another remote; remove it or choose another directory", dir)
+	}
+	return &Clone{remote: remote, dir: dir, repo: repo}, nil
+}
+
+// Fetch brings the remote's branches up to date and returns the head of the
+// given branch, or plumbing.ZeroHash when the branch does not exist yet.
+func (c *Clone) Fetch(ctx context.Context, branch string) (plumbing.Hash, error) {
+	err := c.repo.FetchContext(ctx, &git.FetchOptions{
+		RemoteName: "origin",
+		RefSpecs:   []config.RefSpec{"+refs/heads/*:refs/remotes/origin/*"},
+		Auth:       c.remote.Auth,
+		Prune:      true,
+		Force:      true,
+	})
+	switch {
+	case err == nil, errors.Is(err, git.NoErrAlreadyUpToDate):
+	case errors.Is(err, transport.ErrEmptyRemoteRepository):
+		return plumbing.ZeroHash, nil
+	default:
+		return plumbing.ZeroHash, fmt.Errorf("git fetch %s: %w", redact(c.remote.URL), err)
+	}
+	return c.remoteHead(branch)
+}
+
+// Files returns the files directly under dir at commit, by base name. ok is
+// false when dir does not exist in that commit.
+func (c *Clone) Files(commit plumbing.Hash, dir string) (files map[string][]byte, ok bool, err error) {
+	cm, err := c.repo.CommitObject(commit)
+	if err != nil {
+		return nil, false, err
+	}
+	tree, err := cm.Tree()
+	if err != nil {
+		return nil, false, err
+	}
+	if d := cleanDir(dir); d != "" {
+		tree, err = tree.Tree(d)
+		if errors.Is(err, object.ErrDirectoryNotFound) {
+			return nil, false, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+	}
+	files = map[string][]byte{}
+	for _, e := range tree.Entries {
+		if !e.Mode.IsFile() {
+			continue
+		}
+		f, err := tree.TreeEntryFile(&e)
+		if err != nil {
+			return nil, true, err
+		}
+		r, err := f.Reader()
+		if err != nil {
+			return nil, true, err
+		}
+		data, err := io.ReadAll(io.LimitReader(r, maxManifestBytes+1))
+		r.Close()
+		if err != nil {
+			return nil, true, err
+		}
+		files[e.Name] = data
+	}
+	return files, true, nil
+}
+
+// maxManifestBytes bounds a manifest: a Store is a few hundred bytes, and a
+// huge file is a mistake the reader reports instead of loading.
+const maxManifestBytes = 64 << 10
+
+// IntroducedBy finds the commit that introduced file's current content on
+// the history of head: following parents as long as they hold the same
+// blob. For a merged pull request that is the PR's own commit, where a forge
+// shows statuses. It gives up after limit commits and returns head.
+func (c *Clone) IntroducedBy(head plumbing.Hash, file string, limit int) (plumbing.Hash, error) {
+	cm, err := c.repo.CommitObject(head)
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	blob, err := blobAt(cm, file)
+	if err != nil || blob.IsZero() {
+		return head, err
+	}
+	for i := 0; i < limit; i++ {
+		var next *object.Commit
+		err := cm.Parents().ForEach(func(p *object.Commit) error {
+			if next != nil {
+				return nil
+			}
+			if b, err := blobAt(p, file); err == nil && b == blob {
+				next = p
+			}
+			return nil
+		})
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		if next == nil {
+			return cm.Hash, nil
+		}
+		cm = next
+	}
+	return head, nil
+}
+
+func blobAt(cm *object.Commit, file string) (plumbing.Hash, error) {
+	tree, err := cm.Tree()
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	e, err := tree.FindEntry(file)
+	if errors.Is(err, object.ErrEntryNotFound) || errors.Is(err, object.ErrDirectoryNotFound) {
+		return plumbing.ZeroHash, nil
+	}
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	return e.Hash, nil
+}
+
+// change is one edit of the stores directory: content for a file, or nil to
+// remove it.
+type change struct {
+	file    string
+	content []byte
+}
+
+// commitOnto checks out base (an empty tree when zero), applies ch and
+// commits it. It returns the zero hash when the change alters nothing.
+func (c *Clone) commitOnto(base plumbing.Hash, ch change, msg string, author object.Signature) (plumbing.Hash, error) {
+	wt, err := c.repo.Worktree()
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	local := plumbing.NewBranchReferenceName("storefleet-work")
+	if base.IsZero() {
+		// First commit of an empty repository: an unborn branch.
+		_ = c.repo.Storer.RemoveReference(local)
+		if err := c.repo.Storer.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, local)); err != nil {
+			return plumbing.ZeroHash, err
+		}
+		if err := clearWorktree(wt, c.dir); err != nil {
+			return plumbing.ZeroHash, err
+		}
+	} else if !c.hasRef(local) {
+		if err := wt.Checkout(&git.CheckoutOptions{Hash: base, Branch: local, Create: true, Force: true}); err != nil {
+			return plumbing.ZeroHash, err
+		}
+	} else {
+		if err := wt.Checkout(&git.CheckoutOptions{Branch: local, Force: true}); err != nil {
+			return plumbing.ZeroHash, err
+		}
+		if err := wt.Reset(&git.ResetOptions{Commit: base, Mode: git.HardReset}); err != nil {
+			return plumbing.ZeroHash, err
+		}
+	}
+	abs := filepath.Join(c.dir, filepath.FromSlash(ch.file))
+	if ch.content == nil {
+		if err := os.Remove(abs); errors.Is(err, os.ErrNotExist) {
+			return plumbing.ZeroHash, nil
+		} else if err != nil {
+			return plumbing.ZeroHash, err
+		}
+	} else {
+		if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+			return plumbing.ZeroHash, err
+		}
+		if err := os.WriteFile(abs, ch.content, 0o644); err != nil {
+			return plumbing.ZeroHash, err
+		}
+	}
+	if _, err := wt.Add(ch.file); err != nil && ch.content != nil {
+		return plumbing.ZeroHash, err
+	} else if ch.content == nil {
+		if _, err := wt.Remove(ch.file); err != nil {
+			return plumbing.ZeroHash, err
+		}
+	}
+	st, err := wt.Status()
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	if fs := st.File(ch.file); fs.Staging == git.Unmodified {
+		return plumbing.ZeroHash, nil
+	}
+	return wt.Commit(msg, &git.CommitOptions{Author: &author, Committer: &author})
+}
+
+func (c *Clone) hasRef(name plumbing.ReferenceName) bool {
+	_, err := c.repo.Reference(name, false)
+	return err == nil
+}
+
+// clearWorktree empties the working tree (keeping .git) for an unborn branch.
+func clearWorktree(wt *git.Worktree, dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Name() == ".git" {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// push pushes commit to the remote branch without force: a remote that moved
+// on rejects it, and the caller re-applies its change on the new head.
+func (c *Clone) push(ctx context.Context, commit plumbing.Hash, branch string) error {
+	local := plumbing.NewBranchReferenceName("storefleet-push")
+	if err := c.repo.Storer.SetReference(plumbing.NewHashReference(local, commit)); err != nil {
+		return err
+	}
+	spec := config.RefSpec(local.String() + ":" + plumbing.NewBranchReferenceName(branch).String())
+	err := c.repo.PushContext(ctx, &git.PushOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{spec}, Auth: c.remote.Auth})
+	if errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("git push %s to %s: %w", commit.String()[:12], branch, err)
+	}
+	return nil
+}
+
+// redact drops userinfo from a URL for messages.
+func redact(u string) string {
+	if i := strings.Index(u, "://"); i >= 0 {
+		if j := strings.Index(u[i+3:], "@"); j >= 0 && !strings.Contains(u[i+3:i+3+j], "/") {
+			return u[:i+3] + "***@" + u[i+3+j+1:]
+		}
+	}
+	return u
+}
+
+
+// remoteHead is the last fetched head of a remote branch, or zero.
+func (c *Clone) remoteHead(branch string) (plumbing.Hash, error) {
+	ref, err := c.repo.Reference(plumbing.NewRemoteReferenceName("origin", branch), true)
+	if errors.Is(err, plumbing.ErrReferenceNotFound) {
+		return plumbing.ZeroHash, nil
+	}
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	return ref.Hash(), nil
+}
+
+// splitFile splits a repository path into its directory and base name.
+func splitFile(file string) (string, string) {
+	return path.Dir(file), path.Base(file)
+}
