@@ -34,10 +34,10 @@ import (
 const (
 	// FieldManager owns the fields the Reader applies.
 	FieldManager = "storefleet-gitsync"
-	// SyncedLabel marks Stores the Reader applied; only these are pruned.
-	SyncedLabel = "storefleet.dev/synced-by"
-	// SyncedLabelValue is SyncedLabel's value.
-	SyncedLabelValue = "gitsync"
+	// SourceLabel marks the Stores a Reader applied with a digest of its
+	// repository, branch and path; a Reader prunes only Stores with its own
+	// value, never those of kubectl, the API or another stores repo.
+	SourceLabel = "storefleet.dev/gitsync-source"
 	// StatusConfigMap holds the Reader's last status in the platform
 	// namespace, for the Intent API's GET /api/v1/gitsync.
 	StatusConfigMap = "storefleet-gitsync"
@@ -96,6 +96,7 @@ type ReaderOptions struct {
 // more than MaxPrune would go.
 type Reader struct {
 	opts      ReaderOptions
+	source    string
 	clone     *Clone
 	validator *Validator
 	trigger   chan struct{}
@@ -131,7 +132,7 @@ func NewReader(opts ReaderOptions) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Reader{opts: opts, clone: clone, validator: v, trigger: make(chan struct{}, 1),
+	r := &Reader{opts: opts, clone: clone, source: SourceDigest(opts.Remote), validator: v, trigger: make(chan struct{}, 1),
 		introduced: map[string][2]plumbing.Hash{},
 		status:     SyncStatus{Repository: redact(opts.Remote.URL), Branch: opts.Remote.Branch, Path: cleanDir(opts.Remote.Path)}}
 	r.metrics = readerMetrics{
@@ -265,12 +266,7 @@ func (r *Reader) sync(ctx context.Context, st *SyncStatus) error {
 		}
 	}
 
-	if !ok || len(declared) == 0 {
-		r.metrics.pruneRefusals.Inc()
-		errs = append(errs, fmt.Sprintf("%s is empty or missing at %s: refusing to delete any store (delete them one by one, or restore the directory)", displayPath(st.Path), short(head)))
-		return joinErrors(errs)
-	}
-	pruned, err := r.prune(ctx, declared)
+	pruned, err := r.prune(ctx, declared, ok && len(declared) > 0, st.Path, head)
 	st.Pruned = pruned
 	if err != nil {
 		errs = append(errs, err.Error())
@@ -286,7 +282,7 @@ func (r *Reader) apply(ctx context.Context, head plumbing.Hash, m *Manifest) (bo
 	if labels == nil {
 		labels = map[string]string{}
 	}
-	labels[SyncedLabel] = SyncedLabelValue
+	labels[SourceLabel] = r.source
 	if owner := m.Store.Spec.Owner; owner != "" {
 		labels[v1alpha1.OwnerLabel] = v1alpha1.OwnerLabelValue(owner)
 	}
@@ -343,9 +339,9 @@ func (r *Reader) introducedBy(head plumbing.Hash, file string) (plumbing.Hash, e
 
 // prune deletes Stores this Reader applied that Git no longer declares, if
 // there are at most MaxPrune of them.
-func (r *Reader) prune(ctx context.Context, declared map[string]bool) ([]string, error) {
+func (r *Reader) prune(ctx context.Context, declared map[string]bool, treeOK bool, dir string, head plumbing.Hash) ([]string, error) {
 	var list v1alpha1.StoreList
-	if err := r.opts.Client.List(ctx, &list, client.MatchingLabels{SyncedLabel: SyncedLabelValue}); err != nil {
+	if err := r.opts.Client.List(ctx, &list, client.MatchingLabels{SourceLabel: r.source}); err != nil {
 		return nil, err
 	}
 	var gone []v1alpha1.Store
@@ -360,6 +356,12 @@ func (r *Reader) prune(ctx context.Context, declared map[string]bool) ([]string,
 	names := make([]string, len(gone))
 	for i := range gone {
 		names[i] = gone[i].Name
+	}
+	if !treeOK {
+		// An emptied directory is far more often a mistake (a bad merge, a
+		// moved path) than the wish to delete every store.
+		r.metrics.pruneRefusals.Inc()
+		return nil, fmt.Errorf("%s is empty or missing at %s: refusing to delete the %d stores synced from it (%s); delete them one by one, or restore the directory", displayPath(dir), short(head), len(gone), strings.Join(names, ", "))
 	}
 	if len(gone) > r.opts.MaxPrune {
 		r.metrics.pruneRefusals.Inc()
@@ -462,6 +464,12 @@ func Sign(secret, body []byte) string {
 	mac := hmac.New(sha256.New, secret)
 	mac.Write(body)
 	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// SourceDigest is the SourceLabel value of a stores repo location.
+func SourceDigest(r Remote) string {
+	sum := sha256.Sum256([]byte(r.URL + "\n" + r.Branch + "\n" + cleanDir(r.Path)))
+	return hex.EncodeToString(sum[:8])
 }
 
 func sortedKeys(m map[string][]byte) []string {

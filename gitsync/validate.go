@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -343,4 +345,54 @@ func deepCopyJSON(m map[string]any) map[string]any {
 	var out map[string]any
 	_ = json.Unmarshal(js, &out)
 	return out
+}
+
+// ValidatePaths checks the manifests named by paths: files, or directories
+// whose *.yaml and *.yml files (not sub-directories) are manifests. It
+// returns the valid manifests and every problem, duplicates across files
+// included.
+func (v *Validator) ValidatePaths(paths []string) ([]*Manifest, []Problem) {
+	var manifests []*Manifest
+	var problems []Problem
+	for _, p := range paths {
+		info, err := os.Stat(p)
+		if err != nil {
+			problems = append(problems, Problem{File: p, Message: errors.Unwrap(err).Error()})
+			continue
+		}
+		files := []string{p}
+		if info.IsDir() {
+			entries, err := os.ReadDir(p)
+			if err != nil {
+				problems = append(problems, Problem{File: p, Message: err.Error()})
+				continue
+			}
+			files = files[:0]
+			for _, e := range entries {
+				if ext := filepath.Ext(e.Name()); !e.IsDir() && (ext == ".yaml" || ext == ".yml") {
+					files = append(files, filepath.Join(p, e.Name()))
+				}
+			}
+			if len(files) == 0 {
+				problems = append(problems, Problem{File: p, Message: "no .yaml manifests in this directory"})
+			}
+		}
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				problems = append(problems, Problem{File: f, Message: err.Error()})
+				continue
+			}
+			if len(data) > maxManifestBytes {
+				problems = append(problems, Problem{File: f, Message: fmt.Sprintf("file is larger than %d bytes", maxManifestBytes)})
+				continue
+			}
+			m, ps := v.File(filepath.ToSlash(f), data)
+			problems = append(problems, ps...)
+			if m != nil {
+				manifests = append(manifests, m)
+			}
+		}
+	}
+	return manifests, append(problems, Duplicates(manifests)...)
 }

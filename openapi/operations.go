@@ -63,7 +63,11 @@ func (s *Server) register() {
 	huma.Register(s.api, huma.Operation{
 		OperationID: "create-store", Method: http.MethodPost, Path: APIPrefix + "/stores",
 		Summary:     "Create a store",
-		Description: "Asks for a new store owned by the caller. Creating a store that the caller already owns returns it (200) instead of creating another; a name taken by another user is a 409.",
+		Description: "Asks for a new store owned by the caller. Creating a store that the caller already owns returns it (200) instead of creating another; a name taken by another user is a 409. With the Git intent (--intent=git) the store's manifest is committed to the stores repo (or a pull request opened) and the answer is 202: the store reads Pending, with source.commit or source.pullRequest, until the sync brings it into the cluster.",
+		Responses: map[string]*huma.Response{
+			"200": {Description: "The caller already has this store."},
+			"202": {Description: "Committed to the stores repo (Git intent): the store is Pending until synced."},
+		},
 		Tags:        []string{"stores"}, Security: storeSecurity, Middlewares: mutate,
 		DefaultStatus: http.StatusCreated, MaxBodyBytes: s.cfg.MaxBodyBytes,
 		Errors: append(common, http.StatusBadRequest, http.StatusForbidden, http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusTooManyRequests),
@@ -101,6 +105,8 @@ func (s *Server) register() {
 		DefaultStatus: http.StatusAccepted,
 		Errors:        append(common, http.StatusNotFound, http.StatusTooManyRequests),
 	}, s.retryStore)
+
+	s.registerGitSync()
 
 	huma.Register(s.api, huma.Operation{
 		OperationID: "healthz", Method: http.MethodGet, Path: "/healthz",
@@ -185,6 +191,10 @@ func (s *Server) createStore(ctx context.Context, in *CreateStoreInput) (*Create
 	case apierrors.IsAlreadyExists(err):
 		// Someone else's create of the same name won between our read and write.
 		existing, gerr := s.liveStore(ctx, req.Name)
+		if gerr == nil && existing == nil {
+			// Declared in the stores repo but not synced yet (git intent).
+			existing, gerr = s.deps.Stores.Get(ctx, req.Name)
+		}
 		if gerr != nil || existing == nil {
 			return nil, s.fail(ctx, errorf(KindConflict, "store %q was just created by another request", req.Name))
 		}
@@ -196,6 +206,14 @@ func (s *Server) createStore(ctx context.Context, in *CreateStoreInput) (*Create
 	}
 	createdName = req.Name
 	s.metrics.created.Inc()
+	if _, async := s.deps.Intents.(PendingIntents); async {
+		// Committed to the stores repo: the store exists once it is synced.
+		view, err := s.deps.Stores.Get(ctx, req.Name)
+		if err != nil || view == nil {
+			view = created
+		}
+		return &CreateStoreOutput{Status: http.StatusAccepted, Location: APIPrefix + "/stores/" + req.Name, Body: StoreOf(view)}, nil
+	}
 	s.awaitCached(ctx, req.Name)
 	return &CreateStoreOutput{Status: http.StatusCreated, Location: APIPrefix + "/stores/" + req.Name, Body: StoreOf(created)}, nil
 }
@@ -333,6 +351,13 @@ func (s *Server) ownedLive(ctx context.Context, name string) (*v1alpha1.Store, e
 	st, err := s.liveStore(ctx, name)
 	if err != nil {
 		return nil, err
+	}
+	if _, async := s.deps.Intents.(PendingIntents); async && st == nil {
+		// Committed to the stores repo, not synced yet: withdrawing it is
+		// still a change of the repo.
+		if st, err = s.deps.Stores.Get(ctx, name); err != nil {
+			return nil, err
+		}
 	}
 	if st == nil || st.Spec.Owner != identityFrom(ctx).User {
 		return nil, notFound(name)

@@ -28,6 +28,9 @@ type Config struct {
 	MutationsPerMinute int
 	// MaxBodyBytes bounds request bodies.
 	MaxBodyBytes int64
+	// Namespace is the platform namespace (quota Leases, the Git reader's
+	// status).
+	Namespace string
 	// MaxStreamsPerUser and MaxStreams bound open event streams.
 	MaxStreamsPerUser, MaxStreams int
 	Log                           *slog.Logger

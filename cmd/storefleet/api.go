@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/storefleet/storefleet/gitsync"
 	"github.com/storefleet/storefleet/openapi"
 )
 
@@ -36,6 +37,8 @@ type apiFlags struct {
 	redisURL         string
 	maxStreams       int
 	maxUserStreams   int
+	gitMode          string
+	git              gitFlags
 }
 
 func (f *apiFlags) register(fs *flag.FlagSet) {
@@ -43,7 +46,8 @@ func (f *apiFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.auth, "auth", "header", "how callers are identified: header (X-User-Id from a trusted proxy) or jwt (OIDC bearer tokens)")
 	fs.StringVar(&f.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs of proxies allowed to set X-User-Id and X-Forwarded-For")
 	fs.StringVar(&f.adminGroup, "admin-group", "storefleet-admins", "group (X-User-Groups, or the JWT groups claim) whose members may read every store")
-	fs.StringVar(&f.intent, "intent", "kubernetes", "where created stores go: kubernetes (Store objects)")
+	fs.StringVar(&f.intent, "intent", "kubernetes", "where created stores go: kubernetes (Store objects) or git (manifests committed to the stores repo, --git-url)")
+	fs.StringVar(&f.gitMode, "git-mode", string(gitsync.ModePush), "with --intent=git: push (commit to the branch) or pull-request (a branch and a pull request per store; needs --forge)")
 	fs.IntVar(&f.maxStoresPerUser, "max-stores-per-user", 5, "stores one user may have")
 	fs.IntVar(&f.rateLimit, "rate-limit", 10, "mutating requests per minute per client IP (0 disables)")
 	fs.StringVar(&f.jwt.Issuer, "oidc-issuer", "", "OIDC issuer URL (auth jwt)")
@@ -60,6 +64,7 @@ func runAPI(args []string) error {
 	fs := flag.NewFlagSet("api", flag.ContinueOnError)
 	var f apiFlags
 	f.register(fs)
+	f.git.register(fs)
 	fs.StringVar(&f.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig file (default: in-cluster config)")
 	fs.StringVar(&f.addr, "addr", ":8080", "address the API listens on")
 	fs.StringVar(&f.redisURL, "redis-url", os.Getenv("REDIS_URL"), "Redis with the operator's event streams (redis://host:6379/0); without it event streams follow the cluster watch")
@@ -104,8 +109,20 @@ func (f *apiFlags) validate() (openapi.TrustedProxies, error) {
 	default:
 		return nil, fmt.Errorf("--auth must be header or jwt, not %q", f.auth)
 	}
-	if f.intent != "kubernetes" {
-		return nil, fmt.Errorf("--intent must be kubernetes, not %q", f.intent)
+	switch f.intent {
+	case "kubernetes":
+	case "git":
+		if f.git.url == "" {
+			return nil, errors.New("--intent=git needs --git-url (the stores repo)")
+		}
+		if f.gitMode != string(gitsync.ModePush) && f.gitMode != string(gitsync.ModePullRequest) {
+			return nil, fmt.Errorf("--git-mode must be push or pull-request, not %q", f.gitMode)
+		}
+		if f.gitMode == string(gitsync.ModePullRequest) && f.git.forge == "" {
+			return nil, errors.New("--git-mode=pull-request needs --forge, --forge-url, --forge-repo and --forge-token-file")
+		}
+	default:
+		return nil, fmt.Errorf("--intent must be kubernetes or git, not %q", f.intent)
 	}
 	if f.maxStoresPerUser < 1 {
 		return nil, fmt.Errorf("--max-stores-per-user must be at least 1")
@@ -174,15 +191,24 @@ func newAPIServer(ctx context.Context, cfg *rest.Config, f apiFlags, log *slog.L
 	if err != nil {
 		return nil, err
 	}
+	var intents openapi.Intents = openapi.ClusterIntents{Client: cl}
+	var reads openapi.StoreReader = stores
+	if f.intent == "git" {
+		w, err := f.git.newGitWriter(f.gitMode)
+		if err != nil {
+			return nil, err
+		}
+		intents, reads = w, openapi.PendingStores{Cache: stores, Intents: w}
+	}
 	host, _ := os.Hostname()
 	log.Info("Starting Intent API", "addr", f.addr, "auth", f.auth, "intent", f.intent, "maxStoresPerUser", f.maxStoresPerUser, "rateLimitPerMinute", f.rateLimit)
 	return openapi.New(openapi.Config{
 		Auth: auth, Trusted: trusted, MaxStoresPerUser: f.maxStoresPerUser, MutationsPerMinute: f.rateLimit, Log: log,
-		MaxStreamsPerUser: f.maxUserStreams, MaxStreams: f.maxStreams,
+		MaxStreamsPerUser: f.maxUserStreams, MaxStreams: f.maxStreams, Namespace: f.namespace,
 	}, openapi.Deps{
 		Live: live, Watch: watch,
-		Stores:  stores,
-		Intents: openapi.ClusterIntents{Client: cl},
+		Stores:  reads,
+		Intents: intents,
 		Lock:    &openapi.LeaseLock{Client: cl, Namespace: f.namespace, Holder: host},
 		Client:  cl,
 		Ready: func(ctx context.Context) error {

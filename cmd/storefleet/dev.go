@@ -32,6 +32,9 @@ func runDev(args []string) error {
 	fs.StringVar(&op.kubeconfig, "kubeconfig", "", "run the operator and API against this existing cluster instead of the embedded one")
 	var api apiFlags
 	api.register(fs)
+	var git gitFlags
+	git.register(fs)
+	withForge := fs.Bool("forge", false, "start a local Gitea as the stores repo's forge: the API commits through pull requests, merged ones are provisioned and reported on the PR")
 	fs.StringVar(&api.addr, "api-addr", "127.0.0.1:8080", "address of the Intent API")
 	// On a laptop the caller is on loopback and says who it is; the proxy of
 	// a real installation is not there.
@@ -49,6 +52,9 @@ func runDev(args []string) error {
 	}
 	// One Redis for both: the operator writes the streams the API reads.
 	api.redisURL = op.redisURL
+	if *withForge && git.url != "" {
+		return errors.New("--forge starts its own stores repo; drop --git-url")
+	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
@@ -124,6 +130,13 @@ func runDev(args []string) error {
 		op.chartAddr = fmt.Sprintf("127.0.0.1:%d", chartPort)
 		op.chartURL = "http://" + op.chartAddr
 	}
+	repo, err := setupDevGit(ctx, &git, &op, &api, logDir, *withForge)
+	if err != nil {
+		return err
+	}
+	defer repo.stop()
+	op.git, api.git = git, git
+
 	operatorDone := make(chan error, 1)
 	go func() {
 		operatorDone <- startOperator(ctx, cfg, op, platform, devLogger(logDir, "operator.log"))
@@ -158,11 +171,14 @@ YAML
 kubectl get stores -w
 kubectl get helmreleases -A    # with --flux: each store is a Flux HelmRelease
 
+Stores repo: %[8]s (branch %[9]s, directory %[10]s/; a merged manifest becomes a store)
+  storefleet validate <dir>   checks manifests before you commit them
+
 Live events: curl -N http://%[6]s/api/v1/stores/demo/events -H 'X-User-Id: alice'   (Redis: %[7]s)
 Operator metrics: http://%[3]s/metrics
 Logs:             %[4]s, %[5]s
 Press Ctrl-C to stop everything.
-`, kubeconfig, kubectl, op.metricsAddr, filepath.Join(logDir, "operator.log"), filepath.Join(logDir, "api.log"), api.addr, orNone(api.redisURL))
+`, kubeconfig, kubectl, op.metricsAddr, filepath.Join(logDir, "operator.log"), filepath.Join(logDir, "api.log"), api.addr, orNone(api.redisURL), repo.describe(git), git.branch, git.path)
 	if *workdir != "" {
 		fmt.Printf("State and logs are kept in %s\n", *workdir)
 	}

@@ -21,6 +21,7 @@ func subcommands() []subcommand {
 		{"dev", "run the platform on an embedded local Kubernetes cluster", runDev},
 		{"api", "run the Intent API (REST, OpenAPI at /openapi.yaml)", runAPI},
 		{"operator", "run the operator that provisions Stores", runOperator},
+		{"validate", "check stores repo manifests offline (for the stores repo's CI)", runValidate},
 		{"openapi", "print the Intent API's OpenAPI document", runOpenAPI},
 		{"version", "print the version", runVersion},
 	}

@@ -25,12 +25,14 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
 	"github.com/storefleet/storefleet/charts"
 	"github.com/storefleet/storefleet/clusters"
+	"github.com/storefleet/storefleet/gitsync"
 	"github.com/storefleet/storefleet/reconciler"
 )
 
@@ -54,7 +56,14 @@ type operatorFlags struct {
 	redisURL        string
 	redisMaxLen     int64
 	fluxPatience    time.Duration
-	opts            reconciler.Options
+	// The Git reader (the stores repo is in git).
+	git              gitFlags
+	gitSync          bool
+	gitInterval      time.Duration
+	gitMaxPrune      int
+	gitWebhookAddr   string
+	gitWebhookSecret string
+	opts             reconciler.Options
 }
 
 func (f *operatorFlags) register(fs *flag.FlagSet) {
@@ -77,6 +86,11 @@ func (f *operatorFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.chartAddr, "chart-addr", ":8082", "address serving the builtin chart repository (0 disables)")
 	fs.StringVar(&f.redisURL, "redis-url", os.Getenv("REDIS_URL"), "Redis to publish store events to (redis://host:6379/0); optional")
 	fs.Int64Var(&f.redisMaxLen, "redis-stream-maxlen", 1000, "approximate length each store's event stream is trimmed to")
+	fs.BoolVar(&f.gitSync, "git-sync", true, "sync the stores repo (--git-url) into the cluster; turn off where a Flux Kustomization syncs it")
+	fs.DurationVar(&f.gitInterval, "git-sync-interval", time.Minute, "how often the stores repo is fetched (webhooks trigger a sync at once)")
+	fs.IntVar(&f.gitMaxPrune, "git-max-prune", 3, "most stores one sync may delete; a sync that would delete more deletes none and reports it")
+	fs.StringVar(&f.gitWebhookAddr, "git-webhook-addr", ":8083", "address serving POST "+gitsync.WebhookPath+" for the forge's push webhook (0 disables)")
+	fs.StringVar(&f.gitWebhookSecret, "git-webhook-secret-file", "", "file with the webhook's shared secret (HMAC-SHA256 of the body)")
 	fs.StringVar(&f.chartURL, "chart-url", "", "URL where source-controller reaches the builtin chart repository, e.g. http://storefleet-operator.storefleet-system.svc:8082")
 }
 
@@ -135,6 +149,7 @@ func runOperator(args []string) error {
 	fs := flag.NewFlagSet("operator", flag.ContinueOnError)
 	var f operatorFlags
 	f.register(fs)
+	f.git.register(fs)
 	fs.StringVar(&f.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig file (default: in-cluster config)")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", ":8080", "address of /metrics")
 	fs.StringVar(&f.healthAddr, "health-addr", ":8081", "address of /healthz and /readyz")
@@ -250,6 +265,9 @@ func startOperator(ctx context.Context, cfg *rest.Config, f operatorFlags, platf
 			return err
 		}
 	}
+	if err := f.setupGit(mgr, log); err != nil {
+		return err
+	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
@@ -258,6 +276,54 @@ func startOperator(ctx context.Context, cfg *rest.Config, f operatorFlags, platf
 	}
 	log.Info("Starting operator", "delivery", f.delivery, "fluxConfigured", flux != nil, "chart", deliveries.Helm.ChartVersion(), "workers", f.opts.Workers, "domain", platform.Domain)
 	return mgr.Start(ctx)
+}
+
+// setupGit adds the Git reader (with its webhook) and the outcome reporter
+// when a stores repo and a forge are configured.
+func (f *operatorFlags) setupGit(mgr manager.Manager, log *slog.Logger) error {
+	if f.git.url != "" && f.gitSync {
+		remote, err := f.git.remote()
+		if err != nil {
+			return err
+		}
+		var secret []byte
+		if f.gitWebhookSecret != "" {
+			data, err := os.ReadFile(f.gitWebhookSecret)
+			if err != nil {
+				return fmt.Errorf("--git-webhook-secret-file: %w", err)
+			}
+			secret = []byte(strings.TrimSpace(string(data)))
+		}
+		dir, err := f.git.dir("reader")
+		if err != nil {
+			return err
+		}
+		reader, err := gitsync.NewReader(gitsync.ReaderOptions{
+			Remote: remote, Dir: dir, Interval: f.gitInterval, MaxPrune: f.gitMaxPrune, WebhookSecret: secret,
+			Namespace: f.fluxNamespace, Client: mgr.GetClient(), Log: logr.FromSlogHandler(log.Handler()).WithName("gitsync"),
+			Registerer: ctrlmetrics.Registry,
+		})
+		if err != nil {
+			return err
+		}
+		if err := mgr.Add(reader); err != nil {
+			return err
+		}
+		if f.gitWebhookAddr != "0" {
+			if len(secret) == 0 {
+				return errors.New("--git-webhook-addr needs --git-webhook-secret-file (or --git-webhook-addr=0 to poll only)")
+			}
+			if err := mgr.Add(webhookServer(f.gitWebhookAddr, reader)); err != nil {
+				return err
+			}
+		}
+	}
+	forge, err := f.git.forgeClient()
+	if err != nil || forge == nil {
+		return err
+	}
+	return (&gitsync.Reporter{Forge: forge, Client: mgr.GetClient(), DashboardURL: f.git.dashboardURL,
+		Log: logr.FromSlogHandler(log.Handler()).WithName("gitsync-reporter")}).SetupWithManager(mgr)
 }
 
 func ptrDuration(d time.Duration) *time.Duration { return &d }

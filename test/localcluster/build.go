@@ -42,6 +42,9 @@ type component struct {
 	// Assets are files or directories of the module copied beside the binaries
 	// (kwok's default stages, Flux CRDs).
 	Assets []string `json:",omitempty"`
+	// Tags are Go build tags; CGO builds with cgo (Gitea's SQLite driver).
+	Tags string `json:",omitempty"`
+	CGO  bool   `json:",omitempty"`
 }
 
 type binary struct {
@@ -49,9 +52,10 @@ type binary struct {
 	Package string
 }
 
-// Tools is a directory of built control-plane binaries and their assets.
+// Tools is a directory of built binaries and their assets.
 type Tools struct {
 	Dir string
+	set []component
 }
 
 // Bin returns the path of a built binary.
@@ -80,19 +84,25 @@ func CacheDir() string {
 // DefaultTools is the versioned directory for the pinned component set: a
 // change of any version or build flag yields a new directory, so a stale
 // binary is never reused.
-func DefaultTools() Tools {
+func DefaultTools() Tools { return toolsFor("", components) }
+
+// ForgeTools is the versioned directory of the local forge (Gitea), kept
+// apart from the control plane so neither invalidates the other's cache.
+func ForgeTools() Tools { return toolsFor("forge-", forgeComponents) }
+
+func toolsFor(prefix string, set []component) Tools {
 	spec, _ := json.Marshal(struct {
 		Go         string
 		Components []component
-	}{runtime.Version(), components})
+	}{runtime.Version(), set})
 	sum := sha256.Sum256(spec)
-	return Tools{Dir: filepath.Join(CacheDir(), "bin", hex.EncodeToString(sum[:])[:12])}
+	return Tools{Dir: filepath.Join(CacheDir(), "bin", prefix+hex.EncodeToString(sum[:])[:12]), set: set}
 }
 
 // Missing lists the binaries and assets not yet built.
 func (t Tools) Missing() []string {
 	var missing []string
-	for _, c := range components {
+	for _, c := range t.set {
 		missing = append(missing, c.missing(t)...)
 	}
 	return missing
@@ -111,11 +121,15 @@ func Locate() (Tools, error) {
 // DefaultTools, printing progress to log. Built binaries are kept, so a second
 // run only checks. A cold build takes about 27 minutes on 2 cores.
 func Build(ctx context.Context, log io.Writer) (Tools, error) {
-	t := DefaultTools()
+	return DefaultTools().Build(ctx, log)
+}
+
+// Build builds t's missing binaries.
+func (t Tools) Build(ctx context.Context, log io.Writer) (Tools, error) {
 	if err := os.MkdirAll(filepath.Join(t.Dir, "bin"), 0o755); err != nil {
 		return t, err
 	}
-	for _, c := range components {
+	for _, c := range t.set {
 		if err := buildComponent(ctx, t, c, log); err != nil {
 			return t, fmt.Errorf("build %s %s: %w", c.Name, c.Version, err)
 		}
@@ -162,8 +176,16 @@ func buildComponent(ctx context.Context, t Tools, c component, log io.Writer) er
 	for _, b := range c.Binaries {
 		out := t.Bin(b.Name)
 		tmp := out + ".tmp"
-		args := []string{"build", "-trimpath", "-ldflags", strings.TrimSpace("-s -w " + c.LDFlags), "-o", tmp, b.Package}
-		if _, err := goCmd(ctx, work, args...); err != nil {
+		args := []string{"build", "-trimpath", "-ldflags", strings.TrimSpace("-s -w " + c.LDFlags), "-o", tmp}
+		if c.Tags != "" {
+			args = append(args, "-tags", c.Tags)
+		}
+		args = append(args, b.Package)
+		build := goCmd
+		if c.CGO {
+			build = goCmdCGO
+		}
+		if _, err := build(ctx, work, args...); err != nil {
 			return err
 		}
 		if err := os.Rename(tmp, out); err != nil {
@@ -270,9 +292,17 @@ func stagingVersion(kube string) string {
 }
 
 func goCmd(ctx context.Context, dir string, args ...string) ([]byte, error) {
+	return goCmdEnv(ctx, dir, "CGO_ENABLED=0", args...)
+}
+
+func goCmdCGO(ctx context.Context, dir string, args ...string) ([]byte, error) {
+	return goCmdEnv(ctx, dir, "CGO_ENABLED=1", args...)
+}
+
+func goCmdEnv(ctx context.Context, dir, cgo string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod", "CGO_ENABLED=0", "GOTOOLCHAIN=local")
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod", cgo, "GOTOOLCHAIN=local")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -14,6 +14,9 @@ const (
 	KwokVersion = "v0.8.0"
 	// HelmControllerVersion is the Flux helm-controller release.
 	HelmControllerVersion = "v1.4.3"
+	// GiteaVersion is the forge the pull-request tests and `storefleet dev
+	// --forge` run (v1.26.0: the newest whose dependencies the proxy serves).
+	GiteaVersion = "v1.26.0"
 	// SourceControllerVersion is the Flux source-controller release.
 	SourceControllerVersion = "v1.7.3"
 )
@@ -97,5 +100,22 @@ func main() { etcdmain.Main(os.Args) }
 			{Name: "source-controller", Package: "github.com/fluxcd/source-controller"},
 		},
 		Assets: []string{"config/crd/bases"},
+	},
+}
+
+// forgeComponents is the local forge, built on demand (ForgeTools).
+var forgeComponents = []component{
+	{
+		Name:    "gitea",
+		Module:  "code.gitea.io/gitea",
+		Version: GiteaVersion,
+		// Gitea v1.26 reaches SQLite only through the cgo driver.
+		Tags: "sqlite sqlite_unlock_notify",
+		CGO:  true,
+		Binaries: []binary{
+			{Name: "gitea", Package: "code.gitea.io/gitea"},
+		},
+		// Without the bindata tag Gitea reads these from its static root.
+		Assets: []string{"options", "templates"},
 	},
 }

@@ -1,0 +1,220 @@
+package openapi
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/storefleet/storefleet/api/v1alpha1"
+	"github.com/storefleet/storefleet/gitsync"
+)
+
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get
+
+// PendingIntents are Intents delivered asynchronously (to the stores repo):
+// what they delivered shows up in the cluster only after a sync.
+type PendingIntents interface {
+	Intents
+	// Pending lists delivered intents the cluster may not show yet.
+	Pending() []gitsync.Pending
+	// Forget drops one once the cluster shows it.
+	Forget(name string)
+}
+
+// Reasons of the Ready condition of a store that exists only in Git so far.
+const (
+	ReasonCommitted       = "Committed"
+	ReasonPullRequestOpen = "PullRequestOpen"
+)
+
+// PendingStores answers reads from the cache, completed with the intents the
+// stores repo holds but the cluster does not show yet: a committed store is
+// Pending ("committed, waiting for sync" or "PR open"), a store whose
+// removal is committed is Deleting.
+type PendingStores struct {
+	Cache   StoreReader
+	Intents PendingIntents
+}
+
+func (p PendingStores) Get(ctx context.Context, name string) (*v1alpha1.Store, error) {
+	st, err := p.Cache.Get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	for _, in := range p.Intents.Pending() {
+		if in.Store.Name == name {
+			return p.overlay(st, in), nil
+		}
+	}
+	return st, nil
+}
+
+func (p PendingStores) List(ctx context.Context, owner string) ([]v1alpha1.Store, error) {
+	stores, err := p.Cache.List(ctx, owner)
+	if err != nil {
+		return nil, err
+	}
+	pending := p.Intents.Pending()
+	if len(pending) == 0 {
+		return stores, nil
+	}
+	byName := map[string]int{}
+	for i := range stores {
+		byName[stores[i].Name] = i
+	}
+	out := stores
+	copied := false
+	for _, in := range pending {
+		if owner != "" && in.Store.Spec.Owner != owner {
+			continue
+		}
+		if !copied {
+			// The cache's objects are shared; never write into them.
+			out = append([]v1alpha1.Store(nil), stores...)
+			copied = true
+		}
+		i, inCache := byName[in.Store.Name]
+		var cached *v1alpha1.Store
+		if inCache {
+			cached = &out[i]
+		}
+		view := p.overlay(cached, in)
+		switch {
+		case view == nil && inCache:
+			out[i].Name = "" // removed below
+		case view != nil && inCache:
+			out[i] = *view
+		case view != nil:
+			out = append(out, *view)
+		}
+	}
+	kept := out[:0]
+	for _, s := range out {
+		if s.Name != "" {
+			kept = append(kept, s)
+		}
+	}
+	return kept, nil
+}
+
+// overlay combines what the cluster shows (nil: nothing) with an intent.
+func (p PendingStores) overlay(cached *v1alpha1.Store, in gitsync.Pending) *v1alpha1.Store {
+	if !in.Removal {
+		if cached != nil {
+			// Synced: the cluster is the truth from now on.
+			p.Intents.Forget(in.Store.Name)
+			return cached
+		}
+		st := in.Store.DeepCopy()
+		st.CreationTimestamp = metav1.NewTime(in.At)
+		reason, msg := ReasonCommitted, "committed "+short(in.Commit)+" to the stores repo, waiting for sync"
+		if in.PullRequest != "" {
+			reason, msg = ReasonPullRequestOpen, "pull request open: "+in.PullRequest+" (merge it to provision the store)"
+		}
+		setPending(st, v1alpha1.PhasePending, reason, msg, in)
+		return st
+	}
+	if cached == nil || !cached.DeletionTimestamp.IsZero() {
+		if cached == nil {
+			p.Intents.Forget(in.Store.Name)
+		}
+		return cached
+	}
+	st := cached.DeepCopy()
+	msg := "removal committed " + short(in.Commit) + " to the stores repo, waiting for sync"
+	if in.PullRequest != "" {
+		msg = "pull request to remove the store open: " + in.PullRequest
+	}
+	setPending(st, v1alpha1.PhaseDeleting, ReasonCommitted, msg, in)
+	return st
+}
+
+func setPending(st *v1alpha1.Store, phase v1alpha1.Phase, reason, msg string, in gitsync.Pending) {
+	st.Status.Phase = phase
+	apimeta.SetStatusCondition(&st.Status.Conditions, metav1.Condition{
+		Type: v1alpha1.ReadyCondition, Status: metav1.ConditionFalse, Reason: reason, Message: msg,
+		LastTransitionTime: metav1.NewTime(in.At),
+	})
+	src := v1alpha1.SourceOf(st)
+	src.Commit, src.PullRequest = in.Commit, in.PullRequest
+	st.Status.Source = src
+}
+
+func short(commit string) string {
+	if len(commit) > 12 {
+		return commit[:12]
+	}
+	return commit
+}
+
+// GitSync is what the operator's Git reader last did.
+type GitSync struct {
+	Repository      string            `json:"repository" doc:"The stores repo (without credentials)."`
+	Branch          string            `json:"branch"`
+	Path            string            `json:"path" doc:"Directory holding one <name>.yaml per store."`
+	Commit          string            `json:"commit,omitempty" doc:"Last commit synced without error."`
+	SyncedAt        *time.Time        `json:"syncedAt,omitempty" doc:"When commit was synced."`
+	AttemptedAt     *time.Time        `json:"attemptedAt,omitempty" doc:"When the last sync ran, successful or not."`
+	AttemptedCommit string            `json:"attemptedCommit,omitempty" doc:"The head the last sync saw."`
+	Stores          int               `json:"stores" doc:"Valid manifests at attemptedCommit."`
+	Applied         []string          `json:"applied,omitempty" doc:"Stores the last sync created or changed."`
+	Pruned          []string          `json:"pruned,omitempty" doc:"Stores the last sync deleted because Git no longer declares them."`
+	Invalid         []ManifestProblem `json:"invalid,omitempty" doc:"Manifests skipped as invalid; the others were synced."`
+	Error           string            `json:"error,omitempty" doc:"Why the last sync did not complete (for example a refused prune); empty when it did."`
+}
+
+// ManifestProblem locates one problem in a stores repo manifest.
+type ManifestProblem struct {
+	File    string `json:"file"`
+	Line    int    `json:"line,omitempty"`
+	Message string `json:"message"`
+}
+
+// GitSyncOutput is the Git reader's last status.
+type GitSyncOutput struct {
+	Body GitSync
+}
+
+func gitSyncOf(st *gitsync.SyncStatus) GitSync {
+	out := GitSync{Repository: st.Repository, Branch: st.Branch, Path: st.Path, Commit: st.Commit,
+		AttemptedCommit: st.AttemptedCommit, Stores: st.Stores, Applied: st.Applied, Pruned: st.Pruned, Error: st.Error}
+	if st.SyncedAt != nil {
+		out.SyncedAt = ptrTime(st.SyncedAt.UTC())
+	}
+	if st.AttemptedAt != nil {
+		out.AttemptedAt = ptrTime(st.AttemptedAt.UTC())
+	}
+	for _, p := range st.Invalid {
+		out.Invalid = append(out.Invalid, ManifestProblem{File: p.File, Line: p.Line, Message: p.Message})
+	}
+	return out
+}
+
+// registerGitSync adds GET /api/v1/gitsync: what the operator's Git reader
+// last synced, read from the status it records in the platform namespace.
+func (s *Server) registerGitSync() {
+	huma.Register(s.api, huma.Operation{
+		OperationID: "get-gitsync", Method: http.MethodGet, Path: APIPrefix + "/gitsync",
+		Summary:     "Stores repo sync status",
+		Description: "The last sync of the stores repo into the cluster by the operator's Git reader: commit, time, stores, invalid manifests and errors (for example a refused prune). 404 when no reader runs (Flux syncs the repo, or Git is not used).",
+		Tags:        []string{"platform"}, Security: storeSecurity, Middlewares: huma.Middlewares{s.authenticate},
+		Errors: []int{http.StatusUnauthorized, http.StatusNotFound},
+	}, func(ctx context.Context, _ *struct{}) (*GitSyncOutput, error) {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		var c client.Reader = s.deps.Client
+		st, err := gitsync.ReadStatus(ctx, c, s.cfg.Namespace)
+		if err != nil {
+			return nil, s.fail(ctx, err)
+		}
+		if st == nil {
+			return nil, s.fail(ctx, errorf(KindNotFound, "no Git reader has synced into this cluster (the operator runs one with --git-url and --git-sync)"))
+		}
+		return &GitSyncOutput{Body: gitSyncOf(st)}, nil
+	})
+}

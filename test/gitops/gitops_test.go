@@ -1,0 +1,329 @@
+package gitops_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/storefleet/storefleet/api/v1alpha1"
+	"github.com/storefleet/storefleet/gitsync"
+	"github.com/storefleet/storefleet/openapi"
+)
+
+// An API create in git mode is a commit with the manifest and trailers; the
+// webhook-triggered sync brings the store to Ready; a delete removes the
+// file and the sync deletes the store.
+func TestGitIntentEndToEnd(t *testing.T) {
+	api, _ := newGitAPI(t, gitsync.WriterOptions{Remote: gitsync.Remote{URL: storesURL, Path: "stores"}})
+	const name = "git-acme"
+	var created openapi.Store
+	status, body := call(t, http.MethodPost, api.URL+"/api/v1/stores", "alice", `{"name":"`+name+`","engine":"medusa"}`, &created)
+	if status != http.StatusAccepted {
+		t.Fatalf("create: %d %s", status, body)
+	}
+	if created.Source == nil || len(created.Source.Commit) != 40 || created.Source.Channel != "git" {
+		t.Fatalf("create answered without the commit: %+v", created.Source)
+	}
+	if created.Phase != "Pending" {
+		t.Fatalf("a committed store reads %q, want Pending", created.Phase)
+	}
+
+	// The commit on the remote: the manifest, the platform as author, the
+	// user and request in the trailers.
+	file := fileAt(t, "stores", "stores/"+name+".yaml")
+	if !strings.Contains(file, "owner: alice") || !strings.Contains(file, "kind: Store") {
+		t.Fatalf("manifest in Git:\n%s", file)
+	}
+	msg := bareGit(t, "stores", "log", "-1", "--format=%an <%ae>%n%B", created.Source.Commit)
+	for _, want := range []string{"storefleet <storefleet@storefleet.dev>", "storefleet: add store " + name, "Storefleet-Requested-By: alice", "Storefleet-Request-Id: " + created.Source.RequestID} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("commit message lacks %q:\n%s", want, msg)
+		}
+	}
+
+	// Synced by the operator's reader on the webhook, provisioned to Ready.
+	var got openapi.Store
+	eventually(t, 90*time.Second, "the store to be Ready through the API", func() bool {
+		call(t, http.MethodGet, api.URL+"/api/v1/stores/"+name, "alice", "", &got)
+		return got.Phase == "Ready"
+	})
+	live := liveStore(t, name)
+	if live.Annotations[v1alpha1.CommitAnnotation] != created.Source.Commit || live.Annotations[v1alpha1.ChannelAnnotation] != "git" {
+		t.Errorf("synced store's origin: %v", live.Annotations)
+	}
+	if live.Labels[gitsync.SourceLabel] == "" {
+		t.Errorf("synced store lacks %s", gitsync.SourceLabel)
+	}
+
+	// Asking again changes nothing: no second commit.
+	commits := bareGit(t, "stores", "rev-list", "--count", "main")
+	if status, body := call(t, http.MethodPost, api.URL+"/api/v1/stores", "alice", `{"name":"`+name+`","engine":"medusa"}`, nil); status != http.StatusOK {
+		t.Fatalf("repeated create: %d %s", status, body)
+	}
+	if status, _ := call(t, http.MethodPost, api.URL+"/api/v1/stores", "bob", `{"name":"`+name+`","engine":"medusa"}`, nil); status != http.StatusConflict {
+		t.Fatalf("another user's create of a taken name: %d, want 409", status)
+	}
+	if after := bareGit(t, "stores", "rev-list", "--count", "main"); after != commits {
+		t.Fatalf("repeated creates committed: %s → %s commits", commits, after)
+	}
+
+	// The reader's status through the API.
+	var sync openapi.GitSync
+	eventually(t, 10*time.Second, "the reader's status to show the head", func() bool {
+		call(t, http.MethodGet, api.URL+"/api/v1/gitsync", "alice", "", &sync)
+		return sync.Commit == bareGit(t, "stores", "rev-parse", "main")
+	})
+	if sync.Error != "" || sync.Stores < 1 || sync.Path != "stores" {
+		t.Fatalf("gitsync status: %+v", sync)
+	}
+
+	// Delete: the file goes, then the store.
+	if status, body := call(t, http.MethodDelete, api.URL+"/api/v1/stores/"+name, "alice", "", nil); status != http.StatusAccepted {
+		t.Fatalf("delete: %d %s", status, body)
+	}
+	if f := fileAt(t, "stores", "stores/"+name+".yaml"); f != "" {
+		t.Fatalf("manifest still in Git after delete")
+	}
+	if !strings.Contains(bareGit(t, "stores", "log", "-1", "--format=%B", "main"), "storefleet: remove store "+name) {
+		t.Fatalf("no removal commit")
+	}
+	eventually(t, 120*time.Second, "the store to be deleted from the cluster", func() bool { return liveStore(t, name) == nil })
+	if status, _ := call(t, http.MethodGet, api.URL+"/api/v1/stores/"+name, "alice", "", nil); status != http.StatusNotFound {
+		t.Fatalf("deleted store still answers %d", status)
+	}
+}
+
+// 20 concurrent API creates while someone else keeps pushing to the same
+// branch: every store file lands once, every other commit survives, nothing
+// is forced.
+func TestPushRace(t *testing.T) {
+	url, err := git.Init("race")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := git.Commit("race", "main", "Start", map[string][]byte{"README.md": []byte("race\n")}); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	api, _ := newGitAPI(t, gitsync.WriterOptions{Remote: gitsync.Remote{URL: url, Path: "stores"}, Registerer: reg})
+
+	const n = 20
+	done := make(chan struct{})
+	var others []string
+	var otherErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			sha, err := git.Commit("race", "main", fmt.Sprintf("note %d", i), map[string][]byte{fmt.Sprintf("notes/%d.txt", i): []byte("note\n")})
+			if err != nil {
+				if strings.Contains(err.Error(), "rejected") || strings.Contains(err.Error(), "fetch first") {
+					continue // the person lost a race too; they retry
+				}
+				otherErr = err
+				return
+			}
+			others = append(others, sha)
+		}
+	}()
+	var cw sync.WaitGroup
+	codes := make([]int, n)
+	for i := range n {
+		cw.Add(1)
+		go func() {
+			defer cw.Done()
+			codes[i], _ = call(t, http.MethodPost, api.URL+"/api/v1/stores", fmt.Sprintf("user-%d", i), fmt.Sprintf(`{"name":"race-%d","engine":"medusa"}`, i), nil)
+		}()
+	}
+	cw.Wait()
+	close(done)
+	wg.Wait()
+	if otherErr != nil {
+		t.Fatal(otherErr)
+	}
+	for i, c := range codes {
+		if c != http.StatusAccepted {
+			t.Fatalf("create race-%d: %d", i, c)
+		}
+	}
+	files := strings.Fields(bareGit(t, "race", "ls-tree", "--name-only", "main", "stores/"))
+	if len(files) != n {
+		t.Fatalf("%d store files on main, want %d: %v", len(files), n, files)
+	}
+	subjects := strings.Split(bareGit(t, "race", "log", "--format=%s", "main"), "\n")
+	for i := range n {
+		want := fmt.Sprintf("storefleet: add store race-%d", i)
+		if c := len(slices.DeleteFunc(slices.Clone(subjects), func(s string) bool { return s != want })); c != 1 {
+			t.Errorf("store race-%d committed %d times", i, c)
+		}
+	}
+	for _, sha := range others {
+		// Exit status 0: the commit is still in main's history.
+		bareGit(t, "race", "merge-base", "--is-ancestor", sha, "main")
+	}
+	retries := sum(t, reg, "storefleet_gitsync_push_retries_total")
+	t.Logf("push race: %d API commits, %d other commits, %.0f retries on a moved head, 0 lost", n, len(others), retries)
+	if len(others) == 0 {
+		t.Fatalf("the other writer never pushed: the race did not happen")
+	}
+}
+
+// sum adds up a counter's series.
+func sum(t testing.TB, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.Metric {
+				total += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return total
+}
+
+// The reader never deletes on an emptied tree or beyond the prune limit, and
+// one broken manifest does not block the others.
+func TestReaderSafety(t *testing.T) {
+	url, err := git.Init("safety")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{"README.md": []byte("safety\n")}
+	var names []string
+	for i := 1; i <= 6; i++ {
+		name := fmt.Sprintf("safe-%d", i)
+		names = append(names, name)
+		// WooCommerce stores are recorded, not provisioned: cheap to sync.
+		files["stores/"+name+".yaml"] = manifest(name, "carol", "woocommerce")
+	}
+	files["stores/broken.yaml"] = []byte("apiVersion: storefleet.dev/v1alpha1\nkind: Store\nmetadata:\n  name: broken\n spec: [\n")
+	files["stores/wrong-plan.yaml"] = []byte("apiVersion: storefleet.dev/v1alpha1\nkind: Store\nmetadata:\n  name: wrong-plan\nspec:\n  engine: medusa\n  owner: carol\n  plan: xl\n")
+	if _, err := git.Commit("safety", "main", "Six stores and two broken manifests", files); err != nil {
+		t.Fatal(err)
+	}
+	reader, err := gitsync.NewReader(gitsync.ReaderOptions{
+		Remote: gitsync.Remote{URL: url, Branch: "main", Path: "stores"}, Dir: t.TempDir(), MaxPrune: 3,
+		Client: cluster.Client,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	count := func() int {
+		var l v1alpha1.StoreList
+		if err := cluster.Client.List(ctx, &l, client.MatchingLabels{gitsync.SourceLabel: gitsync.SourceDigest(gitsync.Remote{URL: url, Branch: "main", Path: "stores"})}); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, s := range l.Items {
+			if s.DeletionTimestamp.IsZero() {
+				n++
+			}
+		}
+		return n
+	}
+
+	st := reader.Sync(ctx)
+	if st.Stores != 6 || len(st.Applied) != 6 || count() != 6 {
+		t.Fatalf("first sync: %d valid, applied %v, %d in the cluster; status %+v", st.Stores, st.Applied, count(), st)
+	}
+	var problems []string
+	for _, p := range st.Invalid {
+		problems = append(problems, p.String())
+	}
+	report := strings.Join(problems, "\n")
+	for _, want := range []string{"stores/broken.yaml:5: invalid YAML", `stores/wrong-plan.yaml:9: spec.plan: Unsupported value: "xl"`} {
+		if !strings.Contains(report, want) {
+			t.Errorf("invalid manifests reported as:\n%s\nwant %q", report, want)
+		}
+	}
+	// A store made with kubectl is never the reader's to prune.
+	handMade := &v1alpha1.Store{}
+	handMade.Name = "hand-made"
+	handMade.Spec = v1alpha1.StoreSpec{Engine: v1alpha1.EngineWooCommerce, Owner: "carol"}
+	if err := cluster.Client.Create(ctx, handMade); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cluster.Client.Delete(ctx, handMade) })
+
+	// Five removed, limit three: nothing deleted, the refusal reported.
+	remove := map[string][]byte{}
+	for _, name := range names[:5] {
+		remove["stores/"+name+".yaml"] = nil
+	}
+	if _, err := git.Commit("safety", "main", "Remove five", remove); err != nil {
+		t.Fatal(err)
+	}
+	st = reader.Sync(ctx)
+	if !strings.Contains(st.Error, "would delete 5 stores") || !strings.Contains(st.Error, "--git-max-prune=3") || count() != 6 {
+		t.Fatalf("over the prune limit: error %q, %d stores left", st.Error, count())
+	}
+
+	// The directory emptied: nothing deleted, reported.
+	remove = map[string][]byte{"stores": nil}
+	if _, err := git.Commit("safety", "main", "Empty the stores directory", remove); err != nil {
+		t.Fatal(err)
+	}
+	st = reader.Sync(ctx)
+	if !strings.Contains(st.Error, "stores/ is empty or missing") || count() != 6 {
+		t.Fatalf("emptied tree: error %q, %d stores left", st.Error, count())
+	}
+
+	// All back but one: that one is pruned, nothing else.
+	restore := map[string][]byte{}
+	for _, name := range names[:5] {
+		restore["stores/"+name+".yaml"] = manifest(name, "carol", "woocommerce")
+	}
+	if _, err := git.Commit("safety", "main", "Restore five, keep safe-6 removed", restore); err != nil {
+		t.Fatal(err)
+	}
+	st = reader.Sync(ctx)
+	if st.Error != "" || !slices.Equal(st.Pruned, []string{"safe-6"}) {
+		t.Fatalf("one removal: pruned %v, error %q", st.Pruned, st.Error)
+	}
+	eventually(t, 60*time.Second, "safe-6 to be gone", func() bool { return liveStore(t, "safe-6") == nil })
+	if count() != 5 || liveStore(t, "hand-made") == nil {
+		t.Fatalf("%d synced stores left, hand-made present: %v", count(), liveStore(t, "hand-made") != nil)
+	}
+	for _, name := range names[:5] {
+		_ = cluster.Client.Delete(ctx, liveStore(t, name))
+	}
+}
+
+// The webhook accepts only bodies signed with the shared secret.
+func TestWebhookSignature(t *testing.T) {
+	if code := sendWebhook(webhookURL, []byte("wrong-secret")); code != http.StatusUnauthorized {
+		t.Fatalf("wrongly signed webhook: %d, want 401", code)
+	}
+	req, _ := http.NewRequest(http.MethodPost, webhookURL, strings.NewReader(`{}`))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("unsigned webhook: %d, want 401", resp.StatusCode)
+	}
+	if code := sendWebhook(webhookURL, []byte(secret)); code != http.StatusAccepted {
+		t.Fatalf("signed webhook: %d, want 202", code)
+	}
+}

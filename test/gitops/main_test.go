@@ -1,0 +1,178 @@
+// Package gitops_test runs the Git intent inbox end to end: the Intent API
+// committing to a real Git server over smart HTTP, the operator binary's Git
+// reader syncing on webhooks, pull requests on a real Gitea with commit
+// statuses and comments, and the reader's safety rules.
+package gitops_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing/object"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/storefleet/storefleet/gitsync"
+	"github.com/storefleet/storefleet/openapi"
+	"github.com/storefleet/storefleet/test/gitserver"
+	"github.com/storefleet/storefleet/test/localcluster"
+)
+
+const (
+	namespace = "storefleet-system"
+	secret    = "gitops-test-webhook-secret"
+)
+
+var (
+	cluster     *localcluster.Cluster
+	workdir     string
+	git         *gitserver.Server
+	storesURL   string // the operator's reader syncs this repo
+	webhookURL  string // the operator's webhook
+	forge       *localcluster.Gitea
+	stores      *openapi.StoreCache
+	operatorLog string
+)
+
+func TestMain(m *testing.M) {
+	code, err := run(m)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+func run(m *testing.M) (int, error) {
+	var err error
+	if workdir, err = os.MkdirTemp("", "storefleet-gitops-test-"); err != nil {
+		return 0, err
+	}
+	binary, err := localcluster.BuildStorefleet("../..", workdir)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// The forge first: its one-time build is CPU-bound and would slow the
+	// cluster's start.
+	if forge, err = localcluster.StartGitea(ctx, filepath.Join(workdir, "forge"), os.Stdout); err != nil {
+		return 0, fmt.Errorf("start gitea: %w", err)
+	}
+	defer forge.Stop()
+	sctx, scancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer scancel()
+	if cluster, err = localcluster.Start(sctx, localcluster.Options{}); err != nil {
+		return 0, err
+	}
+	defer cluster.Stop()
+	if err := cluster.Client.Create(sctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}); err != nil {
+		return 0, err
+	}
+	if git, err = gitserver.Start(filepath.Join(workdir, "git")); err != nil {
+		return 0, err
+	}
+	defer git.Close()
+	if storesURL, err = git.Init("stores"); err != nil {
+		return 0, err
+	}
+	if _, err := git.Commit("stores", "main", "Start the stores repo", map[string][]byte{"README.md": []byte("# Stores\n")}); err != nil {
+		return 0, err
+	}
+	port, err := localcluster.FreePort()
+	if err != nil {
+		return 0, err
+	}
+	webhookURL = fmt.Sprintf("http://127.0.0.1:%d%s", port, gitsync.WebhookPath)
+	git.OnPush(func(repo string) {
+		if repo == "stores" {
+			sendWebhook(webhookURL, []byte(secret))
+		}
+	})
+	secretFile := filepath.Join(workdir, "webhook-secret")
+	if err := os.WriteFile(secretFile, []byte(secret), 0o600); err != nil {
+		return 0, err
+	}
+	operatorLog = filepath.Join(workdir, "operator.log")
+	logFile, err := os.Create(operatorLog)
+	if err != nil {
+		return 0, err
+	}
+	op := exec.Command(binary, "operator", "--kubeconfig", cluster.Kubeconfig,
+		"--metrics-addr", "0", "--health-addr", "0", "--leader-elect=false", "--workers", "8",
+		"--flux-namespace", namespace,
+		"--git-url", storesURL, "--git-path", "stores", "--git-workdir", filepath.Join(workdir, "operator-git"),
+		// Webhooks drive the syncs; the interval is only the fallback.
+		"--git-sync-interval", "10m", "--git-max-prune", "3",
+		"--git-webhook-addr", fmt.Sprintf("127.0.0.1:%d", port), "--git-webhook-secret-file", secretFile)
+	op.Stdout, op.Stderr = logFile, logFile
+	if err := op.Start(); err != nil {
+		return 0, err
+	}
+	defer func() { _ = op.Process.Signal(syscall.SIGTERM); _ = op.Wait() }()
+
+	if stores, err = openapi.NewStoreCache(cluster.Config, localcluster.Scheme()); err != nil {
+		return 0, err
+	}
+	if err := stores.Start(ctx); err != nil {
+		return 0, err
+	}
+	code := m.Run()
+	if code != 0 {
+		fmt.Printf("logs kept in %s\n", workdir)
+	} else {
+		os.RemoveAll(workdir)
+	}
+	return code, nil
+}
+
+// sendWebhook is what a forge does after a push.
+func sendWebhook(url string, key []byte) int {
+	body := []byte(`{"ref":"refs/heads/main"}`)
+	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	req.Header.Set("X-Storefleet-Signature", gitsync.Sign(key, body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// newGitAPI serves the Intent API with the Git intent on repoURL.
+func newGitAPI(t testing.TB, opts gitsync.WriterOptions) (*httptest.Server, *gitsync.Writer) {
+	t.Helper()
+	if opts.Dir == "" {
+		opts.Dir = t.TempDir()
+	}
+	if opts.Remote.Branch == "" {
+		opts.Remote.Branch = "main"
+	}
+	if opts.Author.Name == "" {
+		opts.Author = object.Signature{Name: "storefleet", Email: "storefleet@storefleet.dev"}
+	}
+	w, err := gitsync.NewWriter(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trusted, _ := openapi.ParseTrustedProxies("127.0.0.1/32")
+	srv := openapi.New(openapi.Config{
+		Auth: openapi.HeaderAuth{Trusted: trusted}, Trusted: trusted, MaxStoresPerUser: 100, Namespace: namespace,
+	}, openapi.Deps{
+		Stores: openapi.PendingStores{Cache: stores, Intents: w}, Intents: w,
+		Lock:   &openapi.LeaseLock{Client: cluster.Client, Namespace: namespace, Holder: t.Name()},
+		Client: cluster.Client, Ready: func(context.Context) error { return nil },
+	})
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	return ts, w
+}
