@@ -266,7 +266,9 @@ func (r *Reader) sync(ctx context.Context, st *SyncStatus) error {
 		}
 	}
 
-	pruned, err := r.prune(ctx, declared, ok && len(declared) > 0, st.Path, head)
+	// A directory that is gone, or has no file at all, is a mistake until
+	// shown otherwise; one that holds only .keep means "no stores".
+	pruned, err := r.prune(ctx, declared, ok && len(files) > 0, st.Path, head)
 	st.Pruned = pruned
 	if err != nil {
 		errs = append(errs, err.Error())
@@ -361,7 +363,7 @@ func (r *Reader) prune(ctx context.Context, declared map[string]bool, treeOK boo
 		// An emptied directory is far more often a mistake (a bad merge, a
 		// moved path) than the wish to delete every store.
 		r.metrics.pruneRefusals.Inc()
-		return nil, fmt.Errorf("%s is empty or missing at %s: refusing to delete the %d stores synced from it (%s); delete them one by one, or restore the directory", displayPath(dir), short(head), len(gone), strings.Join(names, ", "))
+		return nil, fmt.Errorf("%s is empty or missing at %s: refusing to delete the %d stores synced from it (%s); restore the directory (keep a .keep file in it to have no stores)", displayPath(dir), short(head), len(gone), strings.Join(names, ", "))
 	}
 	if len(gone) > r.opts.MaxPrune {
 		r.metrics.pruneRefusals.Inc()

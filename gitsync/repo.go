@@ -240,6 +240,9 @@ func blobAt(cm *object.Commit, file string) (plumbing.Hash, error) {
 	return e.Hash, nil
 }
 
+// KeepFile holds a stores directory in Git once its last manifest is gone.
+const KeepFile = ".keep"
+
 // change is one edit of the stores directory: content for a file, or nil to
 // remove it.
 type change struct {
@@ -278,10 +281,25 @@ func (c *Clone) commitOnto(base plumbing.Hash, ch change, msg string, author obj
 	}
 	abs := filepath.Join(c.dir, filepath.FromSlash(ch.file))
 	if ch.content == nil {
-		if err := os.Remove(abs); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(abs); errors.Is(err, os.ErrNotExist) {
 			return plumbing.ZeroHash, nil
-		} else if err != nil {
+		}
+		if _, err := wt.Remove(ch.file); err != nil {
 			return plumbing.ZeroHash, err
+		}
+		// Keep the directory when its last store goes: the reader takes a
+		// missing directory for a mistake and deletes nothing.
+		dir := filepath.Dir(abs)
+		if entries, err := os.ReadDir(dir); err == nil && len(entries) == 0 || errors.Is(err, os.ErrNotExist) {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return plumbing.ZeroHash, err
+			}
+			if err := os.WriteFile(filepath.Join(dir, KeepFile), nil, 0o644); err != nil {
+				return plumbing.ZeroHash, err
+			}
+			if _, err := wt.Add(path.Join(path.Dir(ch.file), KeepFile)); err != nil {
+				return plumbing.ZeroHash, err
+			}
 		}
 	} else {
 		if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
@@ -290,11 +308,7 @@ func (c *Clone) commitOnto(base plumbing.Hash, ch change, msg string, author obj
 		if err := os.WriteFile(abs, ch.content, 0o644); err != nil {
 			return plumbing.ZeroHash, err
 		}
-	}
-	if _, err := wt.Add(ch.file); err != nil && ch.content != nil {
-		return plumbing.ZeroHash, err
-	} else if ch.content == nil {
-		if _, err := wt.Remove(ch.file); err != nil {
+		if _, err := wt.Add(ch.file); err != nil {
 			return plumbing.ZeroHash, err
 		}
 	}
@@ -357,7 +371,6 @@ func redact(u string) string {
 	}
 	return u
 }
-
 
 // remoteHead is the last fetched head of a remote branch, or zero.
 func (c *Clone) remoteHead(branch string) (plumbing.Hash, error) {

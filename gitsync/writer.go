@@ -123,6 +123,11 @@ func (w *Writer) Mode() Mode { return w.opts.Mode }
 // error returned, so the caller answers as for any existing store.
 func (w *Writer) Create(ctx context.Context, s *v1alpha1.Store) (*v1alpha1.Store, error) {
 	s = s.DeepCopy()
+	if s.Annotations == nil {
+		s.Annotations = map[string]string{}
+	}
+	// It reaches the cluster through Git, whoever asked for it.
+	s.Annotations[v1alpha1.ChannelAnnotation] = string(v1alpha1.ChannelGit)
 	content, err := ManifestOf(s)
 	if err != nil {
 		return nil, err
@@ -139,9 +144,6 @@ func (w *Writer) Create(ctx context.Context, s *v1alpha1.Store) (*v1alpha1.Store
 	p.Store = s
 	w.remember(p)
 	out := s.DeepCopy()
-	if out.Annotations == nil {
-		out.Annotations = map[string]string{}
-	}
 	out.Annotations[v1alpha1.CommitAnnotation] = p.Commit
 	if p.PullRequest != "" {
 		out.Annotations[v1alpha1.PullRequestAnnotation] = p.PullRequest

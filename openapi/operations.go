@@ -68,7 +68,7 @@ func (s *Server) register() {
 			"200": {Description: "The caller already has this store."},
 			"202": {Description: "Committed to the stores repo (Git intent): the store is Pending until synced."},
 		},
-		Tags:        []string{"stores"}, Security: storeSecurity, Middlewares: mutate,
+		Tags: []string{"stores"}, Security: storeSecurity, Middlewares: mutate,
 		DefaultStatus: http.StatusCreated, MaxBodyBytes: s.cfg.MaxBodyBytes,
 		Errors: append(common, http.StatusBadRequest, http.StatusForbidden, http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusTooManyRequests),
 	}, s.createStore)

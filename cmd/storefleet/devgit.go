@@ -106,7 +106,7 @@ func setupDevGit(ctx context.Context, g *gitFlags, op *operatorFlags, api *apiFl
 		return nil, err
 	}
 	readme := "# Stores\n\nOne Store manifest per file: " + g.path + "/<name>.yaml. Check them with `storefleet validate " + g.path + "`.\n"
-	if _, err := srv.Commit("stores", g.branch, "Start the stores repo", map[string][]byte{"README.md": []byte(readme), g.path + "/.keep": {}}); err != nil {
+	if _, err := srv.Commit("stores", g.branch, "Start the stores repo", map[string][]byte{"README.md": []byte(readme), g.path + "/" + gitsync.KeepFile: {}}); err != nil {
 		repo.stop()
 		return nil, err
 	}
@@ -124,4 +124,3 @@ func setupDevGit(ctx context.Context, g *gitFlags, op *operatorFlags, api *apiFl
 	})
 	return repo, nil
 }
-
