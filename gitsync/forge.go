@@ -117,7 +117,9 @@ type prJSON struct {
 	State   string `json:"state"`
 	Head    struct {
 		Ref string `json:"ref"`
+		Sha string `json:"sha"`
 	} `json:"head"`
+	MergeCommitSha string `json:"merge_commit_sha"`
 }
 
 func (f *restForge) OpenPullRequest(ctx context.Context, spec PullRequestSpec) (PullRequest, error) {
@@ -160,13 +162,24 @@ func (f *restForge) PullRequestFor(ctx context.Context, commit string) (*PullReq
 	}
 	var pr prJSON
 	status, err := f.do(ctx, http.MethodGet, path, nil, &pr)
-	if status == http.StatusNotFound {
-		return nil, nil
+	if err == nil {
+		return &PullRequest{Number: pr.Number, URL: pr.HTMLURL}, nil
 	}
-	if err != nil {
+	if status != http.StatusNotFound {
 		return nil, err
 	}
-	return &PullRequest{Number: pr.Number, URL: pr.HTMLURL}, nil
+	// Gitea finds a PR by its merge commit only; the commit that introduced
+	// a manifest is the PR's head, so look through the recent PRs.
+	var recent []prJSON
+	if _, err := f.do(ctx, http.MethodGet, "/pulls?state=all&sort=recentupdate&limit=50", nil, &recent); err != nil {
+		return nil, err
+	}
+	for _, p := range recent {
+		if p.Head.Sha == commit || p.MergeCommitSha == commit {
+			return &PullRequest{Number: p.Number, URL: p.HTMLURL}, nil
+		}
+	}
+	return nil, nil
 }
 
 func (f *restForge) SetStatus(ctx context.Context, commit string, st CommitStatus) error {

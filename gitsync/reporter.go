@@ -34,6 +34,9 @@ const (
 type Reporter struct {
 	Forge  Forge
 	Client client.Client
+	// Reader reads the Store uncached (the manager's API reader), so an
+	// outcome annotated a moment ago is never reported or commented twice.
+	Reader client.Reader
 	// DashboardURL is the dashboard's base URL; a status links to the
 	// store's page there.
 	DashboardURL string
@@ -53,7 +56,11 @@ func (r *Reporter) SetupWithManager(mgr ctrl.Manager) error {
 // Reconcile reports a store's current phase if it has not been reported.
 func (r *Reporter) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var s v1alpha1.Store
-	if err := r.Client.Get(ctx, req.NamespacedName, &s); err != nil {
+	reader := r.Reader
+	if reader == nil {
+		reader = r.Client
+	}
+	if err := reader.Get(ctx, req.NamespacedName, &s); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	commit := s.Annotations[v1alpha1.CommitAnnotation]

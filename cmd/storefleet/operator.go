@@ -322,7 +322,7 @@ func (f *operatorFlags) setupGit(mgr manager.Manager, log *slog.Logger) error {
 	if err != nil || forge == nil {
 		return err
 	}
-	return (&gitsync.Reporter{Forge: forge, Client: mgr.GetClient(), DashboardURL: f.git.dashboardURL,
+	return (&gitsync.Reporter{Forge: forge, Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), DashboardURL: f.git.dashboardURL,
 		Log: logr.FromSlogHandler(log.Handler()).WithName("gitsync-reporter")}).SetupWithManager(mgr)
 }
 
