@@ -25,7 +25,7 @@ tools: ## Build the pinned local control plane (etcd, kube-*, kwok, Flux) into ~
 .PHONY: generate
 generate: ## Regenerate deepcopy code, the Store CRD, the RBAC of operator and API, and openapi/openapi.yaml
 	$(CONTROLLER_GEN) object paths=./api/... crd paths=./api/... output:crd:artifacts:config=api/v1alpha1/crd
-	$(CONTROLLER_GEN) rbac:roleName=storefleet-operator paths=./reconciler/... output:rbac:artifacts:config=reconciler/rbac
+	$(CONTROLLER_GEN) rbac:roleName=storefleet-operator paths={./reconciler/...,./gitsync/...} output:rbac:artifacts:config=reconciler/rbac
 	$(CONTROLLER_GEN) rbac:roleName=storefleet-api paths=./openapi/... output:rbac:artifacts:config=openapi/rbac
 	$(GO) run ./cmd/storefleet openapi > openapi/openapi.yaml.tmp && mv openapi/openapi.yaml.tmp openapi/openapi.yaml
 	cp api/v1alpha1/crd/storefleet.dev_stores.yaml charts/storefleet/crds/

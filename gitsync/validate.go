@@ -209,7 +209,11 @@ func singleDocument(data []byte) (*yaml.Node, error) {
 	}
 	var next yaml.Node
 	if err := dec.Decode(&next); err == nil {
-		return nil, &lineError{line: next.Line, msg: "a store manifest holds exactly one Store; found a second YAML document"}
+		line := next.Line
+		if len(next.Content) > 0 {
+			line = next.Content[0].Line
+		}
+		return nil, &lineError{line: line, msg: "a store manifest holds exactly one Store; found a second YAML document"}
 	} else if !errors.Is(err, io.EOF) {
 		return nil, err
 	}
