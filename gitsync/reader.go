@@ -22,6 +22,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -307,7 +308,7 @@ func (r *Reader) apply(ctx context.Context, head plumbing.Hash, m *Manifest) (bo
 	if err == nil && !before.DeletionTimestamp.IsZero() {
 		return false, fmt.Errorf("store %s is being deleted; it is recreated from Git once gone", m.Store.Name)
 	}
-	err = r.opts.Client.Patch(ctx, obj, client.Apply, client.FieldOwner(FieldManager))
+	err = r.opts.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner(FieldManager))
 	if err != nil {
 		if apierrors.IsConflict(err) {
 			return false, fmt.Errorf("store %s exists and another manager owns the conflicting fields (created through the API or kubectl?): %s", m.Store.Name, apiMessage(err))
@@ -395,7 +396,11 @@ func (r *Reader) publish(ctx context.Context, st SyncStatus) error {
 		ObjectMeta: metav1.ObjectMeta{Name: StatusConfigMap, Namespace: r.opts.Namespace, Labels: map[string]string{"app.kubernetes.io/part-of": "storefleet"}},
 		Data:       map[string]string{StatusKey: string(js)},
 	}
-	return r.opts.Client.Patch(ctx, cm, client.Apply, client.FieldOwner(FieldManager), client.ForceOwnership)
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(cm)
+	if err != nil {
+		return err
+	}
+	return r.opts.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(&unstructured.Unstructured{Object: u}), client.FieldOwner(FieldManager), client.ForceOwnership)
 }
 
 // ReadStatus reads the last sync status from the cluster; nil when no

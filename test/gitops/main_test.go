@@ -8,9 +8,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,9 +20,9 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-logr/logr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/storefleet/storefleet/gitsync"
 	"github.com/storefleet/storefleet/openapi"
