@@ -22,6 +22,10 @@ help: ## List the targets
 tools: ## Build the pinned local control plane (etcd, kube-*, kwok, Flux) into ~/.cache/storefleet
 	$(GO) run ./test/localcluster/cmd/localcluster build
 
+.PHONY: forge
+forge: ## Build the local forge (Gitea, for pull-request tests and dev --forge) into ~/.cache/storefleet
+	$(GO) run ./test/localcluster/cmd/localcluster forge
+
 .PHONY: generate
 generate: ## Regenerate deepcopy code, the Store CRD, the RBAC of operator and API, and openapi/openapi.yaml
 	$(CONTROLLER_GEN) object paths=./api/... crd paths=./api/... output:crd:artifacts:config=api/v1alpha1/crd
@@ -45,12 +49,12 @@ build: ## Build the statically linked storefleet binary into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/storefleet
 
 .PHONY: test
-test: tools ## Run every test: unit and integration on real local clusters
+test: tools forge ## Run every test: unit and integration on real local clusters, Git servers and Gitea
 	$(GO) test -count=1 -timeout 30m ./...
 
 .PHONY: bench
-bench: tools ## Benchmarks: operator vs raw server-side apply; Flux and Helm SDK modes vs bare HelmReleases; Intent API vs bare net/http
-	$(GO) test ./reconciler/ ./openapi/ ./test/flux/ -run '^$$' -bench . -benchtime 1x -timeout 90m
+bench: tools forge ## Benchmarks: operator vs raw server-side apply; Flux and Helm SDK modes vs bare HelmReleases; Intent API vs bare net/http
+	$(GO) test ./reconciler/ ./openapi/ ./test/flux/ ./test/gitops/ -run '^$$' -bench . -benchtime 1x -timeout 90m
 
 .PHONY: run
 run: tools build ## Run the platform on the embedded local cluster (storefleet dev)

@@ -88,7 +88,7 @@ func NewWriter(opts WriterOptions) (*Writer, error) {
 		return nil, fmt.Errorf("git mode %q is not supported (push or pull-request)", opts.Mode)
 	}
 	if opts.Mode == ModePullRequest && opts.Forge == nil {
-		return nil, errors.New("git mode pull-request needs a forge (--forge, --forge-url, --forge-repo, --forge-token-file)")
+		return nil, errors.New("git mode pull-request needs a forge (--forge-kind, --forge-url, --forge-repo, --forge-token-file)")
 	}
 	if opts.MaxAttempts <= 0 {
 		opts.MaxAttempts = 10

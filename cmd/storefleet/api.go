@@ -47,7 +47,7 @@ func (f *apiFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs of proxies allowed to set X-User-Id and X-Forwarded-For")
 	fs.StringVar(&f.adminGroup, "admin-group", "storefleet-admins", "group (X-User-Groups, or the JWT groups claim) whose members may read every store")
 	fs.StringVar(&f.intent, "intent", "kubernetes", "where created stores go: kubernetes (Store objects) or git (manifests committed to the stores repo, --git-url)")
-	fs.StringVar(&f.gitMode, "git-mode", string(gitsync.ModePush), "with --intent=git: push (commit to the branch) or pull-request (a branch and a pull request per store; needs --forge)")
+	fs.StringVar(&f.gitMode, "git-mode", string(gitsync.ModePush), "with --intent=git: push (commit to the branch) or pull-request (a branch and a pull request per store; needs --forge-kind)")
 	fs.IntVar(&f.maxStoresPerUser, "max-stores-per-user", 5, "stores one user may have")
 	fs.IntVar(&f.rateLimit, "rate-limit", 10, "mutating requests per minute per client IP (0 disables)")
 	fs.StringVar(&f.jwt.Issuer, "oidc-issuer", "", "OIDC issuer URL (auth jwt)")
@@ -119,7 +119,7 @@ func (f *apiFlags) validate() (openapi.TrustedProxies, error) {
 			return nil, fmt.Errorf("--git-mode must be push or pull-request, not %q", f.gitMode)
 		}
 		if f.gitMode == string(gitsync.ModePullRequest) && f.git.forge == "" {
-			return nil, errors.New("--git-mode=pull-request needs --forge, --forge-url, --forge-repo and --forge-token-file")
+			return nil, errors.New("--git-mode=pull-request needs --forge-kind, --forge-url, --forge-repo and --forge-token-file")
 		}
 	default:
 		return nil, fmt.Errorf("--intent must be kubernetes or git, not %q", f.intent)

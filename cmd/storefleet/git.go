@@ -31,7 +31,7 @@ func (g *gitFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.path, "git-path", "stores", "directory of the stores repo holding one <name>.yaml per store")
 	fs.StringVar(&g.credentialsFile, "git-credentials-file", "", "file with a token, user:password, or an SSH private key for the stores repo (e.g. a mounted Secret)")
 	fs.StringVar(&g.workdir, "git-workdir", "", "directory for storefleet's working copies of the stores repo (default: a temporary directory)")
-	fs.StringVar(&g.forge, "forge", "", "forge hosting the stores repo, for pull requests and commit statuses: gitea or github")
+	fs.StringVar(&g.forge, "forge-kind", "", "forge hosting the stores repo, for pull requests and commit statuses: gitea or github")
 	fs.StringVar(&g.forgeURL, "forge-url", "", "forge base URL (https://gitea.example.com; https://api.github.com for GitHub)")
 	fs.StringVar(&g.forgeRepo, "forge-repo", "", "the stores repo on the forge, owner/name")
 	fs.StringVar(&g.forgeTokenFile, "forge-token-file", "", "file with the forge API token")
@@ -52,13 +52,13 @@ func (g *gitFlags) remote() (gitsync.Remote, error) {
 	return r, nil
 }
 
-// forgeClient returns the configured forge, or nil when --forge is unset.
+// forgeClient returns the configured forge, or nil when --forge-kind is unset.
 func (g *gitFlags) forgeClient() (gitsync.Forge, error) {
 	if g.forge == "" {
 		return nil, nil
 	}
 	if g.forgeTokenFile == "" {
-		return nil, errors.New("--forge needs --forge-token-file")
+		return nil, errors.New("--forge-kind needs --forge-token-file")
 	}
 	token, err := os.ReadFile(g.forgeTokenFile)
 	if err != nil {
@@ -66,7 +66,7 @@ func (g *gitFlags) forgeClient() (gitsync.Forge, error) {
 	}
 	f, err := gitsync.NewForge(gitsync.ForgeConfig{Kind: g.forge, URL: g.forgeURL, Repo: g.forgeRepo, Token: strings.TrimSpace(string(token))})
 	if err != nil {
-		return nil, fmt.Errorf("--forge: %w", err)
+		return nil, fmt.Errorf("--forge-kind: %w", err)
 	}
 	return f, nil
 }

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -60,6 +61,11 @@ func TestUsageErrorsArePrecise(t *testing.T) {
 		{args: []string{"dev", "--no-such-flag"}, code: 1, want: "storefleet dev: flag provided but not defined: -no-such-flag"},
 		{args: []string{"operator", "--delivery", "argo", "--kubeconfig", "/nonexistent"}, code: 1, want: `storefleet operator: --delivery must be auto, flux or helm, not "argo"`},
 		{args: []string{"operator", "--flux-source", "Bucket/x/y", "--kubeconfig", "/nonexistent"}, code: 1, want: "--flux-source kind must be HelmRepository, GitRepository or OCIRepository"},
+		{args: []string{"api", "--trusted-proxies", "127.0.0.1/32", "--intent", "git", "--kubeconfig", "/nonexistent"}, code: 1, want: "storefleet api: --intent=git needs --git-url (the stores repo)"},
+		{args: []string{"api", "--trusted-proxies", "127.0.0.1/32", "--intent", "git", "--git-url", "https://example.com/s.git", "--git-mode", "pull-request", "--kubeconfig", "/nonexistent"}, code: 1, want: "--git-mode=pull-request needs --forge-kind"},
+		{args: []string{"api", "--trusted-proxies", "127.0.0.1/32", "--intent", "svn", "--kubeconfig", "/nonexistent"}, code: 1, want: `--intent must be kubernetes or git, not "svn"`},
+		{args: []string{"validate"}, code: 1, want: "storefleet validate: name at least one directory or manifest file"},
+		{args: []string{"validate", "/nonexistent/stores"}, code: 1, want: "/nonexistent/stores: no such file or directory"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -92,6 +98,9 @@ func TestDevRunsThePlatformAndStopsCleanly(t *testing.T) {
 		{name: "redis", args: []string{"--redis"}, mode: "helm"},
 		// With --kubeconfig it runs the operator and API against that cluster.
 		{name: "existing-cluster", args: []string{"--kubeconfig"}, mode: "helm"},
+		// With --intent git the API commits to dev's stores repo, whose push
+		// webhook makes the operator's reader sync it.
+		{name: "git", args: []string{"--intent", "git"}, mode: "helm"},
 	} {
 		t.Run(c.name, func(t *testing.T) { testDev(t, c.args, c.mode) })
 	}
@@ -193,7 +202,12 @@ wait:
 		_ = json.NewDecoder(resp.Body).Decode(&out)
 		return resp.StatusCode, out
 	}
-	if code, body := call(http.MethodPost, "/api/v1/stores", `{"name":"demo","engine":"medusa"}`); code != http.StatusCreated {
+	viaGit := slices.Contains(args, "git")
+	wantCreate, wantChannel := http.StatusCreated, v1alpha1.ChannelAPI
+	if viaGit {
+		wantCreate, wantChannel = http.StatusAccepted, v1alpha1.ChannelGit
+	}
+	if code, body := call(http.MethodPost, "/api/v1/stores", `{"name":"demo","engine":"medusa"}`); code != wantCreate {
 		t.Fatalf("create through the API: %d %v", code, body)
 	}
 	var got map[string]any
@@ -222,7 +236,7 @@ wait:
 	}
 	// The Store object is the record, for kubectl too.
 	var store v1alpha1.Store
-	if err := c.Get(ctx, client.ObjectKey{Name: "demo"}, &store); err != nil || store.Spec.Owner != "alice" || store.Status.Source == nil || store.Status.Source.Channel != v1alpha1.ChannelAPI {
+	if err := c.Get(ctx, client.ObjectKey{Name: "demo"}, &store); err != nil || store.Spec.Owner != "alice" || store.Status.Source == nil || store.Status.Source.Channel != wantChannel {
 		t.Errorf("store object: %v %+v", err, store.Status.Source)
 	}
 	if code, body := call(http.MethodDelete, "/api/v1/stores/demo", ""); code != http.StatusAccepted || body["phase"] != "Deleting" {

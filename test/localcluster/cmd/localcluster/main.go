@@ -15,6 +15,7 @@ const usage = `usage: localcluster <command>
 
 commands:
   build   build every missing control-plane binary into the versioned cache
+  forge   build the local forge (Gitea) into its versioned cache
   path    print the versioned cache directory of the binaries
 `
 
@@ -29,6 +30,15 @@ func main() {
 		defer stop()
 		fmt.Printf("Building the local control plane into %s\n", localcluster.DefaultTools().Dir)
 		if _, err := localcluster.Build(ctx, os.Stdout); err != nil {
+			fmt.Fprintf(os.Stderr, "localcluster: %v\n", err)
+			os.Exit(1)
+		}
+	case "forge":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+		defer stop()
+		t := localcluster.ForgeTools()
+		fmt.Printf("Building the local forge into %s\n", t.Dir)
+		if _, err := t.Build(ctx, os.Stdout); err != nil {
 			fmt.Fprintf(os.Stderr, "localcluster: %v\n", err)
 			os.Exit(1)
 		}
