@@ -1,18 +1,14 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/go-git/go-git/v5/plumbing/object"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/storefleet/storefleet/gitsync"
 )
@@ -100,22 +96,5 @@ func (g *gitFlags) newGitWriter(mode string) (*gitsync.Writer, error) {
 	return gitsync.NewWriter(gitsync.WriterOptions{
 		Remote: remote, Dir: dir, Mode: gitsync.Mode(mode), Forge: forge,
 		Author: object.Signature{Name: "storefleet", Email: "storefleet@storefleet.dev"},
-	})
-}
-
-// webhookServer serves the Git reader's webhook.
-func webhookServer(addr string, h http.Handler) manager.Runnable {
-	return manager.RunnableFunc(func(ctx context.Context) error {
-		mux := http.NewServeMux()
-		mux.Handle(gitsync.WebhookPath, h)
-		srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
-		errc := make(chan error, 1)
-		go func() { errc <- srv.ListenAndServe() }()
-		select {
-		case err := <-errc:
-			return fmt.Errorf("git webhook on %s: %w", addr, err)
-		case <-ctx.Done():
-			return srv.Close()
-		}
 	})
 }

@@ -256,7 +256,12 @@ func startOperator(ctx context.Context, cfg *rest.Config, f operatorFlags, platf
 		return err
 	}
 	if flux != nil && flux.Source.URL != "" {
-		if err := mgr.Add(chartServer(f.chartAddr)); err != nil {
+		// The embedded store chart as a Helm repository for helm-controller.
+		repo, err := reconciler.ChartRepository(charts.MedusaStore())
+		if err != nil {
+			return err
+		}
+		if err := mgr.Add(serveHTTP("chart repository", f.chartAddr, repo)); err != nil {
 			return err
 		}
 	}
@@ -313,7 +318,9 @@ func (f *operatorFlags) setupGit(mgr manager.Manager, log *slog.Logger) error {
 			if len(secret) == 0 {
 				return errors.New("--git-webhook-addr needs --git-webhook-secret-file (or --git-webhook-addr=0 to poll only)")
 			}
-			if err := mgr.Add(webhookServer(f.gitWebhookAddr, reader)); err != nil {
+			mux := http.NewServeMux()
+			mux.Handle(gitsync.WebhookPath, reader)
+			if err := mgr.Add(serveHTTP("git webhook", f.gitWebhookAddr, mux)); err != nil {
 				return err
 			}
 		}
@@ -328,20 +335,16 @@ func (f *operatorFlags) setupGit(mgr manager.Manager, log *slog.Logger) error {
 
 func ptrDuration(d time.Duration) *time.Duration { return &d }
 
-// chartServer serves the embedded store chart as a Helm repository for
-// helm-controller, on every replica (it needs no leader).
-func chartServer(addr string) manager.Runnable {
+// serveHTTP runs an HTTP server as a manager runnable on every replica
+// (leader or not) until the manager stops.
+func serveHTTP(what, addr string, h http.Handler) manager.Runnable {
 	return manager.RunnableFunc(func(ctx context.Context) error {
-		h, err := reconciler.ChartRepository(charts.MedusaStore())
-		if err != nil {
-			return err
-		}
-		srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second}
+		srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second}
 		errc := make(chan error, 1)
 		go func() { errc <- srv.ListenAndServe() }()
 		select {
 		case err := <-errc:
-			return fmt.Errorf("chart repository on %s: %w", addr, err)
+			return fmt.Errorf("%s on %s: %w", what, addr, err)
 		case <-ctx.Done():
 			return srv.Close()
 		}
