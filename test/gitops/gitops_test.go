@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -148,17 +151,23 @@ func TestPushRace(t *testing.T) {
 			}
 		}()
 	}
-	// Let the other writer get going first.
-	eventually(t, 30*time.Second, "the other writer's first push", func() bool { mu.Lock(); defer mu.Unlock(); return len(others) > 0 })
+	landed := func() int { mu.Lock(); defer mu.Unlock(); return len(others) }
 	start := time.Now()
 	var cw sync.WaitGroup
 	codes := make([]int, n)
-	for i := range n {
-		cw.Add(1)
-		go func() {
-			defer cw.Done()
-			codes[i], _ = call(t, http.MethodPost, api.URL+"/api/v1/stores", fmt.Sprintf("user-%d", i), fmt.Sprintf(`{"name":"race-%d","engine":"medusa"}`, i), nil)
-		}()
+	// Four waves of five concurrent creates; before each wave the other
+	// writers land at least one more commit, so their commits interleave
+	// with the API's however loaded the machine is.
+	for wave := range 4 {
+		before := landed()
+		eventually(t, 60*time.Second, "another commit by the other writers", func() bool { return landed() > before })
+		for i := wave * 5; i < wave*5+5; i++ {
+			cw.Add(1)
+			go func() {
+				defer cw.Done()
+				codes[i], _ = call(t, http.MethodPost, api.URL+"/api/v1/stores", fmt.Sprintf("user-%d", i), fmt.Sprintf(`{"name":"race-%d","engine":"medusa"}`, i), nil)
+			}()
+		}
 	}
 	cw.Wait()
 	close(done)
@@ -188,12 +197,27 @@ func TestPushRace(t *testing.T) {
 	}
 	retries := sum(t, reg, "storefleet_gitsync_push_retries_total")
 	t.Logf("push race: %d API commits, %d other commits, %.0f retries on a moved head, 0 lost", n, len(others), retries)
-	// The race happened: other commits landed between the API's first and
-	// last commit.
-	between := bareGit(t, "race", "log", "--format=%s", "--grep=^note ", fmt.Sprintf("--since=%d", start.Unix()), "main")
-	if len(strings.Fields(between)) == 0 {
-		t.Fatalf("no other commit landed while the API committed: the race did not happen")
+	// The race happened: other commits sit between the API's first and last.
+	history := strings.Split(bareGit(t, "race", "log", "--format=%s", "main"), "\n")
+	first, last := -1, -1
+	for i, subject := range history {
+		if strings.HasPrefix(subject, "storefleet: add store race-") {
+			if first < 0 {
+				first = i
+			}
+			last = i
+		}
 	}
+	interleaved := 0
+	for _, subject := range history[first:last] {
+		if strings.HasPrefix(subject, "note ") {
+			interleaved++
+		}
+	}
+	if interleaved == 0 {
+		t.Fatalf("no other commit landed between the API's commits: the race did not happen")
+	}
+	t.Logf("%d other commits landed between the API's first and last commit (started %s)", interleaved, start.Format(time.TimeOnly))
 }
 
 // sum adds up a counter's series.
@@ -339,5 +363,46 @@ func TestWebhookSignature(t *testing.T) {
 	}
 	if code := sendWebhook(webhookURL, []byte(secret)); code != http.StatusAccepted {
 		t.Fatalf("signed webhook: %d, want 202", code)
+	}
+}
+
+// A push the remote rejects because the branch moved after the fetch is
+// re-applied on the new head: the other commit stays, the store lands once.
+func TestRejectedPushIsReapplied(t *testing.T) {
+	if _, err := git.Init("moved"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := git.Commit("moved", "main", "Start", map[string][]byte{"README.md": []byte("moved\n")}); err != nil {
+		t.Fatal(err)
+	}
+	target, _ := url.Parse(git.URL)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var once sync.Once
+	var other string
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/git-receive-pack") {
+			// Someone else pushes between the writer's fetch and its push.
+			once.Do(func() {
+				var err error
+				other, err = git.Commit("moved", "main", "note from someone else", map[string][]byte{"notes/other.txt": []byte("x\n")})
+				if err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer front.Close()
+	reg := prometheus.NewRegistry()
+	api, _ := newGitAPI(t, gitsync.WriterOptions{Remote: gitsync.Remote{URL: front.URL + "/moved.git", Path: "stores"}, Registerer: reg})
+	if status, body := call(t, http.MethodPost, api.URL+"/api/v1/stores", "frank", `{"name":"moved-shop","engine":"medusa"}`, nil); status != http.StatusAccepted {
+		t.Fatalf("create: %d %s", status, body)
+	}
+	if retries := sum(t, reg, "storefleet_gitsync_push_retries_total"); retries != 1 {
+		t.Fatalf("%.0f retries, want 1 (the rejected push re-applied once)", retries)
+	}
+	bareGit(t, "moved", "merge-base", "--is-ancestor", other, "main")
+	if fileAt(t, "moved", "stores/moved-shop.yaml") == "" || fileAt(t, "moved", "notes/other.txt") == "" {
+		t.Fatalf("main lacks the store or the other commit")
 	}
 }
