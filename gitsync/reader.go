@@ -280,7 +280,7 @@ func (r *Reader) sync(ctx context.Context, st *SyncStatus) error {
 // apply server-side applies one manifest as field manager storefleet-gitsync.
 // It reports whether the object changed.
 func (r *Reader) apply(ctx context.Context, head plumbing.Hash, m *Manifest) (bool, error) {
-	obj := &unstructured.Unstructured{Object: deepCopyJSON(m.Object)}
+	obj := &unstructured.Unstructured{Object: runtime.DeepCopyJSON(m.Object)}
 	labels := obj.GetLabels()
 	if labels == nil {
 		labels = map[string]string{}
@@ -332,7 +332,7 @@ func (r *Reader) introducedBy(head plumbing.Hash, file string) (plumbing.Hash, e
 	if c, ok := r.introduced[file]; ok && c[0] == blob {
 		return c[1], nil
 	}
-	commit, err := r.clone.IntroducedBy(head, file, 1000)
+	commit, err := r.clone.IntroducedBy(cm, blob, file, 1000)
 	if err != nil {
 		return plumbing.ZeroHash, err
 	}

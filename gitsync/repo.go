@@ -186,23 +186,41 @@ func (c *Clone) Files(commit plumbing.Hash, dir string) (files map[string][]byte
 	return files, true, nil
 }
 
+// File returns one file's content at commit; ok is false when it is absent.
+func (c *Clone) File(commit plumbing.Hash, file string) (data []byte, ok bool, err error) {
+	cm, err := c.repo.CommitObject(commit)
+	if err != nil {
+		return nil, false, err
+	}
+	f, err := cm.File(file)
+	if errors.Is(err, object.ErrFileNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	r, err := f.Reader()
+	if err != nil {
+		return nil, false, err
+	}
+	defer r.Close()
+	data, err = io.ReadAll(io.LimitReader(r, maxManifestBytes+1))
+	return data, err == nil, err
+}
+
 // maxManifestBytes bounds a manifest: a Store is a few hundred bytes, and a
 // huge file is a mistake the reader reports instead of loading.
 const maxManifestBytes = 64 << 10
 
-// IntroducedBy finds the commit that introduced file's current content on
-// the history of head: following parents as long as they hold the same
+// IntroducedBy finds the commit that introduced blob, file's content at
+// head, on head's history: following parents as long as they hold the same
 // blob. For a merged pull request that is the PR's own commit, where a forge
 // shows statuses. It gives up after limit commits and returns head.
-func (c *Clone) IntroducedBy(head plumbing.Hash, file string, limit int) (plumbing.Hash, error) {
-	cm, err := c.repo.CommitObject(head)
-	if err != nil {
-		return plumbing.ZeroHash, err
+func (c *Clone) IntroducedBy(head *object.Commit, blob plumbing.Hash, file string, limit int) (plumbing.Hash, error) {
+	if blob.IsZero() {
+		return head.Hash, nil
 	}
-	blob, err := blobAt(cm, file)
-	if err != nil || blob.IsZero() {
-		return head, err
-	}
+	cm := head
 	for i := 0; i < limit; i++ {
 		var next *object.Commit
 		err := cm.Parents().ForEach(func(p *object.Commit) error {
@@ -222,7 +240,7 @@ func (c *Clone) IntroducedBy(head plumbing.Hash, file string, limit int) (plumbi
 		}
 		cm = next
 	}
-	return head, nil
+	return head.Hash, nil
 }
 
 func blobAt(cm *object.Commit, file string) (plumbing.Hash, error) {
@@ -382,9 +400,4 @@ func (c *Clone) remoteHead(branch string) (plumbing.Hash, error) {
 		return plumbing.ZeroHash, err
 	}
 	return ref.Hash(), nil
-}
-
-// splitFile splits a repository path into its directory and base name.
-func splitFile(file string) (string, string) {
-	return path.Dir(file), path.Base(file)
 }

@@ -21,6 +21,7 @@ import (
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/cel"
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/pruning"
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	celconfig "k8s.io/apiserver/pkg/apis/cel"
 	sigsyaml "sigs.k8s.io/yaml"
@@ -154,7 +155,7 @@ func (v *Validator) File(file string, data []byte) (*Manifest, []Problem) {
 			add("metadata.name", "the file must be named after the store: %s.yaml declares store %q", want, name)
 		}
 	}
-	for _, p := range pruning.PruneWithOptions(deepCopyJSON(obj), v.structural, true, structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true}) {
+	for _, p := range pruning.PruneWithOptions(runtime.DeepCopyJSON(obj), v.structural, true, structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true}) {
 		add(p, "unknown field %q", p)
 	}
 	if _, ok := obj["spec"]; !ok {
@@ -341,13 +342,6 @@ func dedupe(ps []Problem) []Problem {
 		}
 	}
 	slices.SortStableFunc(out, func(a, b Problem) int { return a.Line - b.Line })
-	return out
-}
-
-func deepCopyJSON(m map[string]any) map[string]any {
-	js, _ := json.Marshal(m)
-	var out map[string]any
-	_ = json.Unmarshal(js, &out)
 	return out
 }
 

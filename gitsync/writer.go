@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"path"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -257,19 +259,14 @@ func (w *Writer) attempt(ctx context.Context, op, prBranch string, ch change, ms
 
 // declared returns the store the branch declares in file, or nil.
 func (w *Writer) declared(head plumbing.Hash, file string) (*v1alpha1.Store, error) {
-	dir, name := splitFile(file)
-	files, _, err := w.clone.Files(head, dir)
-	if err != nil {
+	data, ok, err := w.clone.File(head, file)
+	if err != nil || !ok {
 		return nil, err
 	}
-	data, ok := files[name]
-	if !ok {
-		return nil, nil
-	}
 	var st v1alpha1.Store
-	if err := yaml.Unmarshal(data, &st); err != nil {
+	if err := yaml.Unmarshal(data, &st); err != nil || st.Name == "" {
 		// A broken manifest still claims the name.
-		st.Name = name
+		st.Name = strings.TrimSuffix(path.Base(file), ".yaml")
 	}
 	return &st, nil
 }

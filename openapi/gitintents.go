@@ -59,47 +59,34 @@ func (p PendingStores) List(ctx context.Context, owner string) ([]v1alpha1.Store
 	if err != nil {
 		return nil, err
 	}
-	pending := p.Intents.Pending()
+	pending := map[string]gitsync.Pending{}
+	for _, in := range p.Intents.Pending() {
+		if owner == "" || in.Store.Spec.Owner == owner {
+			pending[in.Store.Name] = in
+		}
+	}
 	if len(pending) == 0 {
 		return stores, nil
 	}
-	byName := map[string]int{}
+	// A new slice: the cache's objects are shared and never written.
+	out := make([]v1alpha1.Store, 0, len(stores)+len(pending))
 	for i := range stores {
-		byName[stores[i].Name] = i
-	}
-	out := stores
-	copied := false
-	for _, in := range pending {
-		if owner != "" && in.Store.Spec.Owner != owner {
+		in, ok := pending[stores[i].Name]
+		if !ok {
+			out = append(out, stores[i])
 			continue
 		}
-		if !copied {
-			// The cache's objects are shared; never write into them.
-			out = append([]v1alpha1.Store(nil), stores...)
-			copied = true
-		}
-		i, inCache := byName[in.Store.Name]
-		var cached *v1alpha1.Store
-		if inCache {
-			cached = &out[i]
-		}
-		view := p.overlay(cached, in)
-		switch {
-		case view == nil && inCache:
-			out[i].Name = "" // removed below
-		case view != nil && inCache:
-			out[i] = *view
-		case view != nil:
+		delete(pending, stores[i].Name)
+		if view := p.overlay(&stores[i], in); view != nil {
 			out = append(out, *view)
 		}
 	}
-	kept := out[:0]
-	for _, s := range out {
-		if s.Name != "" {
-			kept = append(kept, s)
+	for _, in := range pending {
+		if view := p.overlay(nil, in); view != nil {
+			out = append(out, *view)
 		}
 	}
-	return kept, nil
+	return out, nil
 }
 
 // overlay combines what the cluster shows (nil: nothing) with an intent.

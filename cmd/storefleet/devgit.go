@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -111,16 +109,6 @@ func setupDevGit(ctx context.Context, g *gitFlags, op *operatorFlags, api *apiFl
 		return nil, err
 	}
 	// What a forge does on push: a signed webhook to the reader.
-	srv.OnPush(func(string) {
-		body := []byte(`{"ref":"refs/heads/` + g.branch + `"}`)
-		req, err := http.NewRequest(http.MethodPost, webhook, bytes.NewReader(body))
-		if err != nil {
-			return
-		}
-		req.Header.Set("X-Storefleet-Signature", gitsync.Sign([]byte(secretHex), body))
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-		}
-	})
+	srv.WebhookOnPush("stores", webhook, []byte(secretHex))
 	return repo, nil
 }

@@ -10,10 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -73,18 +70,13 @@ func run(m *testing.M) (int, error) {
 		return 0, err
 	}
 	metricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
-	operatorLog = filepath.Join(workdir, "operator.log")
-	logFile, err := os.Create(operatorLog)
+	op, err := localcluster.StartOperator(binary, cluster, workdir, "--redis-url", redis.URL(),
+		"--metrics-addr", fmt.Sprintf("127.0.0.1:%d", port), "--workers", "8")
 	if err != nil {
 		return 0, err
 	}
-	op := exec.Command(binary, "operator", "--kubeconfig", cluster.Kubeconfig, "--redis-url", redis.URL(),
-		"--metrics-addr", fmt.Sprintf("127.0.0.1:%d", port), "--health-addr", "0", "--leader-elect=false", "--workers", "8")
-	op.Stdout, op.Stderr = logFile, logFile
-	if err := op.Start(); err != nil {
-		return 0, err
-	}
-	defer func() { _ = op.Process.Signal(syscall.SIGTERM); _ = op.Wait() }()
+	defer op.Stop()
+	operatorLog = op.Log
 
 	if stores, err = openapi.NewStoreCache(cluster.Config, localcluster.Scheme()); err != nil {
 		return 0, err

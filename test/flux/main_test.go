@@ -9,9 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -67,28 +65,18 @@ func run(m *testing.M) (int, error) {
 	}
 	chartAddr := fmt.Sprintf("127.0.0.1:%d", ports[1])
 	chartURL = "http://" + chartAddr
-	opLog = filepath.Join(workdir, "operator.log")
-	logFile, err := os.Create(opLog)
-	if err != nil {
-		return 0, err
-	}
-	operator = exec.Command(binary, "operator",
-		"--kubeconfig", cluster.Kubeconfig,
+	op, err := localcluster.StartOperator(binary, cluster, workdir,
 		"--delivery", "auto",
 		"--flux-namespace", platformNamespace,
 		"--chart-addr", chartAddr, "--chart-url", "http://"+chartAddr,
 		"--metrics-addr", fmt.Sprintf("127.0.0.1:%d", ports[0]),
-		"--health-addr", "0", "--leader-elect=false",
 		"--flux-unresponsive-after", "5s",
 		"--drift-interval", "2s", "--pod-start-timeout", "60s", "--workers", "10")
-	operator.Stdout, operator.Stderr = logFile, logFile
-	if err := operator.Start(); err != nil {
+	if err != nil {
 		return 0, err
 	}
-	defer func() {
-		_ = operator.Process.Signal(syscall.SIGTERM)
-		_ = operator.Wait()
-	}()
+	defer op.Stop()
+	operator, opLog = op.Cmd, op.Log
 	if err := waitHTTP("http://" + chartAddr + "/index.yaml"); err != nil {
 		return 0, fmt.Errorf("operator chart repository: %w\n%s", err, tail(opLog))
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/storefleet/storefleet/gitsync"
 	"github.com/storefleet/storefleet/openapi"
+	"github.com/storefleet/storefleet/test/localcluster"
 )
 
 // BenchmarkGitIntentToReady measures the time from an API POST to the store
@@ -54,9 +55,9 @@ func measure(b *testing.B, api, prefix string, n, wantStatus int) []time.Duratio
 			b.Fatalf("create %s: %d %s", name, status, body)
 		}
 		var got openapi.Store
-		eventually(b, 2*time.Minute, name+" Ready", func() bool {
+		localcluster.Eventually(b, 2*time.Minute, name+" Ready", func() (bool, error) {
 			call(b, http.MethodGet, api+"/api/v1/stores/"+name, "bench", "", &got)
-			return got.Phase == "Ready"
+			return got.Phase == "Ready", nil
 		})
 		out = append(out, time.Since(start))
 		call(b, http.MethodDelete, api+"/api/v1/stores/"+name, "bench", "", nil)

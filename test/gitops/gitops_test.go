@@ -19,6 +19,8 @@ import (
 	"github.com/storefleet/storefleet/api/v1alpha1"
 	"github.com/storefleet/storefleet/gitsync"
 	"github.com/storefleet/storefleet/openapi"
+	"github.com/storefleet/storefleet/test/gitserver"
+	"github.com/storefleet/storefleet/test/localcluster"
 )
 
 // An API create in git mode is a commit with the manifest and trailers; the
@@ -54,9 +56,9 @@ func TestGitIntentEndToEnd(t *testing.T) {
 
 	// Synced by the operator's reader on the webhook, provisioned to Ready.
 	var got openapi.Store
-	eventually(t, 90*time.Second, "the store to be Ready through the API", func() bool {
+	localcluster.Eventually(t, 90*time.Second, "the store to be Ready through the API", func() (bool, error) {
 		call(t, http.MethodGet, api.URL+"/api/v1/stores/"+name, "alice", "", &got)
-		return got.Phase == "Ready"
+		return got.Phase == "Ready", nil
 	})
 	live := liveStore(t, name)
 	if live.Annotations[v1alpha1.CommitAnnotation] != created.Source.Commit || live.Annotations[v1alpha1.ChannelAnnotation] != "git" {
@@ -80,9 +82,9 @@ func TestGitIntentEndToEnd(t *testing.T) {
 
 	// The reader's status through the API.
 	var sync openapi.GitSync
-	eventually(t, 10*time.Second, "the reader's status to show the head", func() bool {
+	localcluster.Eventually(t, 10*time.Second, "the reader's status to show the head", func() (bool, error) {
 		call(t, http.MethodGet, api.URL+"/api/v1/gitsync", "alice", "", &sync)
-		return sync.Commit == bareGit(t, "stores", "rev-parse", "main")
+		return sync.Commit == bareGit(t, "stores", "rev-parse", "main"), nil
 	})
 	if sync.Error != "" || sync.Stores < 1 || sync.Path != "stores" {
 		t.Fatalf("gitsync status: %+v", sync)
@@ -98,11 +100,11 @@ func TestGitIntentEndToEnd(t *testing.T) {
 	if !strings.Contains(bareGit(t, "stores", "log", "-1", "--format=%B", "main"), "storefleet: remove store "+name) {
 		t.Fatalf("no removal commit")
 	}
-	eventually(t, 120*time.Second, "the store to be deleted from the cluster", func() bool { return liveStore(t, name) == nil })
+	localcluster.Eventually(t, 120*time.Second, "the store to be deleted from the cluster", func() (bool, error) { return liveStore(t, name) == nil, nil })
 	// The API reads from its cache, which follows the cluster moments later.
-	eventually(t, 10*time.Second, "the deleted store to answer 404", func() bool {
+	localcluster.Eventually(t, 10*time.Second, "the deleted store to answer 404", func() (bool, error) {
 		status, _ := call(t, http.MethodGet, api.URL+"/api/v1/stores/"+name, "alice", "", nil)
-		return status == http.StatusNotFound
+		return status == http.StatusNotFound, nil
 	})
 }
 
@@ -162,7 +164,7 @@ func TestPushRace(t *testing.T) {
 	// with the API's however loaded the machine is.
 	for wave := range 4 {
 		before := landed()
-		eventually(t, 60*time.Second, "another commit by the other writers", func() bool { return landed() > before })
+		localcluster.Eventually(t, 60*time.Second, "another commit by the other writers", func() (bool, error) { return landed() > before, nil })
 		for i := wave * 5; i < wave*5+5; i++ {
 			cw.Add(1)
 			go func() {
@@ -340,7 +342,7 @@ func TestReaderSafety(t *testing.T) {
 	if st.Error != "" || !slices.Equal(st.Pruned, []string{"safe-6"}) {
 		t.Fatalf("one removal: pruned %v, error %q", st.Pruned, st.Error)
 	}
-	eventually(t, 60*time.Second, "safe-6 to be gone", func() bool { return liveStore(t, "safe-6") == nil })
+	localcluster.Eventually(t, 60*time.Second, "safe-6 to be gone", func() (bool, error) { return liveStore(t, "safe-6") == nil, nil })
 	if count() != 5 || liveStore(t, "hand-made") == nil {
 		t.Fatalf("%d synced stores left, hand-made present: %v", count(), liveStore(t, "hand-made") != nil)
 	}
@@ -351,7 +353,7 @@ func TestReaderSafety(t *testing.T) {
 
 // The webhook accepts only bodies signed with the shared secret.
 func TestWebhookSignature(t *testing.T) {
-	if code := sendWebhook(webhookURL, []byte("wrong-secret")); code != http.StatusUnauthorized {
+	if code, _ := gitserver.PostSignedWebhook(webhookURL, []byte("wrong-secret")); code != http.StatusUnauthorized {
 		t.Fatalf("wrongly signed webhook: %d, want 401", code)
 	}
 	req, _ := http.NewRequest(http.MethodPost, webhookURL, strings.NewReader(`{}`))
@@ -363,7 +365,7 @@ func TestWebhookSignature(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("unsigned webhook: %d, want 401", resp.StatusCode)
 	}
-	if code := sendWebhook(webhookURL, []byte(secret)); code != http.StatusAccepted {
+	if code, _ := gitserver.PostSignedWebhook(webhookURL, []byte(secret)); code != http.StatusAccepted {
 		t.Fatalf("signed webhook: %d, want 202", code)
 	}
 }

@@ -5,16 +5,12 @@
 package gitops_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -36,14 +32,13 @@ const (
 )
 
 var (
-	cluster     *localcluster.Cluster
-	workdir     string
-	git         *gitserver.Server
-	storesURL   string // the operator's reader syncs this repo
-	webhookURL  string // the operator's webhook
-	forge       *localcluster.Gitea
-	stores      *openapi.StoreCache
-	operatorLog string
+	cluster    *localcluster.Cluster
+	workdir    string
+	git        *gitserver.Server
+	storesURL  string // the operator's reader syncs this repo
+	webhookURL string // the operator's webhook
+	forge      *localcluster.Gitea
+	stores     *openapi.StoreCache
 )
 
 func TestMain(m *testing.M) {
@@ -97,32 +92,21 @@ func run(m *testing.M) (int, error) {
 		return 0, err
 	}
 	webhookURL = fmt.Sprintf("http://127.0.0.1:%d%s", port, gitsync.WebhookPath)
-	git.OnPush(func(repo string) {
-		if repo == "stores" {
-			sendWebhook(webhookURL, []byte(secret))
-		}
-	})
+	git.WebhookOnPush("stores", webhookURL, []byte(secret))
 	secretFile := filepath.Join(workdir, "webhook-secret")
 	if err := os.WriteFile(secretFile, []byte(secret), 0o600); err != nil {
 		return 0, err
 	}
-	operatorLog = filepath.Join(workdir, "operator.log")
-	logFile, err := os.Create(operatorLog)
-	if err != nil {
-		return 0, err
-	}
-	op := exec.Command(binary, "operator", "--kubeconfig", cluster.Kubeconfig,
-		"--metrics-addr", "0", "--health-addr", "0", "--leader-elect=false", "--workers", "8",
-		"--flux-namespace", namespace,
+	op, err := localcluster.StartOperator(binary, cluster, workdir,
+		"--metrics-addr", "0", "--workers", "8", "--flux-namespace", namespace,
 		"--git-url", storesURL, "--git-path", "stores", "--git-workdir", filepath.Join(workdir, "operator-git"),
 		// Webhooks drive the syncs; the interval is only the fallback.
 		"--git-sync-interval", "10m", "--git-max-prune", "3",
 		"--git-webhook-addr", fmt.Sprintf("127.0.0.1:%d", port), "--git-webhook-secret-file", secretFile)
-	op.Stdout, op.Stderr = logFile, logFile
-	if err := op.Start(); err != nil {
+	if err != nil {
 		return 0, err
 	}
-	defer func() { _ = op.Process.Signal(syscall.SIGTERM); _ = op.Wait() }()
+	defer op.Stop()
 
 	if stores, err = openapi.NewStoreCache(cluster.Config, localcluster.Scheme()); err != nil {
 		return 0, err
@@ -137,19 +121,6 @@ func run(m *testing.M) (int, error) {
 		os.RemoveAll(workdir)
 	}
 	return code, nil
-}
-
-// sendWebhook is what a forge does after a push.
-func sendWebhook(url string, key []byte) int {
-	body := []byte(`{"ref":"refs/heads/main"}`)
-	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-	req.Header.Set("X-Storefleet-Signature", gitsync.Sign(key, body))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0
-	}
-	resp.Body.Close()
-	return resp.StatusCode
 }
 
 // newGitAPI serves the Intent API with the Git intent on repoURL.

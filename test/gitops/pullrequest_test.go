@@ -172,16 +172,16 @@ func mergeAndCheck(t *testing.T, ctx context.Context, number int, name string) s
 	if err := forge.API(ctx, http.MethodPost, fmt.Sprintf("/repos/%s/stores-pr/pulls/%d/merge", forge.User, number), map[string]string{"Do": "merge"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 120*time.Second, name+" to be Ready after the merge", func() bool {
+	localcluster.Eventually(t, 120*time.Second, name+" to be Ready after the merge", func() (bool, error) {
 		s := liveStore(t, name)
-		return s != nil && s.Status.Phase == "Ready"
+		return s != nil && s.Status.Phase == "Ready", nil
 	})
 	// Gitea answers with "status" where it takes "state".
 	var statuses []struct {
 		Context, Status, Description string
 		TargetURL                    string `json:"target_url"`
 	}
-	eventually(t, 30*time.Second, "a success status on "+pr.Head.Sha, func() bool {
+	localcluster.Eventually(t, 30*time.Second, "a success status on "+pr.Head.Sha, func() (bool, error) {
 		if err := forge.API(ctx, http.MethodGet, fmt.Sprintf("/repos/%s/stores-pr/commits/%s/statuses", forge.User, pr.Head.Sha), nil, &statuses); err != nil {
 			t.Fatal(err)
 		}
@@ -190,23 +190,23 @@ func mergeAndCheck(t *testing.T, ctx context.Context, number int, name string) s
 				if !strings.Contains(s.Description, "Ready") || s.TargetURL != "http://dashboard.test/stores/"+name {
 					t.Fatalf("status: %+v", s)
 				}
-				return true
+				return true, nil
 			}
 		}
-		return false
+		return false, nil
 	})
 	var comments []struct{ Body string }
-	eventually(t, 30*time.Second, "the PR comment", func() bool {
+	localcluster.Eventually(t, 30*time.Second, "the PR comment", func() (bool, error) {
 		if err := forge.API(ctx, http.MethodGet, fmt.Sprintf("/repos/%s/stores-pr/issues/%d/comments", forge.User, number), nil, &comments); err != nil {
 			t.Fatal(err)
 		}
-		return len(comments) > 0
+		return len(comments) > 0, nil
 	})
 	if len(comments) != 1 || !strings.Contains(comments[0].Body, "**"+name+"** is Ready") || !strings.Contains(comments[0].Body, "Storefront: http") {
 		t.Fatalf("PR comments: %+v", comments)
 	}
-	eventually(t, 10*time.Second, "the store to name its pull request", func() bool {
-		return strings.Contains(liveStore(t, name).Annotations["storefleet.dev/pull-request"], fmt.Sprintf("/pulls/%d", number))
+	localcluster.Eventually(t, 10*time.Second, "the store to name its pull request", func() (bool, error) {
+		return strings.Contains(liveStore(t, name).Annotations["storefleet.dev/pull-request"], fmt.Sprintf("/pulls/%d", number)), nil
 	})
 	// Later changes of the store do not comment again.
 	time.Sleep(2 * time.Second)

@@ -5,6 +5,7 @@
 package gitserver
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -16,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/storefleet/storefleet/gitsync"
 )
 
 // Server is a running smart-HTTP Git server.
@@ -172,4 +175,31 @@ func (s *Server) Commit(name, branch, message string, files map[string][]byte) (
 		return "", err
 	}
 	return git("rev-parse", "HEAD")
+}
+
+// WebhookOnPush makes every push to repo send a push webhook to url signed
+// with secret, as a forge does.
+func (s *Server) WebhookOnPush(repo, url string, secret []byte) {
+	s.OnPush(func(pushed string) {
+		if pushed == repo {
+			_, _ = PostSignedWebhook(url, secret)
+		}
+	})
+}
+
+// PostSignedWebhook posts a push event to url with the body's HMAC-SHA256
+// under secret in X-Storefleet-Signature, and returns the answer's status.
+func PostSignedWebhook(url string, secret []byte) (int, error) {
+	body := []byte(`{"ref":"refs/heads/main"}`)
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("X-Storefleet-Signature", gitsync.Sign(secret, body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
 }

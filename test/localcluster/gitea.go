@@ -110,7 +110,7 @@ ENABLED = false
 	if err != nil {
 		return nil, err
 	}
-	g.Token = lastLine(token)
+	g.Token = strings.TrimSpace(lastLines(token, 1))
 
 	logf, err := os.Create(filepath.Join(dir, "gitea.log"))
 	if err != nil {
@@ -149,11 +149,6 @@ func (g *Gitea) admin(ctx context.Context, args ...string) (string, error) {
 		return "", fmt.Errorf("gitea %s: %w: %s", strings.Join(args[:min(3, len(args))], " "), err, lastLines(string(out), 5))
 	}
 	return string(out), nil
-}
-
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return strings.TrimSpace(lines[len(lines)-1])
 }
 
 // API calls Gitea's REST API (/api/v1 + path) as the admin.
