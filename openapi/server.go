@@ -14,6 +14,8 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/storefleet/storefleet/api/v1alpha1"
 )
 
 // Config is the API's behaviour.
@@ -33,7 +35,10 @@ type Config struct {
 	Namespace string
 	// MaxStreamsPerUser and MaxStreams bound open event streams.
 	MaxStreamsPerUser, MaxStreams int
-	Log                           *slog.Logger
+	// UserSwitcher lets clients set the user id themselves (storefleet dev,
+	// where the caller is on loopback): GET /api/v1/auth tells dashboards.
+	UserSwitcher bool
+	Log          *slog.Logger
 }
 
 // Deps are the API's ways to the cluster.
@@ -100,8 +105,11 @@ func New(cfg Config, deps Deps) *Server {
 	s.api.UseMiddleware(requestContext, s.metrics.observe)
 	s.register()
 	s.registerEvents()
+	s.registerSession()
 	standardPatternDescriptions(s.api.OpenAPI())
+	publishReservedNames(s.api.OpenAPI())
 	s.mux.Handle("GET /metrics", s.metrics.handler())
+	s.mux.HandleFunc("/api/", s.notFoundUnderAPI)
 	return s
 }
 
@@ -180,6 +188,21 @@ func standardPatternDescriptions(doc *huma.OpenAPI) {
 			}
 		}
 	}
+}
+
+// publishReservedNames lists the reserved store names in the create
+// request's schema (x-reserved-names), so clients such as the dashboard check
+// a name by the same rules as the server, generated from this document.
+func publishReservedNames(doc *huma.OpenAPI) {
+	req := doc.Components.Schemas.Map()["CreateStoreRequest"]
+	if req == nil || req.Properties["name"] == nil {
+		return
+	}
+	name := req.Properties["name"]
+	if name.Extensions == nil {
+		name.Extensions = map[string]any{}
+	}
+	name.Extensions["x-reserved-names"] = v1alpha1.ReservedNames
 }
 
 // writeProblem answers from a middleware, before any handler ran.

@@ -19,15 +19,18 @@ import (
 
 	"github.com/storefleet/storefleet/gitsync"
 	"github.com/storefleet/storefleet/openapi"
+	"github.com/storefleet/storefleet/web"
 )
 
 // apiFlags are the Intent API's settings, shared by `api` and `dev`.
 type apiFlags struct {
-	kubeconfig       string
-	addr             string
-	namespace        string
-	auth             string
-	trustedProxies   string
+	kubeconfig     string
+	addr           string
+	namespace      string
+	auth           string
+	trustedProxies string
+	// userSwitcher is set by dev only: the dashboard may set X-User-Id.
+	userSwitcher     bool
 	adminGroup       string
 	intent           string
 	maxStoresPerUser int
@@ -202,9 +205,10 @@ func newAPIServer(ctx context.Context, cfg *rest.Config, f apiFlags, log *slog.L
 	}
 	host, _ := os.Hostname()
 	log.Info("Starting Intent API", "addr", f.addr, "auth", f.auth, "intent", f.intent, "maxStoresPerUser", f.maxStoresPerUser, "rateLimitPerMinute", f.rateLimit)
-	return openapi.New(openapi.Config{
+	srv := openapi.New(openapi.Config{
 		Auth: auth, Trusted: trusted, MaxStoresPerUser: f.maxStoresPerUser, MutationsPerMinute: f.rateLimit, Log: log,
 		MaxStreamsPerUser: f.maxUserStreams, MaxStreams: f.maxStreams, Namespace: f.namespace,
+		UserSwitcher: f.userSwitcher,
 	}, openapi.Deps{
 		Live: live, Watch: watch,
 		Stores:  reads,
@@ -218,7 +222,10 @@ func newAPIServer(ctx context.Context, cfg *rest.Config, f apiFlags, log *slog.L
 			_, err := disco.RESTClient().Get().AbsPath("/version").Do(ctx).Raw()
 			return err
 		},
-	}), nil
+	})
+	// The dashboard is served beside the API it uses, from the same origin.
+	srv.Mux().Handle("GET /", web.Handler(web.Assets()))
+	return srv, nil
 }
 
 // runOpenAPI prints the OpenAPI document (make generate writes openapi/openapi.yaml).

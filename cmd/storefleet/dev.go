@@ -39,6 +39,7 @@ func runDev(args []string) error {
 	// On a laptop the caller is on loopback and says who it is; the proxy of
 	// a real installation is not there.
 	api.trustedProxies = "127.0.0.1/32,::1/128"
+	api.userSwitcher = true
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -1,0 +1,170 @@
+import type { Condition, Store } from "./api/types";
+
+// The provisioning pipeline of a store as steps, from its conditions and
+// activity: what happened, what happens now, what comes next.
+
+export type StepState = "done" | "active" | "failed" | "waiting" | "skipped";
+
+export interface Step {
+  key: string;
+  label: string;
+  state: StepState;
+  message?: string;
+  // at is when the step was reached (done) or last changed.
+  at?: string;
+  // durationMs is how long the step took, from the previous step's end.
+  durationMs?: number;
+}
+
+interface ClusterStep {
+  key: string;
+  label: string;
+  condition: string;
+  event: string;
+}
+
+// The reconciler's steps in order (DESIGN §5): each one's condition turns
+// True and its event enters the activity ring when it is reached.
+export const clusterSteps: readonly ClusterStep[] = [
+  { key: "namespace", label: "Namespace", condition: "NamespaceReady", event: "NAMESPACE_READY" },
+  { key: "helm", label: "Helm release", condition: "HelmInstalled", event: "HELM_INSTALLED" },
+  { key: "database", label: "Database", condition: "DatabaseReady", event: "DATABASE_READY" },
+  { key: "backend", label: "Backend", condition: "BackendReady", event: "BACKEND_READY" },
+  { key: "storefront", label: "Storefront", condition: "StorefrontReady", event: "STOREFRONT_READY" },
+  { key: "ready", label: "Ready", condition: "Ready", event: "READY" },
+];
+
+// Reasons of a False condition that mean the step failed (not merely that it
+// is still in progress).
+const failureReasons = new Set([
+  "InvalidSpec",
+  "NamespaceConflict",
+  "InstallFailed",
+  "UpgradeFailed",
+  "WorkloadFailing",
+  "RetryLimitReached",
+  "DeliveryUnavailable",
+]);
+
+// Ready reasons of a store that so far exists only in the stores repo.
+const gitPendingReasons = new Set(["Committed", "PullRequestOpen"]);
+
+function condition(store: Store, type: string): Condition | undefined {
+  return store.conditions?.find((c) => c.type === type);
+}
+
+function lastEventTime(store: Store, event: string): string | undefined {
+  let at: string | undefined;
+  for (const a of store.activity ?? []) if (a.event === event) at = a.timestamp;
+  return at;
+}
+
+function ms(t?: string): number | undefined {
+  if (!t) return undefined;
+  const v = Date.parse(t);
+  return Number.isNaN(v) ? undefined : v;
+}
+
+export function shortCommit(sha?: string): string {
+  return sha ? sha.slice(0, 8) : "";
+}
+
+// gitSteps are the steps before the cluster for a store asked for through the
+// stores repo: the commit (or pull request) and the sync into the cluster.
+function gitSteps(store: Store): Step[] {
+  const ready = condition(store, "Ready");
+  const inGitOnly = store.phase === "Pending" && !!ready && gitPendingReasons.has(ready.reason ?? "");
+  const prOpen = inGitOnly && ready?.reason === "PullRequestOpen";
+  const commit = store.source?.commit;
+  const committed: Step = prOpen
+    ? { key: "committed", label: "Pull request", state: "active", message: ready?.message, at: ready?.lastTransitionTime }
+    : {
+        key: "committed",
+        label: "Committed",
+        state: "done",
+        message: commit ? `commit ${shortCommit(commit)}` : undefined,
+        at: inGitOnly ? ready?.lastTransitionTime : undefined,
+      };
+  const synced: Step = inGitOnly
+    ? { key: "synced", label: "Synced", state: prOpen ? "waiting" : "active", message: prOpen ? undefined : ready?.message }
+    : { key: "synced", label: "Synced", state: "done", message: "in the cluster", at: store.createdAt };
+  return [committed, synced];
+}
+
+export function pipeline(store: Store): Step[] {
+  const steps: Step[] = store.source?.channel === "git" ? gitSteps(store) : [];
+  const ready = condition(store, "Ready");
+  const inGitOnly = store.phase === "Pending" && !!ready && gitPendingReasons.has(ready.reason ?? "");
+
+  if (store.phase === "ComingSoon") {
+    for (const s of clusterSteps) {
+      steps.push({ key: s.key, label: s.label, state: "skipped" });
+    }
+    const first = steps.find((s) => s.state === "skipped");
+    if (first) first.message = store.message ?? "This engine is coming soon: nothing is provisioned yet.";
+    return steps;
+  }
+
+  let previousEnd = ms(lastEventTime(store, "PROVISIONING_START")) ?? ms(store.createdAt);
+  let blocked = inGitOnly; // nothing in the cluster happens before the sync
+  for (const s of clusterSteps) {
+    const c = condition(store, s.condition);
+    if (!blocked && c?.status === "True") {
+      const at = lastEventTime(store, s.event) ?? c.lastTransitionTime;
+      const end = ms(at);
+      steps.push({
+        key: s.key,
+        label: s.label,
+        state: "done",
+        message: c.message,
+        at,
+        durationMs: end !== undefined && previousEnd !== undefined ? Math.max(0, end - previousEnd) : undefined,
+      });
+      if (end !== undefined) previousEnd = end;
+      continue;
+    }
+    if (blocked) {
+      steps.push({ key: s.key, label: s.label, state: "waiting" });
+      continue;
+    }
+    // The first step not done is where the store is now.
+    blocked = true;
+    const failed =
+      (c?.status === "False" && failureReasons.has(c.reason ?? "")) ||
+      (store.phase === "Failed" && (c?.status !== "True"));
+    const message = c?.message || (failed ? (ready?.message ?? store.message) : undefined);
+    steps.push({
+      key: s.key,
+      label: s.label,
+      state: store.phase === "Deleting" ? "waiting" : failed ? "failed" : "active",
+      message,
+      at: c?.lastTransitionTime,
+    });
+  }
+  return steps;
+}
+
+// progress is the share of steps done, for a compact bar in the list.
+export function progress(steps: Step[]): number {
+  const counted = steps.filter((s) => s.state !== "skipped");
+  if (counted.length === 0) return 0;
+  return counted.filter((s) => s.state === "done").length / counted.length;
+}
+
+export function formatDuration(ms?: number): string {
+  if (ms === undefined) return "";
+  if (ms < 1000) return `${ms} ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(s < 10 ? 1 : 0)} s`;
+  const m = Math.floor(s / 60);
+  return `${m} min ${Math.round(s - m * 60)} s`;
+}
+
+// age reads like kubectl's AGE column.
+export function age(since: string, now = Date.now()): string {
+  const s = Math.max(0, Math.floor((now - Date.parse(since)) / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h`;
+  return `${Math.floor(s / 86400)}d`;
+}
