@@ -224,7 +224,7 @@ func newAPIServer(ctx context.Context, cfg *rest.Config, f apiFlags, log *slog.L
 		},
 	})
 	// The dashboard is served beside the API it uses, from the same origin.
-	srv.Mux().Handle("GET /", web.Handler(web.Assets()))
+	srv.Mux().Handle("/", web.Handler(web.Assets()))
 	return srv, nil
 }
 

@@ -10,10 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -121,62 +119,18 @@ func testDev(t *testing.T, args []string, mode string) {
 		wantKubeconfig = existing.Kubeconfig
 		args = []string{"--kubeconfig", existing.Kubeconfig}
 	}
-	port, err := localcluster.FreePort()
+	dev, err := localcluster.StartDev(binary, workdir, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	apiURL := fmt.Sprintf("http://127.0.0.1:%d", port)
-	cmd := exec.Command(binary, append([]string{"dev", "--workdir", workdir, "--api-addr", fmt.Sprintf("127.0.0.1:%d", port)}, args...)...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill() }()
-
-	lines := make(chan string, 100)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	kubeconfigLine := regexp.MustCompile(`export KUBECONFIG=(\S+)`)
-	var kubeconfig string
-	printedAPI := false
-	deadline := time.After(2 * time.Minute)
-wait:
-	for {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatal("storefleet dev exited before it was ready")
-			}
-			if m := kubeconfigLine.FindStringSubmatch(l); m != nil {
-				kubeconfig = m[1]
-			}
-			printedAPI = printedAPI || strings.Contains(l, "Intent API:  "+apiURL+"/api/v1/stores")
-			if strings.Contains(l, "Press Ctrl-C to stop everything") {
-				break wait
-			}
-		case <-deadline:
-			t.Fatal("storefleet dev did not print its instructions within 2 minutes")
-		}
-	}
+	defer dev.Kill()
+	apiURL, kubeconfig := dev.URL, dev.Kubeconfig
 	if kubeconfig != wantKubeconfig {
 		t.Fatalf("kubeconfig %q, want it in the workdir", kubeconfig)
 	}
-	if !printedAPI {
+	if !strings.Contains(dev.Output(), "Intent API:  "+apiURL+"/api/v1/stores") {
 		t.Errorf("the instructions do not name the Intent API at %s", apiURL)
 	}
-	go func() {
-		for range lines {
-		}
-	}()
 
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
@@ -253,18 +207,8 @@ wait:
 	if len(pids) < 5 && !external {
 		t.Fatalf("expected the control plane's pid files in the workdir, found %d", len(pids))
 	}
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+	if err := dev.Stop(); err != nil {
 		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("storefleet dev exited with %v after Ctrl-C", err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("storefleet dev did not stop within 60 s of Ctrl-C")
 	}
 	for _, pid := range pids {
 		if localcluster.Alive(pid) {

@@ -5,7 +5,11 @@ import { ApiError, toApiError } from "./problem";
 import type { CreateStoreRequest } from "./types";
 
 // api is the typed client of the Intent API (same origin as the dashboard).
-export const api = createClient<paths>({ baseUrl: "" });
+// fetch is looked up at each call (not bound once), so tests can stub it.
+export const api = createClient<paths>({
+  baseUrl: globalThis.location?.origin ?? "",
+  fetch: (req) => globalThis.fetch(req),
+});
 
 api.use({
   onRequest({ request }) {

@@ -55,8 +55,9 @@ export function CreateStoreForm({ user }: { user: string }) {
       onSubmit={(e) => {
         e.preventDefault();
         setTouched(true);
-        // The form's own checks run first; the API still has the last word.
-        if (validateName(name) || validateDomain(domain)) return;
+        // The checks as typed mirror the API's rules, but the API has the
+        // last word: its answer replaces them on the field it concerns.
+        if (name === "") return;
         setServerErrors({});
         create.mutate();
       }}
@@ -83,7 +84,13 @@ export function CreateStoreForm({ user }: { user: string }) {
         <small id="store-name-help" className="muted">
           Lowercase letters, digits and “-”; its hosts become <code>{name || "<name>"}.&lt;domain&gt;</code>.
         </small>
-        <p id="store-name-error" className="field-error" role="alert" data-testid="name-error">
+        <p
+          id="store-name-error"
+          className="field-error"
+          role="alert"
+          data-testid="name-error"
+          data-source={serverErrors.name ? "api" : "form"}
+        >
           {nameError ?? ""}
         </p>
       </div>

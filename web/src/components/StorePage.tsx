@@ -5,11 +5,10 @@ import { deleteStore, getStore, retryStore } from "../api/client";
 import { ApiError, readableMessage } from "../api/problem";
 import type { Store, StoreEvent } from "../api/types";
 import { useStoreStream } from "../events";
-import { formatDuration, pipeline, shortCommit, type Step } from "../pipeline";
+import { age, formatDuration, pipeline, shortCommit, type Step } from "../pipeline";
 import { LiveIndicator } from "./LiveIndicator";
 import { PhaseBadge } from "./PhaseBadge";
 import { StoreLinks, useNow } from "./StoresPage";
-import { age } from "../pipeline";
 
 export function StorePage({ name, user }: { name: string; user: string }) {
   const qc = useQueryClient();
@@ -286,7 +285,7 @@ function Conditions({ store }: { store: Store }) {
   if (conditions.length === 0) return <p className="muted">No conditions reported yet.</p>;
   return (
     <div className="table-scroll">
-      <table className="conditions">
+      <table className="conditions cards">
         <thead>
           <tr>
             <th scope="col">Type</th>
@@ -299,11 +298,15 @@ function Conditions({ store }: { store: Store }) {
         <tbody>
           {conditions.map((c) => (
             <tr key={c.type}>
-              <th scope="row">{c.type}</th>
-              <td className={`status-${c.status.toLowerCase()}`}>{c.status}</td>
-              <td>{c.reason}</td>
-              <td>{c.message}</td>
-              <td>
+              <th scope="row" data-label="Type">
+                {c.type}
+              </th>
+              <td data-label="Status" className={`status-${c.status.toLowerCase()}`}>
+                {c.status}
+              </td>
+              <td data-label="Reason">{c.reason}</td>
+              <td data-label="Message">{c.message}</td>
+              <td data-label="Since">
                 <time dateTime={c.lastTransitionTime}>{new Date(c.lastTransitionTime).toLocaleTimeString()}</time>
               </td>
             </tr>

@@ -50,7 +50,7 @@ export function StoresPage({ user }: { user: string }) {
             </p>
           </div>
         ) : (
-          <table className="stores">
+          <table className="stores cards">
             <thead>
               <tr>
                 <th scope="col">Name</th>

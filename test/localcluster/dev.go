@@ -1,0 +1,105 @@
+package localcluster
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Dev is a running `storefleet dev`, as a newcomer starts it.
+type Dev struct {
+	// URL is the Intent API and dashboard.
+	URL string
+	// Kubeconfig is the one dev printed.
+	Kubeconfig string
+	Workdir    string
+
+	cmd  *exec.Cmd
+	done chan error
+	mu   sync.Mutex
+	out  []string
+}
+
+var kubeconfigLine = regexp.MustCompile(`export KUBECONFIG=(\S+)`)
+
+// StartDev runs `binary dev --workdir workdir --api-addr <free port> args...`
+// and returns once it printed its instructions (3 min at most).
+func StartDev(binary, workdir string, args ...string) (*Dev, error) {
+	port, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	d := &Dev{URL: "http://" + addr, Workdir: workdir, done: make(chan error, 1)}
+	d.cmd = exec.Command(binary, append([]string{"dev", "--workdir", workdir, "--api-addr", addr}, args...)...)
+	stdout, err := d.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	d.cmd.Stderr = os.Stderr
+	if err := d.cmd.Start(); err != nil {
+		return nil, err
+	}
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		once := sync.Once{}
+		for sc.Scan() {
+			l := sc.Text()
+			d.mu.Lock()
+			d.out = append(d.out, l)
+			if m := kubeconfigLine.FindStringSubmatch(l); m != nil {
+				d.Kubeconfig = m[1]
+			}
+			d.mu.Unlock()
+			if strings.Contains(l, "Press Ctrl-C to stop everything") {
+				once.Do(func() { close(ready) })
+			}
+		}
+		d.done <- d.cmd.Wait()
+	}()
+	select {
+	case <-ready:
+		return d, nil
+	case err := <-d.done:
+		return nil, fmt.Errorf("storefleet dev exited before it was ready (%v):\n%s", err, d.Output())
+	case <-time.After(3 * time.Minute):
+		_ = d.cmd.Process.Kill()
+		return nil, fmt.Errorf("storefleet dev printed no instructions within 3 minutes:\n%s", d.Output())
+	}
+}
+
+// Output is what dev printed so far.
+func (d *Dev) Output() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return strings.Join(d.out, "\n")
+}
+
+// Stop presses Ctrl-C and waits up to a minute for dev to exit cleanly; it
+// kills dev when it does not.
+func (d *Dev) Stop() error {
+	if err := d.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		return err
+	}
+	select {
+	case err := <-d.done:
+		if err != nil {
+			return fmt.Errorf("storefleet dev exited with %v after Ctrl-C", err)
+		}
+		return nil
+	case <-time.After(60 * time.Second):
+		_ = d.cmd.Process.Kill()
+		return errors.New("storefleet dev did not stop within 60 s of Ctrl-C")
+	}
+}
+
+// Kill ends dev at once (test cleanup after a failure).
+func (d *Dev) Kill() { _ = d.cmd.Process.Kill() }
