@@ -12,7 +12,13 @@ REDOCLY := npx --yes @redocly/cli@2.77.0
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 BIN := bin/storefleet
 # Generated files that `make verify` checks against their sources.
-GENERATED := api/v1alpha1/zz_generated.deepcopy.go api/v1alpha1/crd reconciler/rbac openapi/rbac openapi/openapi.yaml charts/storefleet/crds charts/storefleet/rbac
+GENERATED := api/v1alpha1/zz_generated.deepcopy.go api/v1alpha1/crd reconciler/rbac openapi/rbac openapi/openapi.yaml charts/storefleet/crds charts/storefleet/rbac web/src/api
+
+# The dashboard: npm ci when the lock changes, the Vite build when a source
+# does; the Go binary embeds web/dist/app.
+WEB_MODULES := web/node_modules/.package-lock.json
+WEB_DIST := web/dist/app/index.html
+WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) web/index.html web/vite.config.ts web/tsconfig.json web/package.json
 
 .PHONY: help
 help: ## List the targets
@@ -27,11 +33,13 @@ forge: ## Build the local forge (Gitea, for pull-request tests and dev --forge) 
 	$(GO) run ./test/localcluster/cmd/localcluster forge
 
 .PHONY: generate
-generate: ## Regenerate deepcopy code, the Store CRD, the RBAC of operator and API, and openapi/openapi.yaml
+generate: ## Regenerate deepcopy code, the Store CRD, the RBAC of operator and API, openapi/openapi.yaml and the dashboard's API types
 	$(CONTROLLER_GEN) object paths=./api/... crd paths=./api/... output:crd:artifacts:config=api/v1alpha1/crd
 	$(CONTROLLER_GEN) rbac:roleName=storefleet-operator paths={./reconciler/...,./gitsync/...} output:rbac:artifacts:config=reconciler/rbac
 	$(CONTROLLER_GEN) rbac:roleName=storefleet-api paths=./openapi/... output:rbac:artifacts:config=openapi/rbac
 	$(GO) run ./cmd/storefleet openapi > openapi/openapi.yaml.tmp && mv openapi/openapi.yaml.tmp openapi/openapi.yaml
+	$(MAKE) --no-print-directory $(WEB_MODULES)
+	cd web && node scripts/generate.mjs
 	cp api/v1alpha1/crd/storefleet.dev_stores.yaml charts/storefleet/crds/
 	cp reconciler/rbac/role.yaml charts/storefleet/rbac/operator-role.yaml
 	cp openapi/rbac/role.yaml charts/storefleet/rbac/api-role.yaml
@@ -44,12 +52,23 @@ verify: generate ## Regenerate and fail if any generated file differs from what 
 	fi
 	@echo "Generated files are up to date."
 
+$(WEB_MODULES): web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	@touch $@
+
+$(WEB_DIST): $(WEB_MODULES) $(WEB_SOURCES)
+	cd web && npm run --silent build
+
+.PHONY: web
+web: $(WEB_DIST) ## Build the dashboard (npm ci, type check, Vite) into web/dist/app for the binary to embed
+
 .PHONY: build
-build: ## Build the statically linked storefleet binary into bin/
+build: web ## Build the statically linked storefleet binary (with the dashboard) into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/storefleet
 
 .PHONY: test
-test: tools forge ## Run every test: unit and integration on real local clusters, Git servers and Gitea
+test: tools forge web ## Run every test: unit and integration on real local clusters, Git servers, Gitea and Chromium; the dashboard's Vitest tests
+	cd web && npx vitest run
 	$(GO) test -count=1 -timeout 30m ./...
 
 .PHONY: bench

@@ -31,16 +31,21 @@ func newRequestID() string {
 	return base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])
 }
 
+// requestIDOf keeps a well-formed id from the client or proxy, or mints one.
+func requestIDOf(header string) string {
+	if validRequestID.MatchString(header) {
+		return header
+	}
+	return newRequestID()
+}
+
 // requestContext gives every request an id (a well-formed one from the
 // client or proxy is kept, so one id follows a request through the proxy)
 // and makes the id and the request reachable from handler contexts. It is
 // the first middleware of every operation.
 func requestContext(ctx huma.Context, next func(huma.Context)) {
 	r, _ := humago.Unwrap(ctx)
-	id := ctx.Header(RequestIDHeader)
-	if !validRequestID.MatchString(id) {
-		id = newRequestID()
-	}
+	id := requestIDOf(ctx.Header(RequestIDHeader))
 	ctx.SetHeader(RequestIDHeader, id)
 	ctx = huma.WithValue(ctx, requestIDKey, id)
 	next(huma.WithValue(ctx, requestKey, r))

@@ -64,9 +64,11 @@ func (s *Server) registerSession() {
 // notFoundUnderAPI answers paths under /api/ that no operation serves with a
 // problem document, so they never reach the dashboard's SPA fallback.
 func (s *Server) notFoundUnderAPI(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(http.StatusNotFound)
 	p := newProblem(KindNotFound, "no operation at "+r.Method+" "+r.URL.Path)
 	p.Instance = r.URL.Path
+	p.RequestID = requestIDOf(r.Header.Get(RequestIDHeader))
+	w.Header().Set(RequestIDHeader, p.RequestID)
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(http.StatusNotFound)
 	_ = json.NewEncoder(w).Encode(p)
 }

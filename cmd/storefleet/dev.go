@@ -154,6 +154,7 @@ func runDev(args []string) error {
 	fmt.Printf(`
 storefleet dev is running.
 
+Dashboard:   http://%[6]s/  (switch users at the top right: two tabs can be two users)
 Intent API:  http://%[6]s/api/v1/stores  (docs: http://%[6]s/docs)
 curl -s -X POST http://%[6]s/api/v1/stores -H 'X-User-Id: alice' -H 'Content-Type: application/json' -d '{"name":"demo","engine":"medusa"}'
 curl -s http://%[6]s/api/v1/stores/demo -H 'X-User-Id: alice'

@@ -1,0 +1,99 @@
+// Package dashboard tests the web dashboard end to end: `storefleet dev` on
+// the local cluster, the dashboard it serves, driven in headless Chromium
+// (Debian's chromium) by web/e2e/dashboard.e2e.mjs through playwright-core.
+// Screenshots of the list and the store page are kept in build/screenshots.
+package dashboard_test
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/storefleet/storefleet/test/localcluster"
+)
+
+const moduleRoot = "../.."
+
+// prerequisites fails with what to install when a component is missing: a
+// skipped browser test would pass CI without testing anything.
+func prerequisites(t *testing.T) (chromium, node string) {
+	t.Helper()
+	chromium = os.Getenv("CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(chromium); err != nil {
+		t.Fatalf("Chromium not found at %s: install Debian's chromium (apt-get install chromium) or set CHROMIUM", chromium)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatal("node not found: install Node.js 20.19 or later (apt-get install nodejs npm)")
+	}
+	web := filepath.Join(moduleRoot, "web")
+	if _, err := os.Stat(filepath.Join(web, "node_modules", "playwright-core")); err != nil {
+		t.Fatal("web/node_modules/playwright-core missing: run `make web` (npm ci and the dashboard build)")
+	}
+	if _, err := os.Stat(filepath.Join(web, "dist", "app", "index.html")); err != nil {
+		t.Fatal("the dashboard is not built (web/dist/app/index.html): run `make web` before `go test`")
+	}
+	return chromium, node
+}
+
+func TestDashboardInChromium(t *testing.T) {
+	chromium, node := prerequisites(t)
+	binary, err := localcluster.BuildStorefleet(moduleRoot, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	workdir := t.TempDir()
+	dev, err := localcluster.StartDev(binary, workdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Kill()
+
+	// The binary serves the dashboard it embeds, at the URL dev prints.
+	if !strings.Contains(dev.Output(), "Dashboard:   "+dev.URL+"/") {
+		t.Errorf("storefleet dev does not print the dashboard URL %s/:\n%s", dev.URL, dev.Output())
+	}
+	resp, err := http.Get(dev.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("GET / answered %d %s: the binary does not serve the dashboard", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+
+	shots, err := filepath.Abs(filepath.Join(moduleRoot, "build", "screenshots"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2e := exec.Command(node, "e2e/dashboard.e2e.mjs")
+	e2e.Dir = filepath.Join(moduleRoot, "web")
+	e2e.Env = append(os.Environ(), "STOREFLEET_URL="+dev.URL, "SCREENSHOTS="+shots, "CHROMIUM="+chromium)
+	e2e.Stdout, e2e.Stderr = os.Stdout, os.Stderr
+	if err := e2e.Run(); err != nil {
+		t.Fatalf("dashboard end-to-end test failed (%v); screenshots in %s, dev's logs in %s", err, shots, workdir)
+	}
+	for _, name := range []string{"list.png", "store-ready.png", "store-phone.png"} {
+		if st, err := os.Stat(filepath.Join(shots, name)); err != nil || st.Size() < 10_000 {
+			t.Errorf("screenshot %s missing or empty: %v", name, err)
+		}
+	}
+
+	pids := localcluster.WorkdirPIDs(workdir)
+	if err := dev.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range pids {
+		if localcluster.Alive(pid) {
+			t.Errorf("process %d still running after storefleet dev stopped", pid)
+		}
+	}
+	fmt.Printf("screenshots: %s\n", shots)
+}
