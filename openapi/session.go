@@ -57,7 +57,7 @@ func (s *Server) registerSession() {
 		Errors: []int{http.StatusUnauthorized},
 	}, func(ctx context.Context, _ *struct{}) (*MeOutput, error) {
 		id := identityFrom(ctx)
-		return &MeOutput{Body: Me{User: id.User, Admin: id.Admin}}, nil
+		return &MeOutput{Body: Me(id)}, nil
 	})
 }
 
