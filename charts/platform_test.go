@@ -49,12 +49,27 @@ func render(t *testing.T, ch *chart.Chart, release, namespace string, vals map[s
 	return engine.Render(ch, values)
 }
 
+// gitValues: the stores repo with the API committing through pull requests
+// on a Gitea and the operator's reader behind a signed webhook.
+func gitValues(t *testing.T) map[string]any {
+	vals := envValues(t, "local")
+	vals["git"] = map[string]any{
+		"url": "https://git.example.com/platform/stores.git", "credentialsSecret": "stores-repo", "webhookSecret": "stores-webhook",
+		"intent": true, "mode": "pull-request",
+		"forge": map[string]any{"kind": "gitea", "url": "https://git.example.com", "repo": "platform/stores", "tokenSecret": "forge-token"},
+	}
+	return vals
+}
+
 func envValues(t *testing.T, env string) map[string]any {
 	t.Helper()
-	if env == "default" {
+	switch env {
+	case "default":
 		return map[string]any{}
+	case "git":
+		return gitValues(t)
 	}
-	data, err := os.ReadFile("../clusters/" + env + "/platform-values.yaml")
+	data, err := os.ReadFile("../clusters/" + env + "/platform/platform-values.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +86,7 @@ func envValues(t *testing.T, env string) map[string]any {
 func TestPlatformChartRendersAndPassesDryRun(t *testing.T) {
 	ctx := context.Background()
 	ch := loadPlatformChart(t)
-	for _, env := range []string{"default", "local", "prod"} {
+	for _, env := range []string{"default", "local", "prod", "git"} {
 		t.Run(env, func(t *testing.T) {
 			ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "platform-", Labels: map[string]string{
 				"pod-security.kubernetes.io/enforce": "restricted",
@@ -116,8 +131,25 @@ func TestPlatformChartRendersAndPassesDryRun(t *testing.T) {
 			if env != "default" {
 				want["Deployment"], want["Service"], want["NetworkPolicy"] = 3, 3, 3 // in-chart Redis
 			}
+			if env != "default" {
+				want["ConfigMap"] = 1 // the environment's store values
+			}
 			if env == "prod" {
 				want["HorizontalPodAutoscaler"] = 1
+			}
+			if env == "git" {
+				operator, api := files["storefleet/templates/operator.yaml"], files["storefleet/templates/api.yaml"]
+				for _, arg := range []string{"--git-url=https://git.example.com/platform/stores.git", "--git-sync=true", "--git-webhook-secret-file=/etc/storefleet/webhook/secret",
+					"--forge-kind=gitea", "--dashboard-url=http://storefleet.localtest.me/", "--values=/etc/storefleet/store-values/values.yaml", "secretName: stores-repo"} {
+					if !strings.Contains(operator, arg) {
+						t.Errorf("the operator lacks %s", arg)
+					}
+				}
+				for _, arg := range []string{"--intent=git", "--git-mode=pull-request", "--git-credentials-file=/etc/storefleet/git/credentials", "--forge-token-file=/etc/storefleet/forge/token", "secretName: forge-token"} {
+					if !strings.Contains(api, arg) {
+						t.Errorf("the API lacks %s", arg)
+					}
+				}
 			}
 			for kind, n := range want {
 				if kinds[kind] != n {
@@ -144,6 +176,11 @@ func TestPlatformChartSchemaRejectsBadValues(t *testing.T) {
 		{"bad environment", map[string]any{"environment": "staging"}, "/environment"},
 		{"redis url scheme", map[string]any{"redis": map[string]any{"url": "http://redis:6379"}}, "/redis/url"},
 		{"jwt without issuer", map[string]any{"api": map[string]any{"auth": "jwt"}}, "api.oidc.issuer is required"},
+		{"credentials in the Git URL", map[string]any{"git": map[string]any{"url": "https://bot:s3cret@git.example.com/stores.git"}}, "/git/url"},
+		{"Git intent without a repo", map[string]any{"git": map[string]any{"intent": true}}, "/git/url"},
+		{"pull requests without a forge", map[string]any{"git": map[string]any{"url": "https://git.example.com/stores.git", "intent": true, "mode": "pull-request"}}, "/git/forge/kind"},
+		{"unknown Git mode", map[string]any{"git": map[string]any{"mode": "merge"}}, "/git/mode"},
+		{"unknown forge", map[string]any{"git": map[string]any{"forge": map[string]any{"kind": "gitlab"}}}, "/git/forge/kind"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -16,7 +16,7 @@ import (
 const CredentialsSecret = "store-credentials"
 
 // Platform is what the operator knows about its environment: the values of
-// clusters/<env>/values.yaml and the defaults a Store may leave empty.
+// clusters/<env>/platform/store-values.yaml and the defaults a Store may leave empty.
 type Platform struct {
 	// Domain is used when a Store has no spec.domain.
 	Domain string

@@ -90,6 +90,10 @@ func DefaultTools() Tools { return toolsFor("", components) }
 // apart from the control plane so neither invalidates the other's cache.
 func ForgeTools() Tools { return toolsFor("forge-", forgeComponents) }
 
+// GitOpsTools is the versioned directory of kustomize-controller, which
+// applies Kustomizations (clusters/<env>, the stores repo) with Flux.
+func GitOpsTools() Tools { return toolsFor("gitops-", gitopsComponents) }
+
 func toolsFor(prefix string, set []component) Tools {
 	spec, _ := json.Marshal(struct {
 		Go         string

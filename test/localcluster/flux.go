@@ -2,6 +2,7 @@ package localcluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -22,18 +23,8 @@ const fluxConcurrency = 10
 // helm-controller as child processes, every listener on loopback.
 func (c *Cluster) startFlux(ctx context.Context) error {
 	for _, name := range []string{"source-controller", "helm-controller"} {
-		files, err := filepath.Glob(filepath.Join(c.tools.Asset(name, "config/crd/bases"), "*.yaml"))
-		if err != nil {
+		if err := c.installControllerCRDs(ctx, c.tools, name); err != nil {
 			return err
-		}
-		for _, f := range files {
-			data, err := os.ReadFile(f)
-			if err != nil {
-				return err
-			}
-			if err := c.InstallCRDs(ctx, data); err != nil {
-				return fmt.Errorf("install %s: %w", filepath.Base(f), err)
-			}
 		}
 	}
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: FluxNamespace}}
@@ -50,18 +41,55 @@ func (c *Cluster) startFlux(ctx context.Context) error {
 	if err := os.MkdirAll(storage, 0o755); err != nil {
 		return err
 	}
-	if err := c.startController(ctx, "source-controller",
+	if err := c.startController(ctx, c.tools, "source-controller",
 		"--storage-path="+storage,
 		"--storage-addr="+c.SourceStorageAddr,
 		"--storage-adv-addr="+c.SourceStorageAddr,
 	); err != nil {
 		return err
 	}
-	return c.startController(ctx, "helm-controller")
+	return c.startController(ctx, c.tools, "helm-controller")
 }
 
-// startController runs one Flux controller and waits for its /readyz.
-func (c *Cluster) startController(ctx context.Context, name string, extra ...string) error {
+// StartKustomizeController adds Flux's kustomize-controller (GitOpsTools,
+// `make gitops`) to a cluster running Flux, so Kustomizations apply — what
+// `flux bootstrap` installs besides source- and helm-controller.
+func (c *Cluster) StartKustomizeController(ctx context.Context) error {
+	if c.SourceStorageAddr == "" {
+		return errors.New("kustomize-controller needs Flux's source-controller: start the cluster with Options.Flux")
+	}
+	t := GitOpsTools()
+	if missing := t.Missing(); len(missing) > 0 {
+		return fmt.Errorf("kustomize-controller is not built (missing %v): run `make gitops`", missing)
+	}
+	if err := c.installControllerCRDs(ctx, t, "kustomize-controller"); err != nil {
+		return err
+	}
+	return c.startController(ctx, t, "kustomize-controller")
+}
+
+func (c *Cluster) installControllerCRDs(ctx context.Context, t Tools, name string) error {
+	files, err := filepath.Glob(filepath.Join(t.Asset(name, "config/crd/bases"), "*.yaml"))
+	if err != nil {
+		return err
+	}
+	if len(files) == 0 {
+		return fmt.Errorf("no CRDs of %s in %s", name, t.Dir)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		if err := c.InstallCRDs(ctx, data); err != nil {
+			return fmt.Errorf("install %s: %w", filepath.Base(f), err)
+		}
+	}
+	return nil
+}
+
+// startController runs one Flux controller of t and waits for its /readyz.
+func (c *Cluster) startController(ctx context.Context, t Tools, name string, extra ...string) error {
 	metricsPort, err := FreePort()
 	if err != nil {
 		return err
@@ -85,7 +113,7 @@ func (c *Cluster) startController(ctx context.Context, name string, extra ...str
 	defer logFile.Close() // the child keeps its own descriptor
 	// Not CommandContext: the controller must outlive the start-up context
 	// and is stopped by Stop.
-	cmd := exec.Command(c.tools.Bin(name), args...)
+	cmd := exec.Command(t.Bin(name), args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig, "RUNTIME_NAMESPACE="+FluxNamespace)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {

@@ -19,6 +19,10 @@ const (
 	GiteaVersion = "v1.26.0"
 	// SourceControllerVersion is the Flux source-controller release.
 	SourceControllerVersion = "v1.7.3"
+	// KustomizeControllerVersion is the Flux kustomize-controller release (of
+	// the same Flux release as the two above): it applies clusters/<env> and
+	// the stores repo the GitOps way.
+	KustomizeControllerVersion = "v1.7.3"
 )
 
 // kubeLDFlags stamps the Kubernetes binaries with their version: without it
@@ -98,6 +102,20 @@ func main() { etcdmain.Main(os.Args) }
 		Version: SourceControllerVersion,
 		Binaries: []binary{
 			{Name: "source-controller", Package: "github.com/fluxcd/source-controller"},
+		},
+		Assets: []string{"config/crd/bases"},
+	},
+}
+
+// gitopsComponents complete Flux for clusters/<env> (GitOpsTools); a set of
+// their own, so adding them left the control plane's cache valid.
+var gitopsComponents = []component{
+	{
+		Name:    "kustomize-controller",
+		Module:  "github.com/fluxcd/kustomize-controller",
+		Version: KustomizeControllerVersion,
+		Binaries: []binary{
+			{Name: "kustomize-controller", Package: "github.com/fluxcd/kustomize-controller"},
 		},
 		Assets: []string{"config/crd/bases"},
 	},

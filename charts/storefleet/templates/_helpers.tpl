@@ -58,3 +58,60 @@ seccompProfile:
 {{- end -}}
 {{- toYaml $rules -}}
 {{- end }}
+
+{{/* The stores repo and forge flags, the same for operator and API. */}}
+{{- define "storefleet.gitArgs" -}}
+- --git-url={{ .Values.git.url }}
+- --git-branch={{ .Values.git.branch }}
+- --git-path={{ .Values.git.path }}
+- --git-workdir=/var/lib/storefleet/git
+{{- if .Values.git.credentialsSecret }}
+- --git-credentials-file=/etc/storefleet/git/credentials
+{{- end }}
+{{- if .Values.git.forge.kind }}
+- --forge-kind={{ .Values.git.forge.kind }}
+- --forge-url={{ required "git.forge.url is required with git.forge.kind" .Values.git.forge.url }}
+- --forge-repo={{ required "git.forge.repo is required with git.forge.kind" .Values.git.forge.repo }}
+- --forge-token-file=/etc/storefleet/forge/token
+{{- end }}
+{{- with include "storefleet.dashboardURL" . }}
+- --dashboard-url={{ . }}
+{{- end }}
+{{- end }}
+
+{{/* Where people open the dashboard (links in commit statuses and PR comments). */}}
+{{- define "storefleet.dashboardURL" -}}
+{{- if .Values.ingress.enabled -}}
+{{ ternary "https" "http" .Values.ingress.tls.enabled }}://{{ .Values.ingress.host }}/
+{{- end -}}
+{{- end }}
+
+{{/* Mounts of the Git working copies, credentials and forge token. */}}
+{{- define "storefleet.gitMounts" -}}
+- {name: git-work, mountPath: /var/lib/storefleet/git}
+{{- if .Values.git.credentialsSecret }}
+- {name: git-credentials, mountPath: /etc/storefleet/git, readOnly: true}
+{{- end }}
+{{- if .Values.git.forge.kind }}
+- {name: forge-token, mountPath: /etc/storefleet/forge, readOnly: true}
+{{- end }}
+{{- end }}
+
+{{- define "storefleet.gitVolumes" -}}
+- name: git-work
+  emptyDir: {}
+{{- with .Values.git.credentialsSecret }}
+- name: git-credentials
+  secret:
+    secretName: {{ . }}
+    items: [{key: credentials, path: credentials}]
+    defaultMode: 0400
+{{- end }}
+{{- if .Values.git.forge.kind }}
+- name: forge-token
+  secret:
+    secretName: {{ required "git.forge.tokenSecret is required with git.forge.kind" .Values.git.forge.tokenSecret }}
+    items: [{key: token, path: token}]
+    defaultMode: 0400
+{{- end }}
+{{- end }}

@@ -16,6 +16,7 @@ const usage = `usage: localcluster <command>
 commands:
   build   build every missing control-plane binary into the versioned cache
   forge   build the local forge (Gitea) into its versioned cache
+  gitops  build Flux's kustomize-controller into its versioned cache
   path    print the versioned cache directory of the binaries
 `
 
@@ -34,18 +35,24 @@ func main() {
 			os.Exit(1)
 		}
 	case "forge":
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-		defer stop()
-		t := localcluster.ForgeTools()
-		fmt.Printf("Building the local forge into %s\n", t.Dir)
-		if _, err := t.Build(ctx, os.Stdout); err != nil {
-			fmt.Fprintf(os.Stderr, "localcluster: %v\n", err)
-			os.Exit(1)
-		}
+		build("the local forge", localcluster.ForgeTools())
+	case "gitops":
+		build("kustomize-controller", localcluster.GitOpsTools())
 	case "path":
 		fmt.Println(localcluster.DefaultTools().Dir)
 	default:
 		fmt.Fprintf(os.Stderr, "localcluster: unknown command %q\n\n%s", os.Args[1], usage)
 		os.Exit(2)
+	}
+}
+
+// build builds a tool set, stopping on Ctrl-C.
+func build(what string, t localcluster.Tools) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	fmt.Printf("Building %s into %s\n", what, t.Dir)
+	if _, err := t.Build(ctx, os.Stdout); err != nil {
+		fmt.Fprintf(os.Stderr, "localcluster: %v\n", err)
+		os.Exit(1)
 	}
 }
