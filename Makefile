@@ -32,6 +32,10 @@ tools: ## Build the pinned local control plane (etcd, kube-*, kwok, Flux) into ~
 forge: ## Build the local forge (Gitea, for pull-request tests and dev --forge) into ~/.cache/storefleet
 	$(GO) run ./test/localcluster/cmd/localcluster forge
 
+.PHONY: gitops
+gitops: ## Build Flux's kustomize-controller (applies clusters/<env> in the tests) into ~/.cache/storefleet
+	$(GO) run ./test/localcluster/cmd/localcluster gitops
+
 .PHONY: generate
 generate: ## Regenerate deepcopy code, the Store CRD, the RBAC of operator and API, openapi/openapi.yaml and the dashboard's API types
 	$(CONTROLLER_GEN) object paths=./api/... crd paths=./api/... output:crd:artifacts:config=api/v1alpha1/crd
@@ -67,12 +71,12 @@ build: web ## Build the statically linked storefleet binary (with the dashboard)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/storefleet
 
 .PHONY: test
-test: tools forge web ## Run every test: unit and integration on real local clusters, Git servers, Gitea and Chromium; the dashboard's Vitest tests
+test: tools forge gitops web ## Run every test: unit and integration on real local clusters, Git servers, Gitea and Chromium; the dashboard's Vitest tests
 	cd web && npx vitest run
 	$(GO) test -count=1 -timeout 30m ./...
 
 .PHONY: bench
-bench: tools forge ## Benchmarks: operator vs raw server-side apply; Flux and Helm SDK modes vs bare HelmReleases; Intent API vs bare net/http
+bench: tools forge gitops ## Benchmarks: operator vs raw server-side apply; Flux and Helm SDK modes vs bare HelmReleases; Intent API vs bare net/http
 	$(GO) test ./reconciler/ ./openapi/ ./test/flux/ ./test/gitops/ -run '^$$' -bench . -benchtime 1x -timeout 90m
 
 .PHONY: run

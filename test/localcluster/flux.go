@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -148,4 +149,17 @@ func (c *Cluster) StopFluxController(name string) error {
 		}
 	}
 	return fmt.Errorf("flux controller %s is not running", name)
+}
+
+// LogTail is the end of the named controllers' logs, for test failures.
+func (c *Cluster) LogTail(names ...string) string {
+	var b strings.Builder
+	for _, name := range names {
+		data, err := os.ReadFile(filepath.Join(c.Workdir, name+".log"))
+		if err != nil {
+			continue
+		}
+		fmt.Fprintf(&b, "--- %s.log (last lines)\n%s\n", name, lastLines(string(data), 15))
+	}
+	return b.String()
 }

@@ -29,7 +29,9 @@ export function App() {
   const [token, setToken] = useState<string | null>(storedToken);
 
   const creds = auth.data ? credentialsFor(auth.data, chosenUser, token) : null;
-  if (creds) setCredentials(creds);
+  // Nothing to send until there is something (a signed-out tab sends no
+  // stale token).
+  setCredentials(creds ?? { kind: "proxy" });
   const key = credentialsKey(creds);
   const me = useQuery({ queryKey: ["me", key], queryFn: getMe, enabled: !!creds, staleTime: 60_000 });
 
@@ -56,7 +58,11 @@ export function App() {
           onToken={setToken}
         />
       ) : (
-        <ErrorPanel err={me.error} hint="The proxy in front of storefleet did not say who you are." />
+        <ErrorPanel
+          title="Not signed in"
+          err={me.error}
+          hint="The proxy in front of storefleet did not say who you are: sign in through it, or ask the platform team."
+        />
       );
   } else {
     const user = me.data.user;
@@ -113,10 +119,10 @@ export function App() {
   );
 }
 
-function ErrorPanel({ err, hint }: { err: unknown; hint?: string }) {
+function ErrorPanel({ err, hint, title = "storefleet cannot be reached" }: { err: unknown; hint?: string; title?: string }) {
   return (
     <div className="panel error" role="alert">
-      <h1>storefleet cannot be reached</h1>
+      <h1>{title}</h1>
       <p>{err instanceof ApiError ? readableMessage(err) : String(err)}</p>
       {hint ? <p>{hint}</p> : null}
     </div>

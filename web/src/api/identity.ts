@@ -49,6 +49,7 @@ export function setCredentials(c: Credentials) {
 
 export function forgetToken() {
   write(tokenKey, null);
+  if (current.kind === "token") current = { kind: "proxy" };
 }
 
 export function credentialHeaders(): Record<string, string> {
