@@ -86,6 +86,9 @@ func envValues(t *testing.T, env string) map[string]any {
 func TestPlatformChartRendersAndPassesDryRun(t *testing.T) {
 	ctx := context.Background()
 	ch := loadPlatformChart(t)
+	// As Flux packages it from Git (reconcileStrategy Revision): a version
+	// with build metadata, which must not leak into label values as is.
+	ch.Metadata.Version += "+62edbd21cf8d"
 	for _, env := range []string{"default", "local", "prod", "git"} {
 		t.Run(env, func(t *testing.T) {
 			ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "platform-", Labels: map[string]string{

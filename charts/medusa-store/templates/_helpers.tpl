@@ -8,7 +8,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
      (a key must not appear twice: Flux's post-renderer parses the manifests strictly). */}}
 {{- define "medusa-store.common" -}}
 app.kubernetes.io/part-of: storefleet
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 storefleet.dev/store: {{ required "store.name is required" .Values.store.name | quote }}
 {{- end }}
 

@@ -3,7 +3,7 @@ app.kubernetes.io/name: storefleet
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/part-of: storefleet
 app.kubernetes.io/managed-by: {{ .Release.Service }}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{/* (dict "ctx" $ "component" "operator") */}}
@@ -16,7 +16,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "storefleet.common" -}}
 app.kubernetes.io/part-of: storefleet
 app.kubernetes.io/managed-by: {{ .Release.Service }}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{- define "storefleet.image" -}}
