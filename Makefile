@@ -67,7 +67,11 @@ $(WEB_DIST): $(WEB_MODULES) $(WEB_SOURCES)
 web: $(WEB_DIST) ## Build the dashboard (npm ci, type check, Vite) into web/dist/app for the binary to embed
 
 .PHONY: build
-build: web ## Build the statically linked storefleet binary (with the dashboard) into bin/
+build: web binary ## Build the statically linked storefleet binary (with the dashboard) into bin/
+
+# binary is the Go half of build, for a dashboard built elsewhere (the Dockerfile's web stage).
+.PHONY: binary
+binary:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/storefleet
 
 .PHONY: test

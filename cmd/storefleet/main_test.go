@@ -242,3 +242,32 @@ func TestMakeBuildIsStatic(t *testing.T) {
 		t.Fatalf("version: %v %s", err, out)
 	}
 }
+
+// TestDockerfileShipsTheTestedBinary: the image cannot be built here (no
+// Docker engine), so its definition is checked against what the tests run:
+// `make binary` (the Go half of `make build`, whose output
+// TestMakeBuildIsStatic checks) with the dashboard built by `npm run build`,
+// on a static distroless base as a non-root user.
+func TestDockerfileShipsTheTestedBinary(t *testing.T) {
+	data, err := os.ReadFile("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dockerfile := string(data)
+	for _, want := range []string{
+		"RUN npm ci", "RUN npm run build", "COPY --from=web /src/web/dist/app web/dist/app",
+		"RUN make binary", "FROM gcr.io/distroless/static-debian12:nonroot", "USER 65532:65532",
+		"COPY --from=build /src/bin/storefleet /storefleet",
+	} {
+		if !strings.Contains(dockerfile, want) {
+			t.Errorf("Dockerfile lacks %q", want)
+		}
+	}
+	out, err := exec.Command("make", "-C", "../..", "-n", "build").CombinedOutput()
+	if err != nil {
+		t.Fatalf("make -n build: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "CGO_ENABLED=0 go build -trimpath") {
+		t.Errorf("make build does not run the static go build of make binary:\n%s", out)
+	}
+}
