@@ -72,6 +72,8 @@ export function CreateStoreForm({ user }: { user: string }) {
           placeholder="acme"
           autoComplete="off"
           spellCheck={false}
+          // A little room past the limit, so the length message is seen
+          // instead of keystrokes silently dropped.
           maxLength={createRules.name.maxLength + 10}
           aria-invalid={!!nameError}
           aria-describedby="store-name-help store-name-error"

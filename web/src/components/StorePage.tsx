@@ -8,7 +8,8 @@ import { useStoreStream } from "../events";
 import { age, formatDuration, pipeline, shortCommit, type Step } from "../pipeline";
 import { LiveIndicator } from "./LiveIndicator";
 import { PhaseBadge } from "./PhaseBadge";
-import { StoreLinks, useNow } from "./StoresPage";
+import { StoreLinks } from "./StoreLinks";
+import { useNow } from "../useNow";
 
 export function StorePage({ name, user }: { name: string; user: string }) {
   const qc = useQueryClient();

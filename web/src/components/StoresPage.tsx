@@ -1,4 +1,3 @@
-import { useEffect, useState } from "react";
 import { useQuery } from "@tanstack/react-query";
 import { Link } from "wouter";
 import { listStores } from "../api/client";
@@ -9,16 +8,8 @@ import { age } from "../pipeline";
 import { CreateStoreForm } from "./CreateStoreForm";
 import { PhaseBadge } from "./PhaseBadge";
 import { LiveIndicator } from "./LiveIndicator";
-
-// useNow re-renders every few seconds so ages stay current.
-export function useNow(everyMs = 5000): number {
-  const [now, setNow] = useState(Date.now());
-  useEffect(() => {
-    const t = setInterval(() => setNow(Date.now()), everyMs);
-    return () => clearInterval(t);
-  }, [everyMs]);
-  return now;
-}
+import { StoreLinks } from "./StoreLinks";
+import { useNow } from "../useNow";
 
 export function StoresPage({ user }: { user: string }) {
   const stores = useQuery({ queryKey: ["stores", user], queryFn: listStores });
@@ -94,23 +85,5 @@ function StoreRow({ store, now }: { store: StoreSummary; now: number }) {
         </time>
       </td>
     </tr>
-  );
-}
-
-export function StoreLinks({ store }: { store: Pick<StoreSummary, "ready" | "urls"> }) {
-  if (!store.ready || !store.urls) return <span className="muted">—</span>;
-  return (
-    <span className="links">
-      {store.urls.storefront ? (
-        <a href={store.urls.storefront} target="_blank" rel="noreferrer">
-          Storefront
-        </a>
-      ) : null}
-      {store.urls.admin ? (
-        <a href={store.urls.admin} target="_blank" rel="noreferrer">
-          Admin
-        </a>
-      ) : null}
-    </span>
   );
 }
