@@ -49,8 +49,19 @@ func TestDashboardInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The API writing Store objects: the whole tour. With the Git intent the
+	// same form commits to dev's stores repo: committed → synced → Ready.
+	t.Run("kubernetes", func(t *testing.T) {
+		testDashboard(t, binary, chromium, node, "kubernetes", []string{"list-empty.png", "list.png", "store-ready.png", "store-phone.png"})
+	})
+	t.Run("git", func(t *testing.T) {
+		testDashboard(t, binary, chromium, node, "git", []string{"store-git.png"}, "--intent", "git")
+	})
+}
+
+func testDashboard(t *testing.T, binary, chromium, node, intent string, screenshots []string, args ...string) {
 	workdir := t.TempDir()
-	dev, err := localcluster.StartDev(binary, workdir)
+	dev, err := localcluster.StartDev(binary, workdir, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,12 +86,12 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	e2e := exec.Command(node, "e2e/dashboard.e2e.mjs")
 	e2e.Dir = filepath.Join(moduleRoot, "web")
-	e2e.Env = append(os.Environ(), "STOREFLEET_URL="+dev.URL, "SCREENSHOTS="+shots, "CHROMIUM="+chromium)
+	e2e.Env = append(os.Environ(), "STOREFLEET_URL="+dev.URL, "SCREENSHOTS="+shots, "CHROMIUM="+chromium, "INTENT="+intent)
 	e2e.Stdout, e2e.Stderr = os.Stdout, os.Stderr
 	if err := e2e.Run(); err != nil {
 		t.Fatalf("dashboard end-to-end test failed (%v); screenshots in %s, dev's logs in %s", err, shots, workdir)
 	}
-	for _, name := range []string{"list.png", "store-ready.png", "store-phone.png"} {
+	for _, name := range screenshots {
 		if st, err := os.Stat(filepath.Join(shots, name)); err != nil || st.Size() < 10_000 {
 			t.Errorf("screenshot %s missing or empty: %v", name, err)
 		}

@@ -4,6 +4,7 @@
 //   STOREFLEET_URL  the dashboard (and API) address
 //   SCREENSHOTS     directory for the screenshots kept as CI artifacts
 //   CHROMIUM        the browser (default /usr/bin/chromium)
+//   INTENT          "git" when dev runs with --intent git: the stores repo flow
 // Exit status 0 only when every step passed; each failure says what the user
 // would have seen.
 import { chromium } from "playwright-core";
@@ -76,8 +77,56 @@ async function createStore(page, name, engine = "MedusaJS") {
   await page.waitForURL(`**/stores/${name}`);
 }
 
+// watchPipeline polls the pipeline's steps until Ready (without reloading),
+// returning every step=state it saw.
+async function watchPipeline(page) {
+  const seen = new Set();
+  const deadline = Date.now() + provisionTimeout;
+  for (;;) {
+    const states = await page
+      .locator(".pipeline .step")
+      .evaluateAll((els) => els.map((e) => `${e.dataset.step}=${e.dataset.state}`));
+    states.forEach((s) => seen.add(s));
+    if (states.includes("ready=done")) return seen;
+    if (states.some((s) => s.endsWith("=failed"))) throw new Error(`a step failed: ${states.join(", ")}`);
+    if (Date.now() > deadline) throw new Error(`not Ready within ${provisionTimeout / 1000} s: ${states.join(", ")}`);
+    await page.waitForTimeout(100);
+  }
+}
+
+// gitFlow: with the Git intent a create is a commit to the stores repo; the
+// store page shows Committed → Synced before the cluster's steps.
+async function gitFlow() {
+  const user = `gitter-${suffix}`;
+  const page = await newUserPage(user);
+  const name = `git-shop-${suffix}`;
+  step(`create ${name} through the stores repo`);
+  await createStore(page, name);
+  const seen = await watchPipeline(page);
+  step(`steps seen: ${[...seen].join(", ")}`);
+  for (const want of ["committed=done", "synced=done", "ready=done"]) {
+    assert.ok(seen.has(want), `the pipeline never showed ${want}: ${[...seen].join(", ")}`);
+  }
+  assert.match(await page.locator(".summary").textContent(), /via git \(commit [0-9a-f]{8}\)/);
+  await page.getByTestId("activity").locator("li[data-event=READY]").waitFor();
+  await page.screenshot({ path: join(shots, "store-git.png"), fullPage: true });
+  step(`delete ${name}: the removal is committed, then the store disappears`);
+  await page.getByRole("button", { name: "Delete store" }).click();
+  await page.getByRole("dialog", { name: `Delete ${name}?` }).getByRole("button", { name: `Delete ${name}` }).click();
+  await page.waitForURL(`${base}/`);
+  await page.locator(`tr[data-store=${name}]`).waitFor({ state: "detached", timeout: provisionTimeout });
+  await page.getByTestId("empty-state").waitFor();
+}
+
 let exitCode = 0;
 try {
+  if (process.env.INTENT === "git") {
+    await gitFlow();
+    assert.deepEqual(problems, [], "no console errors");
+    step("passed");
+    await browser.close();
+    process.exit(0);
+  }
   const alice = await newUserPage("alice");
   const aliceUser = `alice-${suffix}`;
   await alice.getByLabel("User (dev)").fill(aliceUser);
@@ -105,18 +154,7 @@ try {
   });
   await createStore(alice, shop);
   const navigationsAfterCreate = navigations;
-  const seen = new Set();
-  const deadline = Date.now() + provisionTimeout;
-  for (;;) {
-    const states = await alice
-      .locator(".pipeline .step")
-      .evaluateAll((els) => els.map((e) => `${e.dataset.step}=${e.dataset.state}`));
-    states.forEach((s) => seen.add(s));
-    if (states.includes("ready=done")) break;
-    if (states.some((s) => s.endsWith("=failed"))) throw new Error(`a step failed: ${states.join(", ")}`);
-    if (Date.now() > deadline) throw new Error(`not Ready within ${provisionTimeout / 1000} s: ${states.join(", ")}`);
-    await alice.waitForTimeout(100);
-  }
+  const seen = await watchPipeline(alice);
   assert.equal(navigations, navigationsAfterCreate, "the page did not reload while provisioning");
   const progressed = [...seen].filter((s) => s.endsWith("=active") || s.endsWith("=waiting"));
   assert.ok(progressed.length > 0, `saw the pipeline only finished, never in progress: ${[...seen].join(", ")}`);

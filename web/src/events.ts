@@ -20,11 +20,9 @@ interface StreamOptions {
   path: string;
   onMessage: (m: EventSourceMessage) => void;
   onState: (s: StreamState) => void;
-  // onGone is called when the server answers 404 (the store is gone).
-  onGone?: () => void;
 }
 
-function openStream({ path, onMessage, onState, onGone }: StreamOptions): () => void {
+function openStream({ path, onMessage, onState }: StreamOptions): () => void {
   const ctrl = new AbortController();
   let failures = 0;
   onState("connecting");
@@ -38,10 +36,9 @@ function openStream({ path, onMessage, onState, onGone }: StreamOptions): () => 
         onState("live");
         return;
       }
-      if (res.status === 404) {
-        onGone?.();
-        throw new Fatal("gone");
-      }
+      // 404 is retried: a store asked for through the stores repo has no
+      // stream until it is synced into the cluster, and the page decides
+      // "gone" from the store itself.
       if (res.status === 401 || res.status === 403 || res.status === 422) throw new Fatal(`HTTP ${res.status}`);
       throw new Reconnect(`HTTP ${res.status}`);
     },
@@ -71,14 +68,11 @@ export function useStoreStream(name: string, user: string) {
   const qc = useQueryClient();
   const [events, setEvents] = useState<StoreEvent[]>([]);
   const [state, setState] = useState<StreamState>("connecting");
-  const [gone, setGone] = useState(false);
   useEffect(() => {
     setEvents([]);
-    setGone(false);
     return openStream({
       path: `/api/v1/stores/${encodeURIComponent(name)}/events`,
       onState: setState,
-      onGone: () => setGone(true),
       onMessage(m) {
         if (m.event === "snapshot") {
           qc.setQueryData<Store>(["store", user, name], JSON.parse(m.data) as Store);
@@ -93,7 +87,7 @@ export function useStoreStream(name: string, user: string) {
       },
     });
   }, [name, user, qc]);
-  return { events, state, gone };
+  return { events, state };
 }
 
 // useFleetStream keeps the list of the caller's stores live.

@@ -14,7 +14,7 @@ import { useNow } from "../useNow";
 export function StorePage({ name, user }: { name: string; user: string }) {
   const qc = useQueryClient();
   const [, navigate] = useLocation();
-  const { events, state, gone } = useStoreStream(name, user);
+  const { events, state } = useStoreStream(name, user);
   const store = useQuery({
     queryKey: ["store", user, name],
     queryFn: () => getStore(name),
@@ -35,7 +35,7 @@ export function StorePage({ name, user }: { name: string; user: string }) {
   const dialog = useRef<HTMLDialogElement>(null);
   const now = useNow();
 
-  if (gone || (store.error instanceof ApiError && store.error.status === 404)) {
+  if (store.error instanceof ApiError && store.error.status === 404) {
     return (
       <div className="panel">
         <h1>{name}</h1>
