@@ -16,13 +16,14 @@ class Reconnect extends Error {}
 
 const maxBackoffMs = 15_000;
 
-interface StreamOptions {
+export interface StreamOptions {
   path: string;
   onMessage: (m: EventSourceMessage) => void;
   onState: (s: StreamState) => void;
 }
 
-function openStream({ path, onMessage, onState }: StreamOptions): () => void {
+// openStream reads one SSE endpoint until the returned function is called.
+export function openStream({ path, onMessage, onState }: StreamOptions): () => void {
   const ctrl = new AbortController();
   let failures = 0;
   onState("connecting");

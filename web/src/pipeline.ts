@@ -144,13 +144,6 @@ export function pipeline(store: Store): Step[] {
   return steps;
 }
 
-// progress is the share of steps done, for a compact bar in the list.
-export function progress(steps: Step[]): number {
-  const counted = steps.filter((s) => s.state !== "skipped");
-  if (counted.length === 0) return 0;
-  return counted.filter((s) => s.state === "done").length / counted.length;
-}
-
 export function formatDuration(ms?: number): string {
   if (ms === undefined) return "";
   if (ms < 1000) return `${ms} ms`;
