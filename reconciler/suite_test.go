@@ -41,14 +41,7 @@ var (
 	workdir  string
 )
 
-func TestMain(m *testing.M) {
-	code, err := run(m)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
-		os.Exit(1)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { localcluster.ExitMain(run(m)) }
 
 func run(m *testing.M) (int, error) {
 	var err error

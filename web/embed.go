@@ -40,12 +40,16 @@ const (
 // securityPolicy allows only the dashboard's own scripts, styles and API.
 const securityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
 
-// Handler serves assets (nil: the dashboard is missing and a page says how to
-// build it). Paths that are no file are client-side routes and get
+// Handler serves assets (nil, or without index.html: the dashboard is missing
+// and a page says how to build it); index.html is read once. Paths that are no file are client-side routes and get
 // index.html, except under assets/, where a missing file is a 404: a stale
 // page asking for an old bundle must fail visibly, not receive HTML.
 func Handler(assets fs.FS) http.Handler {
 	if assets == nil {
+		return http.HandlerFunc(notBuilt)
+	}
+	index, err := fs.ReadFile(assets, "index.html")
+	if err != nil {
 		return http.HandlerFunc(notBuilt)
 	}
 	files := http.FileServerFS(assets)
@@ -72,11 +76,6 @@ func Handler(assets fs.FS) http.Handler {
 				http.NotFound(w, r)
 				return
 			}
-		}
-		index, err := fs.ReadFile(assets, "index.html")
-		if err != nil {
-			http.Error(w, "dashboard index missing", http.StatusInternalServerError)
-			return
 		}
 		h := w.Header()
 		h.Set("Cache-Control", revalidate)

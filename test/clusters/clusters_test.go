@@ -16,10 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fluxcd/pkg/apis/meta"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -224,14 +224,12 @@ func mustCreate(t *testing.T, c client.Client, o client.Object) {
 
 func conditionTrue(u *unstructured.Unstructured, typ string) bool {
 	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
-	var cs []metav1.Condition
 	for _, c := range conds {
-		m, _ := c.(map[string]any)
-		s, _ := m["status"].(string)
-		ty, _ := m["type"].(string)
-		cs = append(cs, metav1.Condition{Type: ty, Status: metav1.ConditionStatus(s)})
+		if m, _ := c.(map[string]any); m["type"] == typ {
+			return m["status"] == string(metav1.ConditionTrue)
+		}
 	}
-	return apimeta.IsStatusConditionTrue(cs, typ)
+	return false
 }
 
 // requestReconcile asks a Flux object to reconcile now, as `flux reconcile` does.
@@ -240,7 +238,7 @@ func requestReconcile(t *testing.T, c client.Client, gvk schema.GroupVersionKind
 	u.SetGroupVersionKind(gvk)
 	u.SetName(name)
 	u.SetNamespace(ns)
-	patch := []byte(fmt.Sprintf(`{"metadata":{"annotations":{"reconcile.fluxcd.io/requestedAt":%q}}}`, time.Now().Format(time.RFC3339Nano)))
+	patch := []byte(fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, meta.ReconcileRequestAnnotation, time.Now().Format(time.RFC3339Nano)))
 	if err := c.Patch(context.Background(), u, client.RawPatch("application/merge-patch+json", patch)); err != nil {
 		t.Fatal(err)
 	}

@@ -32,22 +32,12 @@ var (
 	stores       *openapi.StoreCache
 )
 
-func TestMain(m *testing.M) {
-	code, err := run(m)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
-		os.Exit(1)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { localcluster.ExitMain(run(m)) }
 
 func run(m *testing.M) (int, error) {
 	var err error
-	if workdir, err = os.MkdirTemp("", "storefleet-events-test-"); err != nil {
-		return 0, err
-	}
-	binary, err := localcluster.BuildStorefleet("../..", workdir)
-	if err != nil {
+	var binary string
+	if workdir, binary, err = localcluster.TestBinary("../..", "storefleet-events-test-"); err != nil {
 		return 0, err
 	}
 	if redis, err = localcluster.StartRedis(0); err != nil {

@@ -30,22 +30,12 @@ var (
 	chartURL string
 )
 
-func TestMain(m *testing.M) {
-	code, err := run(m)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
-		os.Exit(1)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { localcluster.ExitMain(run(m)) }
 
 func run(m *testing.M) (int, error) {
 	var err error
-	if workdir, err = os.MkdirTemp("", "storefleet-flux-test-"); err != nil {
-		return 0, err
-	}
-	binary, err := localcluster.BuildStorefleet("../..", workdir)
-	if err != nil {
+	var binary string
+	if workdir, binary, err = localcluster.TestBinary("../..", "storefleet-flux-test-"); err != nil {
 		return 0, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

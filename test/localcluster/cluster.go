@@ -546,6 +546,27 @@ func lockStart() (func(), error) {
 // Main is the whole TestMain of a package that shares one cluster: it
 // starts the cluster into *c, runs the tests, stops it, and exits with the
 // tests' result (1 when the cluster cannot start or stop).
+// ExitMain ends a test binary whose TestMain set up in run: a set-up error
+// fails it with its message (a missing component is a failure, never a
+// silent skip); otherwise it exits with the tests' code.
+func ExitMain(code int, err error) {
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+// TestBinary builds the storefleet binary of the module at moduleRoot into a
+// new temporary directory (named with prefix), returned as the workdir.
+func TestBinary(moduleRoot, prefix string) (workdir, binary string, err error) {
+	if workdir, err = os.MkdirTemp("", prefix); err != nil {
+		return "", "", err
+	}
+	binary, err = BuildStorefleet(moduleRoot, workdir)
+	return workdir, binary, err
+}
+
 func Main(m *testing.M, opts Options, c **Cluster) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	var err error

@@ -3,7 +3,7 @@ import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { Link, Route, Switch } from "wouter";
 import { getAuth, getMe } from "./api/client";
 import { type Credentials, forgetToken, storedToken, storedUser, setCredentials } from "./api/identity";
-import { ApiError, readableMessage } from "./api/problem";
+import { describeError } from "./api/problem";
 import type { AuthInfo } from "./api/types";
 import { StoresPage } from "./components/StoresPage";
 import { StorePage } from "./components/StorePage";
@@ -54,7 +54,7 @@ export function App() {
       auth.data.mode === "jwt" ? (
         <TokenForm
           issuer={auth.data.issuer}
-          error={me.error instanceof ApiError ? readableMessage(me.error) : String(me.error)}
+          error={describeError(me.error)}
           onToken={setToken}
         />
       ) : (
@@ -123,7 +123,7 @@ function ErrorPanel({ err, hint, title = "storefleet cannot be reached" }: { err
   return (
     <div className="panel error" role="alert">
       <h1>{title}</h1>
-      <p>{err instanceof ApiError ? readableMessage(err) : String(err)}</p>
+      <p>{describeError(err)}</p>
       {hint ? <p>{hint}</p> : null}
     </div>
   );

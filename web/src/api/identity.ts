@@ -41,8 +41,12 @@ export function storedToken(): string | null {
   return read(tokenKey);
 }
 
+// setCredentials runs on every render of the app; storage is written only
+// when the choice changes.
 export function setCredentials(c: Credentials) {
+  const changed = JSON.stringify(c) !== JSON.stringify(current);
   current = c;
+  if (!changed) return;
   if (c.kind === "user") write(userKey, c.user);
   if (c.kind === "token") write(tokenKey, c.token);
 }

@@ -72,3 +72,8 @@ export function readableMessage(err: ApiError): string {
       return p.detail ?? p.title;
   }
 }
+
+// describeError is the sentence for any failure a query or mutation ended with.
+export function describeError(err: unknown): string {
+  return err instanceof ApiError ? readableMessage(err) : String(err);
+}

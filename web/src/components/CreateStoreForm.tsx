@@ -2,7 +2,7 @@ import { useState } from "react";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useLocation } from "wouter";
 import { createStore } from "../api/client";
-import { ApiError, fieldErrors, readableMessage } from "../api/problem";
+import { ApiError, describeError, fieldErrors } from "../api/problem";
 import { createRules } from "../api/rules";
 import type { Engine, Plan, Store } from "../api/types";
 import { validateDomain, validateName } from "../validation";
@@ -40,12 +40,11 @@ export function CreateStoreForm({ user }: { user: string }) {
 
   const nameError = serverErrors.name ?? (touched || name ? validateName(name) : null);
   const domainError = serverErrors.domain ?? validateDomain(domain);
+  // A failure that names no field is the form's.
   const formError =
-    create.error instanceof ApiError && Object.keys(fieldErrors(create.error)).length === 0
-      ? readableMessage(create.error)
-      : create.error && !(create.error instanceof ApiError)
-        ? String(create.error)
-        : null;
+    create.error && !(create.error instanceof ApiError && Object.keys(fieldErrors(create.error)).length > 0)
+      ? describeError(create.error)
+      : null;
 
   return (
     <form

@@ -2,7 +2,7 @@ import { useMemo, useRef } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { Link, useLocation } from "wouter";
 import { deleteStore, getStore, retryStore } from "../api/client";
-import { ApiError, readableMessage } from "../api/problem";
+import { ApiError, describeError } from "../api/problem";
 import type { Store, StoreEvent } from "../api/types";
 import { useStoreStream } from "../events";
 import { age, formatDuration, pipeline, shortCommit, type Step } from "../pipeline";
@@ -48,7 +48,7 @@ export function StorePage({ name, user }: { name: string; user: string }) {
     return (
       <div className="panel error" role="alert">
         <h1>{name}</h1>
-        <p>{store.error instanceof ApiError ? readableMessage(store.error) : String(store.error)}</p>
+        <p>{describeError(store.error)}</p>
       </div>
     );
   }
@@ -96,7 +96,7 @@ export function StorePage({ name, user }: { name: string; user: string }) {
         </div>
         {actionError ? (
           <p className="form-error" role="alert">
-            {actionError instanceof ApiError ? readableMessage(actionError) : String(actionError)}
+            {describeError(actionError)}
           </p>
         ) : null}
         {retry.isSuccess ? <p className="muted">The operator was asked to try again.</p> : null}

@@ -1,7 +1,7 @@
 import { useQuery } from "@tanstack/react-query";
 import { Link } from "wouter";
 import { listStores } from "../api/client";
-import { ApiError, readableMessage } from "../api/problem";
+import { describeError } from "../api/problem";
 import type { StoreSummary } from "../api/types";
 import { useFleetStream } from "../events";
 import { age } from "../pipeline";
@@ -26,7 +26,7 @@ export function StoresPage({ user }: { user: string }) {
         </div>
         {stores.error ? (
           <p className="form-error" role="alert">
-            {stores.error instanceof ApiError ? readableMessage(stores.error) : String(stores.error)}
+            {describeError(stores.error)}
           </p>
         ) : stores.isPending ? (
           <p className="muted">Loading…</p>
