@@ -26,15 +26,15 @@ help: ## List the targets
 
 .PHONY: tools
 tools: ## Build the pinned local control plane (etcd, kube-*, kwok, Flux) into ~/.cache/storefleet
-	$(GO) run ./test/localcluster/cmd/localcluster build
+	$(GO) run ./cmd/localcluster build
 
 .PHONY: forge
 forge: ## Build the local forge (Gitea, for pull-request tests and dev --forge) into ~/.cache/storefleet
-	$(GO) run ./test/localcluster/cmd/localcluster forge
+	$(GO) run ./cmd/localcluster forge
 
 .PHONY: gitops
 gitops: ## Build Flux's kustomize-controller (applies clusters/<env> in the tests) into ~/.cache/storefleet
-	$(GO) run ./test/localcluster/cmd/localcluster gitops
+	$(GO) run ./cmd/localcluster gitops
 
 .PHONY: generate
 generate: ## Regenerate deepcopy code, the Store CRD, the RBAC of operator and API, openapi/openapi.yaml and the dashboard's API types
@@ -88,9 +88,13 @@ run: tools build ## Run the platform on the embedded local cluster (storefleet d
 	./$(BIN) dev
 
 .PHONY: lint
-lint: ## gofmt, go vet, staticcheck and the OpenAPI document through Redocly
+lint: ## gofmt, go vet, no test code in what ships, staticcheck and the OpenAPI document through Redocly
 	@if [ -n "$$(gofmt -l .)" ]; then echo "gofmt needed:"; gofmt -l .; exit 1; fi
 	$(GO) vet ./...
+	@# Code that ships never depends on test code (nor links the testing package).
+	@if $(GO) list -deps ./cmd/storefleet | grep -qx testing; then echo "cmd/storefleet links the testing package"; exit 1; fi
+	@if $(GO) list -f '{{.ImportPath}}: {{join .Imports " "}}' ./... | grep -v '^github.com/storefleet/storefleet/test/' | grep -q 'github.com/storefleet/storefleet/test/'; then \
+		echo "non-test packages import test/..."; exit 1; fi
 	$(STATICCHECK) ./...
 	$(REDOCLY) lint --format=summary openapi/openapi.yaml
 

@@ -7,7 +7,10 @@ import (
 	"io/fs"
 )
 
-//go:embed all:medusa-store all:storefleet
+// The store chart's images/ (the sources of the images it runs, with their
+// node_modules while being built) are not part of the chart.
+//
+//go:embed medusa-store/Chart.yaml medusa-store/values.yaml medusa-store/README.md medusa-store/.helmignore medusa-store/templates all:storefleet
 var files embed.FS
 
 // MedusaStore is the per-store chart's directory tree (Chart.yaml at its root).

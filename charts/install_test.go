@@ -18,7 +18,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
-	"github.com/storefleet/storefleet/test/localcluster"
+	"github.com/storefleet/storefleet/internal/devcluster"
+	"github.com/storefleet/storefleet/test/testenv"
 )
 
 // TestPlatformChartInstallsAndItsRBACSuffices installs the platform chart
@@ -64,7 +65,7 @@ func TestPlatformChartInstallsAndItsRBACSuffices(t *testing.T) {
 
 	// The real operator, as the chart's ServiceAccount.
 	dir := t.TempDir()
-	binary, err := localcluster.BuildStorefleet("..", dir)
+	binary, err := testenv.BuildStorefleet("..", dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +80,7 @@ func TestPlatformChartInstallsAndItsRBACSuffices(t *testing.T) {
 	if err := clientcmd.WriteToFile(*kc, impersonated); err != nil {
 		t.Fatal(err)
 	}
-	port, err := localcluster.FreePort()
+	port, err := devcluster.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +101,7 @@ func TestPlatformChartInstallsAndItsRBACSuffices(t *testing.T) {
 	if err := cluster.Client.Create(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	localcluster.Eventually(t, 90*time.Second, "store Ready, provisioned by the chart's ServiceAccount", func() (bool, error) {
+	testenv.Eventually(t, 90*time.Second, "store Ready, provisioned by the chart's ServiceAccount", func() (bool, error) {
 		err := cluster.Client.Get(ctx, client.ObjectKeyFromObject(s), s)
 		return err == nil && s.Status.Phase == v1alpha1.PhaseReady, err
 	}, func() string {

@@ -19,12 +19,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	"github.com/storefleet/storefleet/test/localcluster"
+	"github.com/storefleet/storefleet/internal/devcluster"
+	"github.com/storefleet/storefleet/test/testenv"
 )
 
-var cluster *localcluster.Cluster
+var cluster *devcluster.Cluster
 
-func TestMain(m *testing.M) { localcluster.Main(m, localcluster.Options{}, &cluster) }
+func TestMain(m *testing.M) { testenv.Main(m, devcluster.Options{}, &cluster) }
 
 func loadPlatformChart(t *testing.T) *chart.Chart {
 	t.Helper()
@@ -119,7 +120,7 @@ func TestPlatformChartRendersAndPassesDryRun(t *testing.T) {
 						t.Errorf("%s: not strict YAML: %v", name, err)
 					}
 				}
-				objs, err := localcluster.DecodeManifests([]byte(files[name]))
+				objs, err := devcluster.DecodeManifests([]byte(files[name]))
 				if err != nil {
 					t.Fatalf("%s: %v", name, err)
 				}
@@ -204,7 +205,7 @@ func TestPlatformRBACIsTheGeneratedOne(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs, err := localcluster.DecodeManifests([]byte(files["storefleet/templates/rbac.yaml"]))
+	objs, err := devcluster.DecodeManifests([]byte(files["storefleet/templates/rbac.yaml"]))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,8 +20,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
+	"github.com/storefleet/storefleet/internal/devcluster"
 	"github.com/storefleet/storefleet/openapi"
-	"github.com/storefleet/storefleet/test/localcluster"
+	"github.com/storefleet/storefleet/test/testenv"
 )
 
 const (
@@ -99,7 +100,7 @@ func benchOwner(index string) string {
 func seedStores(b *testing.B) {
 	cfg := rest.CopyConfig(cluster.Config)
 	cfg.QPS, cfg.Burst = 2000, 4000
-	cl, err := client.New(cfg, client.Options{Scheme: localcluster.Scheme()})
+	cl, err := client.New(cfg, client.Options{Scheme: devcluster.Scheme()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -123,7 +124,7 @@ func seedStores(b *testing.B) {
 	}
 	close(jobs)
 	wg.Wait()
-	localcluster.Eventually(b, time.Minute, "1000 stores in the cache", func() (bool, error) {
+	testenv.Eventually(b, time.Minute, "1000 stores in the cache", func() (bool, error) {
 		l, err := stores.List(context.Background(), "")
 		return len(l) >= benchStores, err
 	})

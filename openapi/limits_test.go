@@ -14,8 +14,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
+	"github.com/storefleet/storefleet/internal/devcluster"
 	"github.com/storefleet/storefleet/openapi"
-	"github.com/storefleet/storefleet/test/localcluster"
 )
 
 // TestQuotaHoldsUnderConcurrencyAcrossReplicas: 50 concurrent creates by one
@@ -25,7 +25,7 @@ func TestQuotaHoldsUnderConcurrencyAcrossReplicas(t *testing.T) {
 	const quota, attempts = 5, 50
 	alice := user(t, "alice")
 	replicaCache := func(t *testing.T) *openapi.StoreCache {
-		c, err := openapi.NewStoreCache(cluster.Config, localcluster.Scheme())
+		c, err := openapi.NewStoreCache(cluster.Config, devcluster.Scheme())
 		if err != nil {
 			t.Fatal(err)
 		}

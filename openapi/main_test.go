@@ -17,15 +17,16 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
+	"github.com/storefleet/storefleet/internal/devcluster"
 	"github.com/storefleet/storefleet/openapi"
-	"github.com/storefleet/storefleet/test/localcluster"
+	"github.com/storefleet/storefleet/test/testenv"
 )
 
 // The API runs against a real API server; no operator runs here, so stores
 // stay Pending unless a test writes their status (the operator's end-to-end
 // path is tested in cmd/storefleet).
 var (
-	cluster *localcluster.Cluster
+	cluster *devcluster.Cluster
 	stores  *openapi.StoreCache
 )
 
@@ -37,7 +38,7 @@ func TestMain(m *testing.M) {
 		var err error
 		sctx, scancel := context.WithTimeout(ctx, 2*time.Minute)
 		defer scancel()
-		if cluster, err = localcluster.Start(sctx, localcluster.Options{}); err != nil {
+		if cluster, err = devcluster.Start(sctx, devcluster.Options{}); err != nil {
 			fmt.Fprintf(os.Stderr, "FAIL: start the local cluster: %v\n", err)
 			return 1
 		}
@@ -51,7 +52,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "FAIL: create %s: %v\n", platformNamespace, err)
 			return 1
 		}
-		if stores, err = openapi.NewStoreCache(cluster.Config, localcluster.Scheme()); err == nil {
+		if stores, err = openapi.NewStoreCache(cluster.Config, devcluster.Scheme()); err == nil {
 			err = stores.Start(ctx)
 		}
 		if err != nil {
@@ -155,7 +156,7 @@ func cleanup(t testing.TB, names ...string) {
 }
 
 func waitGone(t testing.TB, name string) {
-	localcluster.Eventually(t, 10*time.Second, "store "+name+" gone", func() (bool, error) {
+	testenv.Eventually(t, 10*time.Second, "store "+name+" gone", func() (bool, error) {
 		s, err := stores.Get(context.Background(), name)
 		return s == nil, err
 	})

@@ -13,7 +13,7 @@ import (
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
 	"github.com/storefleet/storefleet/openapi"
-	"github.com/storefleet/storefleet/test/localcluster"
+	"github.com/storefleet/storefleet/test/testenv"
 )
 
 func TestCreateGetListStore(t *testing.T) {
@@ -68,7 +68,7 @@ func TestCreateGetListStore(t *testing.T) {
 	if err := cluster.Client.Status().Update(context.Background(), &s); err != nil {
 		t.Fatal(err)
 	}
-	localcluster.Eventually(t, 5*time.Second, "GET shows Ready", func() (bool, error) {
+	testenv.Eventually(t, 5*time.Second, "GET shows Ready", func() (bool, error) {
 		got = decode[openapi.Store](t, api.Get("/api/v1/stores/crud-shop", as(alice)))
 		return got.Phase == "Ready", nil
 	})
@@ -140,7 +140,7 @@ func TestDeleteShowsDeletingAndIsRepeatable(t *testing.T) {
 			t.Fatalf("delete #%d: %d %s", i+1, rec.Code, rec.Body.String())
 		}
 	}
-	localcluster.Eventually(t, 5*time.Second, "GET shows Deleting", func() (bool, error) {
+	testenv.Eventually(t, 5*time.Second, "GET shows Deleting", func() (bool, error) {
 		rec := api.Get("/api/v1/stores/doomed", as(alice))
 		return rec.Code == http.StatusOK && decode[openapi.Store](t, rec).Phase == "Deleting", nil
 	})

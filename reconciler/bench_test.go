@@ -17,8 +17,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
+	"github.com/storefleet/storefleet/internal/devcluster"
 	"github.com/storefleet/storefleet/reconciler"
-	"github.com/storefleet/storefleet/test/localcluster"
 )
 
 // BenchmarkProvisionStores creates N stores at once and measures the time
@@ -136,7 +136,7 @@ func rawApplyFloor(b *testing.B, n, round int) time.Duration {
 		if err != nil {
 			b.Fatal(err)
 		}
-		objs, err := localcluster.DecodeManifests([]byte(manifest))
+		objs, err := devcluster.DecodeManifests([]byte(manifest))
 		if err != nil {
 			b.Fatal(err)
 		}

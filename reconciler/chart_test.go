@@ -17,8 +17,8 @@ import (
 	"github.com/storefleet/storefleet/api/v1alpha1"
 	"github.com/storefleet/storefleet/charts"
 	"github.com/storefleet/storefleet/clusters"
+	"github.com/storefleet/storefleet/internal/devcluster"
 	"github.com/storefleet/storefleet/reconciler"
-	"github.com/storefleet/storefleet/test/localcluster"
 )
 
 func platformFor(t testing.TB, env string) reconciler.Platform {
@@ -59,7 +59,7 @@ func TestChartLintsAndEveryObjectPassesServerSideDryRun(t *testing.T) {
 				if err != nil {
 					t.Fatalf("render: %v", err)
 				}
-				objs, err := localcluster.DecodeManifests([]byte(manifest))
+				objs, err := devcluster.DecodeManifests([]byte(manifest))
 				if err != nil {
 					t.Fatal(err)
 				}

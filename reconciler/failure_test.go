@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
-	"github.com/storefleet/storefleet/test/localcluster"
+	"github.com/storefleet/storefleet/internal/devcluster"
 )
 
 // setPodLabel edits a workload's pod template the way a broken rollout
@@ -42,7 +42,7 @@ func TestCrashLoopIsDiagnosedFailsAndRecoversOnRetry(t *testing.T) {
 	createStore(t, newStore("crash-shop"))
 	waitPhase(t, "crash-shop", v1alpha1.PhaseReady, 90*time.Second)
 
-	setPodLabel(t, "store-crash-shop", "medusa-backend", localcluster.FaultLabel, localcluster.FaultCrashLoop)
+	setPodLabel(t, "store-crash-shop", "medusa-backend", devcluster.FaultLabel, devcluster.FaultCrashLoop)
 	eventually(t, 30*time.Second, "BackendReady False with the pod's CrashLoopBackOff", func() (bool, error) {
 		s := getStore(t, "crash-shop")
 		c := condition(s, v1alpha1.BackendReadyCondition)
@@ -61,7 +61,7 @@ func TestCrashLoopIsDiagnosedFailsAndRecoversOnRetry(t *testing.T) {
 	}
 
 	// Fixed, the store stays Failed until someone asks for a retry.
-	setPodLabel(t, "store-crash-shop", "medusa-backend", localcluster.FaultLabel, "")
+	setPodLabel(t, "store-crash-shop", "medusa-backend", devcluster.FaultLabel, "")
 	time.Sleep(3 * time.Second)
 	if s := getStore(t, "crash-shop"); s.Status.Phase != v1alpha1.PhaseFailed {
 		t.Fatalf("phase %s before retry, want Failed", s.Status.Phase)
@@ -85,7 +85,7 @@ func TestCrashLoopIsDiagnosedFailsAndRecoversOnRetry(t *testing.T) {
 func TestPodThatNeverStartsIsDiagnosed(t *testing.T) {
 	createStore(t, newStore("stuck-shop"))
 	waitPhase(t, "stuck-shop", v1alpha1.PhaseReady, 90*time.Second)
-	setPodLabel(t, "store-stuck-shop", "storefront", localcluster.FaultLabel, localcluster.FaultPending)
+	setPodLabel(t, "store-stuck-shop", "storefront", devcluster.FaultLabel, devcluster.FaultPending)
 	s := waitPhase(t, "stuck-shop", v1alpha1.PhaseFailed, 60*time.Second)
 	if d := s.Status.Diagnosis; d == nil || d.Reason != "StartTimeout" || !strings.Contains(d.Message, "ContainerCreating") {
 		t.Errorf("diagnosis %+v", s.Status.Diagnosis)

@@ -19,7 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
-	"github.com/storefleet/storefleet/test/localcluster"
+	"github.com/storefleet/storefleet/internal/devcluster"
 )
 
 func TestMedusaStoreBecomesReady(t *testing.T) {
@@ -27,7 +27,7 @@ func TestMedusaStoreBecomesReady(t *testing.T) {
 	createStore(t, newStore("ready-shop"))
 
 	// kubectl wait works on a Store, as on any kstatus resource.
-	wait := exec.Command(localcluster.DefaultTools().Bin("kubectl"), "--kubeconfig", cluster.Kubeconfig,
+	wait := exec.Command(devcluster.DefaultTools().Bin("kubectl"), "--kubeconfig", cluster.Kubeconfig,
 		"wait", "--for=condition=Ready", "store/ready-shop", "--timeout=90s")
 	if out, err := wait.CombinedOutput(); err != nil {
 		t.Fatalf("kubectl wait: %v\n%s\noperator log:\n%s", err, out, operator.logTail(30))

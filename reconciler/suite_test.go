@@ -26,11 +26,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
-	"github.com/storefleet/storefleet/test/localcluster"
+	"github.com/storefleet/storefleet/internal/devcluster"
+	"github.com/storefleet/storefleet/test/testenv"
 )
 
 var (
-	cluster *localcluster.Cluster
+	cluster *devcluster.Cluster
 	// binary is the storefleet binary built for this suite.
 	binary string
 	// operatorKubeconfig authenticates as a ServiceAccount bound only to
@@ -41,7 +42,7 @@ var (
 	workdir  string
 )
 
-func TestMain(m *testing.M) { localcluster.ExitMain(run(m)) }
+func TestMain(m *testing.M) { testenv.ExitMain(run(m)) }
 
 func run(m *testing.M) (int, error) {
 	var err error
@@ -55,12 +56,12 @@ func run(m *testing.M) (int, error) {
 			os.RemoveAll(workdir)
 		}
 	}()
-	if binary, err = localcluster.BuildStorefleet("..", workdir); err != nil {
+	if binary, err = testenv.BuildStorefleet("..", workdir); err != nil {
 		return 0, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cluster, err = localcluster.Start(ctx, localcluster.Options{})
+	cluster, err = devcluster.Start(ctx, devcluster.Options{})
 	if err != nil {
 		return 0, err
 	}
@@ -89,7 +90,7 @@ func leastPrivilegeKubeconfig(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	objs, err := localcluster.DecodeManifests(data)
+	objs, err := devcluster.DecodeManifests(data)
 	if err != nil {
 		return "", err
 	}
@@ -141,7 +142,7 @@ type operatorProcess struct {
 // startOperator runs the operator binary with test timings: drift re-checked
 // every second, pods given 5 s to start, 3 attempts before Failed.
 func startOperator(name string, extra ...string) (*operatorProcess, error) {
-	port, err := localcluster.FreePort()
+	port, err := devcluster.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -249,7 +250,7 @@ func (p *operatorProcess) metric(t *testing.T, name string, labels ...string) fl
 // eventually polls cond until it holds; on timeout it shows the operator's log.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, error)) {
 	t.Helper()
-	localcluster.Eventually(t, timeout, what, cond, func() string { return "operator log tail:\n" + operator.logTail(20) })
+	testenv.Eventually(t, timeout, what, cond, func() string { return "operator log tail:\n" + operator.logTail(20) })
 }
 
 func newStore(name string, mutate ...func(*v1alpha1.Store)) *v1alpha1.Store {

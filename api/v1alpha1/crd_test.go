@@ -17,12 +17,13 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
-	"github.com/storefleet/storefleet/test/localcluster"
+	"github.com/storefleet/storefleet/internal/devcluster"
+	"github.com/storefleet/storefleet/test/testenv"
 )
 
-var cluster *localcluster.Cluster
+var cluster *devcluster.Cluster
 
-func TestMain(m *testing.M) { localcluster.Main(m, localcluster.Options{}, &cluster) }
+func TestMain(m *testing.M) { testenv.Main(m, devcluster.Options{}, &cluster) }
 
 func store(name, engine, owner string) *v1alpha1.Store {
 	return &v1alpha1.Store{

@@ -19,7 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
-	"github.com/storefleet/storefleet/test/localcluster"
+	"github.com/storefleet/storefleet/internal/devcluster"
 )
 
 func runDev(args []string) error {
@@ -44,7 +44,7 @@ func runDev(args []string) error {
 		return err
 	}
 	if *withRedis && op.redisURL == "" {
-		redis, err := localcluster.StartRedis(0)
+		redis, err := devcluster.StartRedis(0)
 		if err != nil {
 			return err
 		}
@@ -67,7 +67,7 @@ func runDev(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	tools := localcluster.DefaultTools()
+	tools := devcluster.DefaultTools()
 	var cfg *rest.Config
 	var kubeconfig, logDir string
 	if op.kubeconfig != "" {
@@ -82,7 +82,7 @@ func runDev(args []string) error {
 		if err != nil {
 			return err
 		}
-		if err := localcluster.InstallCRDs(ctx, cl, v1alpha1.CRDManifest); err != nil {
+		if err := devcluster.InstallCRDs(ctx, cl, v1alpha1.CRDManifest); err != nil {
 			return fmt.Errorf("install the Store CRD: %w", err)
 		}
 		kubeconfig, logDir = op.kubeconfig, *workdir
@@ -94,11 +94,11 @@ func runDev(args []string) error {
 	} else {
 		if missing := tools.Missing(); len(missing) > 0 {
 			fmt.Printf("First run: building the local control plane into %s\n(about 30 minutes on 2 cores with empty Go caches; later runs start in seconds)\n", tools.Dir)
-			if _, err := localcluster.Build(ctx, os.Stdout); err != nil {
+			if _, err := devcluster.Build(ctx, os.Stdout); err != nil {
 				return err
 			}
 		}
-		cluster, err := localcluster.Start(ctx, localcluster.Options{Workdir: *workdir, Flux: *flux, Log: os.Stdout})
+		cluster, err := devcluster.Start(ctx, devcluster.Options{Workdir: *workdir, Flux: *flux, Log: os.Stdout})
 		if err != nil {
 			return err
 		}
@@ -111,7 +111,7 @@ func runDev(args []string) error {
 		cfg, kubeconfig, logDir = cluster.Config, cluster.Kubeconfig, cluster.Workdir
 	}
 
-	metricsPort, err := localcluster.FreePort()
+	metricsPort, err := devcluster.FreePort()
 	if err != nil {
 		return err
 	}
@@ -124,7 +124,7 @@ func runDev(args []string) error {
 		return err
 	}
 	if *flux {
-		chartPort, err := localcluster.FreePort()
+		chartPort, err := devcluster.FreePort()
 		if err != nil {
 			return err
 		}

@@ -10,15 +10,15 @@ import (
 	"time"
 
 	"github.com/storefleet/storefleet/gitsync"
-	"github.com/storefleet/storefleet/test/gitserver"
-	"github.com/storefleet/storefleet/test/localcluster"
+	"github.com/storefleet/storefleet/internal/devcluster"
+	"github.com/storefleet/storefleet/internal/gitserver"
 )
 
 // devRepo is the stores repo `storefleet dev` provides: a bare repository
 // served over smart HTTP, or a local Gitea with --forge.
 type devRepo struct {
 	server *gitserver.Server
-	forge  *localcluster.Gitea
+	forge  *devcluster.Gitea
 }
 
 func (r *devRepo) stop() {
@@ -53,7 +53,7 @@ func setupDevGit(ctx context.Context, g *gitFlags, op *operatorFlags, api *apiFl
 	if g.url != "" {
 		return repo, nil
 	}
-	port, err := localcluster.FreePort()
+	port, err := devcluster.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +70,7 @@ func setupDevGit(ctx context.Context, g *gitFlags, op *operatorFlags, api *apiFl
 
 	if withForge {
 		fmt.Println("Starting the local forge (Gitea) ...")
-		forge, err := localcluster.StartGitea(ctx, filepath.Join(dir, "forge"), os.Stdout)
+		forge, err := devcluster.StartGitea(ctx, filepath.Join(dir, "forge"), os.Stdout)
 		if err != nil {
 			return nil, err
 		}

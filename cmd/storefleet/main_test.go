@@ -21,7 +21,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
-	"github.com/storefleet/storefleet/test/localcluster"
+	"github.com/storefleet/storefleet/internal/devcluster"
+	"github.com/storefleet/storefleet/test/testenv"
 )
 
 var binary string
@@ -32,7 +33,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	if binary, err = localcluster.BuildStorefleet("../..", dir); err != nil {
+	if binary, err = testenv.BuildStorefleet("../..", dir); err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
 		os.Exit(1)
 	}
@@ -110,7 +111,7 @@ func testDev(t *testing.T, args []string, mode string) {
 	external := len(args) > 0 && args[0] == "--kubeconfig"
 	if external {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		existing, err := localcluster.Start(ctx, localcluster.Options{})
+		existing, err := devcluster.Start(ctx, devcluster.Options{})
 		cancel()
 		if err != nil {
 			t.Fatal(err)
@@ -119,7 +120,7 @@ func testDev(t *testing.T, args []string, mode string) {
 		wantKubeconfig = existing.Kubeconfig
 		args = []string{"--kubeconfig", existing.Kubeconfig}
 	}
-	dev, err := localcluster.StartDev(binary, workdir, args...)
+	dev, err := testenv.StartDev(binary, workdir, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +137,7 @@ func testDev(t *testing.T, args []string, mode string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.New(cfg, client.Options{Scheme: localcluster.Scheme()})
+	c, err := client.New(cfg, client.Options{Scheme: devcluster.Scheme()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +166,7 @@ func testDev(t *testing.T, args []string, mode string) {
 		t.Fatalf("create through the API: %d %v", code, body)
 	}
 	var got map[string]any
-	localcluster.Eventually(t, 60*time.Second, "the demo store Ready through the API", func() (bool, error) {
+	testenv.Eventually(t, 60*time.Second, "the demo store Ready through the API", func() (bool, error) {
 		code, body := call(http.MethodGet, "/api/v1/stores/demo", "")
 		got = body
 		return code == http.StatusOK && body["phase"] == "Ready", nil
@@ -196,14 +197,14 @@ func testDev(t *testing.T, args []string, mode string) {
 	if code, body := call(http.MethodDelete, "/api/v1/stores/demo", ""); code != http.StatusAccepted || body["phase"] != "Deleting" {
 		t.Fatalf("delete through the API: %d %v", code, body)
 	}
-	localcluster.Eventually(t, 60*time.Second, "the demo store and its namespace gone", func() (bool, error) {
+	testenv.Eventually(t, 60*time.Second, "the demo store and its namespace gone", func() (bool, error) {
 		code, _ := call(http.MethodGet, "/api/v1/stores/demo", "")
 		var ns corev1.Namespace
 		err := c.Get(ctx, client.ObjectKey{Name: "store-demo"}, &ns)
 		return code == http.StatusNotFound && apierrors.IsNotFound(err), nil
 	})
 
-	pids := localcluster.WorkdirPIDs(workdir)
+	pids := devcluster.WorkdirPIDs(workdir)
 	if len(pids) < 5 && !external {
 		t.Fatalf("expected the control plane's pid files in the workdir, found %d", len(pids))
 	}
@@ -211,7 +212,7 @@ func testDev(t *testing.T, args []string, mode string) {
 		t.Fatal(err)
 	}
 	for _, pid := range pids {
-		if localcluster.Alive(pid) {
+		if devcluster.Alive(pid) {
 			t.Errorf("process %d still running after storefleet dev stopped", pid)
 		}
 	}

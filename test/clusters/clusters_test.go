@@ -27,8 +27,9 @@ import (
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
 	"github.com/storefleet/storefleet/clusters"
-	"github.com/storefleet/storefleet/test/gitserver"
-	"github.com/storefleet/storefleet/test/localcluster"
+	"github.com/storefleet/storefleet/internal/devcluster"
+	"github.com/storefleet/storefleet/internal/gitserver"
+	"github.com/storefleet/storefleet/test/testenv"
 )
 
 const repoRoot = "../.."
@@ -49,7 +50,7 @@ func testEnvironment(t *testing.T, env string) {
 	ctx := context.Background()
 	startCtx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
-	cluster, err := localcluster.Start(startCtx, localcluster.Options{Flux: true})
+	cluster, err := devcluster.Start(startCtx, devcluster.Options{Flux: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,10 +100,10 @@ func testEnvironment(t *testing.T, env string) {
 			StringData: map[string]string{"username": "flux", "password": "read-only-token"}})
 	}
 	// What `flux bootstrap git --path=clusters/<env>` leaves in the cluster.
-	mustCreate(t, c, object(gitRepositoryGVK, "flux-system", localcluster.FluxNamespace, map[string]any{
+	mustCreate(t, c, object(gitRepositoryGVK, "flux-system", devcluster.FluxNamespace, map[string]any{
 		"interval": "1m", "url": platformURL, "ref": map[string]any{"branch": "main"},
 	}))
-	mustCreate(t, c, object(kustomizationGVK, "flux-system", localcluster.FluxNamespace, map[string]any{
+	mustCreate(t, c, object(kustomizationGVK, "flux-system", devcluster.FluxNamespace, map[string]any{
 		"interval": "10m", "path": "./clusters/" + env, "prune": true,
 		"sourceRef": map[string]any{"kind": "GitRepository", "name": "flux-system"},
 	}))
@@ -128,11 +129,11 @@ func testEnvironment(t *testing.T, env string) {
 			return fmt.Sprintf("%s %s/%s conditions: %v\n%s", gvk.Kind, ns, name, conds, cluster.LogTail("kustomize-controller", "helm-controller", "source-controller"))
 		}
 	}
-	localcluster.Eventually(t, 3*time.Minute, "the flux-system Kustomization (clusters/"+env+") Ready",
-		ready(kustomizationGVK, localcluster.FluxNamespace, "flux-system"), describe(kustomizationGVK, localcluster.FluxNamespace, "flux-system"))
-	localcluster.Eventually(t, 4*time.Minute, "the platform HelmRelease Ready",
+	testenv.Eventually(t, 3*time.Minute, "the flux-system Kustomization (clusters/"+env+") Ready",
+		ready(kustomizationGVK, devcluster.FluxNamespace, "flux-system"), describe(kustomizationGVK, devcluster.FluxNamespace, "flux-system"))
+	testenv.Eventually(t, 4*time.Minute, "the platform HelmRelease Ready",
 		ready(helmReleaseGVK, "storefleet-system", "storefleet"), describe(helmReleaseGVK, "storefleet-system", "storefleet"))
-	localcluster.Eventually(t, 3*time.Minute, "the stores Kustomization Ready",
+	testenv.Eventually(t, 3*time.Minute, "the stores Kustomization Ready",
 		ready(kustomizationGVK, "storefleet-system", "stores"), describe(kustomizationGVK, "storefleet-system", "stores"))
 
 	// The platform as the environment's values say.
@@ -174,7 +175,7 @@ func testEnvironment(t *testing.T, env string) {
 		t.Fatal(err)
 	}
 	requestReconcile(t, c, gitRepositoryGVK, "storefleet-system", "stores")
-	localcluster.Eventually(t, 2*time.Minute, "flux-other pruned", func() (bool, error) {
+	testenv.Eventually(t, 2*time.Minute, "flux-other pruned", func() (bool, error) {
 		requestReconcile(t, c, kustomizationGVK, "storefleet-system", "stores")
 		err := c.Get(ctx, client.ObjectKey{Name: "flux-other"}, &v1alpha1.Store{})
 		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)

@@ -13,7 +13,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/storefleet/storefleet/test/localcluster"
+	"github.com/storefleet/storefleet/internal/devcluster"
+	"github.com/storefleet/storefleet/test/testenv"
 )
 
 const moduleRoot = "../.."
@@ -45,7 +46,7 @@ func prerequisites(t *testing.T) (chromium, node string) {
 
 func TestDashboardInChromium(t *testing.T) {
 	chromium, node := prerequisites(t)
-	binary, err := localcluster.BuildStorefleet(moduleRoot, t.TempDir())
+	binary, err := testenv.BuildStorefleet(moduleRoot, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +62,7 @@ func TestDashboardInChromium(t *testing.T) {
 
 func testDashboard(t *testing.T, binary, chromium, node, intent string, screenshots []string, args ...string) {
 	workdir := t.TempDir()
-	dev, err := localcluster.StartDev(binary, workdir, args...)
+	dev, err := testenv.StartDev(binary, workdir, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,12 +98,12 @@ func testDashboard(t *testing.T, binary, chromium, node, intent string, screensh
 		}
 	}
 
-	pids := localcluster.WorkdirPIDs(workdir)
+	pids := devcluster.WorkdirPIDs(workdir)
 	if err := dev.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	for _, pid := range pids {
-		if localcluster.Alive(pid) {
+		if devcluster.Alive(pid) {
 			t.Errorf("process %d still running after storefleet dev stopped", pid)
 		}
 	}

@@ -15,8 +15,9 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
+	"github.com/storefleet/storefleet/internal/devcluster"
 	"github.com/storefleet/storefleet/openapi"
-	"github.com/storefleet/storefleet/test/localcluster"
+	"github.com/storefleet/storefleet/test/testenv"
 )
 
 func createStore(t testing.TB, base, user, name string) {
@@ -229,18 +230,18 @@ func TestRedisOutage(t *testing.T) {
 	if resp, err := http.Get(withRedis.URL + "/healthz"); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("API down during the Redis outage: %v", err)
 	}
-	localcluster.Eventually(t, 30*time.Second, "dropped events counted", func() (bool, error) {
+	testenv.Eventually(t, 30*time.Second, "dropped events counted", func() (bool, error) {
 		return metric(t, "storefleet_events_dropped_total") > 0, nil
 	})
 
 	// Redis back on the same port: the operator publishes again.
 	var err error
-	if redis, err = localcluster.StartRedis(redis.Port); err != nil {
+	if redis, err = devcluster.StartRedis(redis.Port); err != nil {
 		t.Fatal(err)
 	}
 	published := metric(t, "storefleet_events_published_total")
 	createStore(t, withRedis.URL, "carol", "after-outage")
-	localcluster.Eventually(t, 60*time.Second, "publishing resumed", func() (bool, error) {
+	testenv.Eventually(t, 60*time.Second, "publishing resumed", func() (bool, error) {
 		return metric(t, "storefleet_events_published_total") >= published+7, nil
 	})
 }
@@ -336,7 +337,7 @@ func TestManyConcurrentStreams(t *testing.T) {
 	if got != clients {
 		t.Fatalf("%d of %d clients saw the store Ready", got, clients)
 	}
-	localcluster.Eventually(t, 10*time.Second, "goroutines back to baseline", func() (bool, error) {
+	testenv.Eventually(t, 10*time.Second, "goroutines back to baseline", func() (bool, error) {
 		runtime.GC()
 		return runtime.NumGoroutine() <= baseGoroutines+10, nil
 	}, func() string {

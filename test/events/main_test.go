@@ -17,14 +17,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/storefleet/storefleet/internal/devcluster"
 	"github.com/storefleet/storefleet/openapi"
-	"github.com/storefleet/storefleet/test/localcluster"
+	"github.com/storefleet/storefleet/test/testenv"
 )
 
 var (
-	cluster      *localcluster.Cluster
+	cluster      *devcluster.Cluster
 	workdir      string
-	redis        *localcluster.Redis
+	redis        *devcluster.Redis
 	operatorLog  string
 	metricsURL   string
 	withRedis    *httptest.Server // API reading Redis
@@ -32,15 +33,15 @@ var (
 	stores       *openapi.StoreCache
 )
 
-func TestMain(m *testing.M) { localcluster.ExitMain(run(m)) }
+func TestMain(m *testing.M) { testenv.ExitMain(run(m)) }
 
 func run(m *testing.M) (int, error) {
 	var err error
 	var binary string
-	if workdir, binary, err = localcluster.TestBinary("../..", "storefleet-events-test-"); err != nil {
+	if workdir, binary, err = testenv.TestBinary("../..", "storefleet-events-test-"); err != nil {
 		return 0, err
 	}
-	if redis, err = localcluster.StartRedis(0); err != nil {
+	if redis, err = devcluster.StartRedis(0); err != nil {
 		return 0, err
 	}
 	defer func() { redis.Stop() }()
@@ -48,19 +49,19 @@ func run(m *testing.M) (int, error) {
 	defer cancel()
 	sctx, scancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer scancel()
-	if cluster, err = localcluster.Start(sctx, localcluster.Options{}); err != nil {
+	if cluster, err = devcluster.Start(sctx, devcluster.Options{}); err != nil {
 		return 0, err
 	}
 	defer cluster.Stop()
 	if err := cluster.Client.Create(sctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "storefleet-system"}}); err != nil {
 		return 0, err
 	}
-	port, err := localcluster.FreePort()
+	port, err := devcluster.FreePort()
 	if err != nil {
 		return 0, err
 	}
 	metricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
-	op, err := localcluster.StartOperator(binary, cluster, workdir, "--redis-url", redis.URL(),
+	op, err := testenv.StartOperator(binary, cluster, workdir, "--redis-url", redis.URL(),
 		"--metrics-addr", fmt.Sprintf("127.0.0.1:%d", port), "--workers", "8")
 	if err != nil {
 		return 0, err
@@ -68,7 +69,7 @@ func run(m *testing.M) (int, error) {
 	defer op.Stop()
 	operatorLog = op.Log
 
-	if stores, err = openapi.NewStoreCache(cluster.Config, localcluster.Scheme()); err != nil {
+	if stores, err = openapi.NewStoreCache(cluster.Config, devcluster.Scheme()); err != nil {
 		return 0, err
 	}
 	if err := stores.Start(ctx); err != nil {

@@ -27,7 +27,7 @@ import (
 	"github.com/storefleet/storefleet/api/v1alpha1"
 	"github.com/storefleet/storefleet/clusters"
 	"github.com/storefleet/storefleet/reconciler"
-	"github.com/storefleet/storefleet/test/localcluster"
+	"github.com/storefleet/storefleet/test/testenv"
 )
 
 // BenchmarkFluxDelivery: N stores created at once in Flux mode, in Helm SDK
@@ -104,7 +104,7 @@ func storesThrough(b *testing.B, n, round int, mode v1alpha1.DeliveryMode) {
 			b.Fatal(err)
 		}
 	}
-	localcluster.Eventually(b, 15*time.Minute, fmt.Sprintf("%d %s stores Ready", n, mode), func() (bool, error) {
+	testenv.Eventually(b, 15*time.Minute, fmt.Sprintf("%d %s stores Ready", n, mode), func() (bool, error) {
 		var l v1alpha1.StoreList
 		if err := cluster.Client.List(ctx, &l); err != nil {
 			return false, err
@@ -121,7 +121,7 @@ func storesThrough(b *testing.B, n, round int, mode v1alpha1.DeliveryMode) {
 	for _, name := range names {
 		_ = cluster.Client.Delete(ctx, &v1alpha1.Store{ObjectMeta: metav1.ObjectMeta{Name: name}})
 	}
-	localcluster.Eventually(b, 15*time.Minute, "bench stores deleted", func() (bool, error) {
+	testenv.Eventually(b, 15*time.Minute, "bench stores deleted", func() (bool, error) {
 		var l v1alpha1.StoreList
 		err := cluster.Client.List(ctx, &l)
 		return err == nil && countPrefix(l.Items, "bench-") == 0, err
@@ -190,7 +190,7 @@ func bareHelmReleases(b *testing.B, n, round int) {
 			b.Fatal(err)
 		}
 	}
-	localcluster.Eventually(b, 15*time.Minute, fmt.Sprintf("%d bare HelmReleases Ready", n), func() (bool, error) {
+	testenv.Eventually(b, 15*time.Minute, fmt.Sprintf("%d bare HelmReleases Ready", n), func() (bool, error) {
 		var l helmv2.HelmReleaseList
 		if err := cluster.Client.List(ctx, &l, client.InNamespace(platformNamespace)); err != nil {
 			return false, err
@@ -208,7 +208,7 @@ func bareHelmReleases(b *testing.B, n, round int) {
 	for _, name := range names {
 		_ = cluster.Client.Delete(ctx, &helmv2.HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: platformNamespace}})
 	}
-	localcluster.Eventually(b, 10*time.Minute, "bare HelmReleases uninstalled", func() (bool, error) {
+	testenv.Eventually(b, 10*time.Minute, "bare HelmReleases uninstalled", func() (bool, error) {
 		var l helmv2.HelmReleaseList
 		err := cluster.Client.List(ctx, &l, client.InNamespace(platformNamespace))
 		left := 0

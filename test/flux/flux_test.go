@@ -19,7 +19,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
-	"github.com/storefleet/storefleet/test/localcluster"
+	"github.com/storefleet/storefleet/internal/devcluster"
+	"github.com/storefleet/storefleet/test/testenv"
 )
 
 var fluxOnce sync.Once
@@ -65,7 +66,7 @@ func getStore(t *testing.T, name string) *v1alpha1.Store {
 func waitReady(t *testing.T, name string, timeout time.Duration) *v1alpha1.Store {
 	t.Helper()
 	var s v1alpha1.Store
-	localcluster.Eventually(t, timeout, "store "+name+" Ready", func() (bool, error) {
+	testenv.Eventually(t, timeout, "store "+name+" Ready", func() (bool, error) {
 		err := cluster.Client.Get(context.Background(), client.ObjectKey{Name: name}, &s)
 		return err == nil && s.Status.Phase == v1alpha1.PhaseReady && s.Status.ObservedGeneration == s.Generation, err
 	}, func() string { return fmt.Sprintf("status: %+v\noperator log:\n%s", s.Status.Conditions, tail(opLog)) })
@@ -85,7 +86,7 @@ func condition(s *v1alpha1.Store, t string) *metav1.Condition {
 
 func kubectl(t *testing.T, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(localcluster.DefaultTools().Bin("kubectl"), append([]string{"--kubeconfig", cluster.Kubeconfig}, args...)...)
+	cmd := exec.Command(devcluster.DefaultTools().Bin("kubectl"), append([]string{"--kubeconfig", cluster.Kubeconfig}, args...)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("kubectl %v: %v\n%s", args, err, out)
@@ -157,7 +158,7 @@ func TestMissingChartVersionShowsFluxsMessage(t *testing.T) {
 	createStore(t, "bad-version", func(s *v1alpha1.Store) { s.Spec.ChartVersion = "9.9.9" })
 	var s v1alpha1.Store
 	var hrMsg string
-	localcluster.Eventually(t, 90*time.Second, "HelmInstalled False with Flux's message", func() (bool, error) {
+	testenv.Eventually(t, 90*time.Second, "HelmInstalled False with Flux's message", func() (bool, error) {
 		if err := cluster.Client.Get(context.Background(), client.ObjectKey{Name: "bad-version"}, &s); err != nil {
 			return false, err
 		}
@@ -215,7 +216,7 @@ func TestCredentialsStayOutOfValuesAndAcrossUpgrades(t *testing.T) {
 	if err := cluster.Client.Patch(ctx, s, patch); err != nil {
 		t.Fatal(err)
 	}
-	localcluster.Eventually(t, 120*time.Second, "upgrade to revision 2 through Flux", func() (bool, error) {
+	testenv.Eventually(t, 120*time.Second, "upgrade to revision 2 through Flux", func() (bool, error) {
 		s = getStore(t, "creds")
 		return s.Status.Release != nil && s.Status.Release.Revision == 2 && s.Status.Phase == v1alpha1.PhaseReady && s.Status.ObservedGeneration == s.Generation, nil
 	}, func() string { return fmt.Sprintf("%+v %+v", s.Status.Release, s.Status.Conditions) })
@@ -254,7 +255,7 @@ func TestHandOverKeepsTheRelease(t *testing.T) {
 		if err := cluster.Client.Patch(ctx, s, patch); err != nil {
 			t.Fatal(err)
 		}
-		localcluster.Eventually(t, 120*time.Second, "store moved to "+string(to), func() (bool, error) {
+		testenv.Eventually(t, 120*time.Second, "store moved to "+string(to), func() (bool, error) {
 			s = getStore(t, "moving")
 			r := s.Status.Release
 			return r != nil && r.Mode == to && r.Revision > revision && s.Status.Phase == v1alpha1.PhaseReady, nil
@@ -286,7 +287,7 @@ func TestDeletionUninstallsThroughFlux(t *testing.T) {
 	if err := cluster.Client.Delete(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	localcluster.Eventually(t, 120*time.Second, "store, HelmRelease and namespace gone", func() (bool, error) {
+	testenv.Eventually(t, 120*time.Second, "store, HelmRelease and namespace gone", func() (bool, error) {
 		err1 := cluster.Client.Get(ctx, client.ObjectKey{Name: "doomed"}, &v1alpha1.Store{})
 		_, err2 := helmRelease(t, "doomed")
 		err3 := cluster.Client.Get(ctx, client.ObjectKey{Name: "store-doomed"}, &corev1.Namespace{})
@@ -315,14 +316,14 @@ func TestHelmControllerDownIsReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	createStore(t, "orphan")
-	localcluster.Eventually(t, 60*time.Second, "HelmInstalled asks about helm-controller", func() (bool, error) {
+	testenv.Eventually(t, 60*time.Second, "HelmInstalled asks about helm-controller", func() (bool, error) {
 		c := condition(getStore(t, "orphan"), v1alpha1.HelmInstalledCondition)
 		return c != nil && c.Status == metav1.ConditionFalse && strings.Contains(c.Message, "is helm-controller running?"), nil
 	})
 	if err := cluster.Client.Delete(ctx, &v1alpha1.Store{ObjectMeta: metav1.ObjectMeta{Name: "lonely"}}); err != nil {
 		t.Fatal(err)
 	}
-	localcluster.Eventually(t, 60*time.Second, "deletion asks about helm-controller", func() (bool, error) {
+	testenv.Eventually(t, 60*time.Second, "deletion asks about helm-controller", func() (bool, error) {
 		s := getStore(t, "lonely")
 		c := condition(s, v1alpha1.ReadyCondition)
 		return s.Status.Phase == v1alpha1.PhaseDeleting && c != nil && strings.Contains(c.Message, "is helm-controller running?"), nil

@@ -16,13 +16,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/storefleet/storefleet/test/localcluster"
+	"github.com/storefleet/storefleet/internal/devcluster"
+	"github.com/storefleet/storefleet/test/testenv"
 )
 
 const platformNamespace = "storefleet-system"
 
 var (
-	cluster  *localcluster.Cluster
+	cluster  *devcluster.Cluster
 	workdir  string
 	operator *exec.Cmd
 	opLog    string
@@ -30,17 +31,17 @@ var (
 	chartURL string
 )
 
-func TestMain(m *testing.M) { localcluster.ExitMain(run(m)) }
+func TestMain(m *testing.M) { testenv.ExitMain(run(m)) }
 
 func run(m *testing.M) (int, error) {
 	var err error
 	var binary string
-	if workdir, binary, err = localcluster.TestBinary("../..", "storefleet-flux-test-"); err != nil {
+	if workdir, binary, err = testenv.TestBinary("../..", "storefleet-flux-test-"); err != nil {
 		return 0, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if cluster, err = localcluster.Start(ctx, localcluster.Options{}); err != nil {
+	if cluster, err = devcluster.Start(ctx, devcluster.Options{}); err != nil {
 		return 0, err
 	}
 	defer cluster.Stop()
@@ -49,13 +50,13 @@ func run(m *testing.M) (int, error) {
 	}
 	ports := make([]int, 2)
 	for i := range ports {
-		if ports[i], err = localcluster.FreePort(); err != nil {
+		if ports[i], err = devcluster.FreePort(); err != nil {
 			return 0, err
 		}
 	}
 	chartAddr := fmt.Sprintf("127.0.0.1:%d", ports[1])
 	chartURL = "http://" + chartAddr
-	op, err := localcluster.StartOperator(binary, cluster, workdir,
+	op, err := testenv.StartOperator(binary, cluster, workdir,
 		"--delivery", "auto",
 		"--flux-namespace", platformNamespace,
 		"--chart-addr", chartAddr, "--chart-url", "http://"+chartAddr,

@@ -11,7 +11,7 @@ import (
 
 	"github.com/storefleet/storefleet/gitsync"
 	"github.com/storefleet/storefleet/openapi"
-	"github.com/storefleet/storefleet/test/localcluster"
+	"github.com/storefleet/storefleet/test/testenv"
 )
 
 // BenchmarkGitIntentToReady measures the time from an API POST to the store
@@ -55,7 +55,7 @@ func measure(b *testing.B, api, prefix string, n, wantStatus int) []time.Duratio
 			b.Fatalf("create %s: %d %s", name, status, body)
 		}
 		var got openapi.Store
-		localcluster.Eventually(b, 2*time.Minute, name+" Ready", func() (bool, error) {
+		testenv.Eventually(b, 2*time.Minute, name+" Ready", func() (bool, error) {
 			call(b, http.MethodGet, api+"/api/v1/stores/"+name, "bench", "", &got)
 			return got.Phase == "Ready", nil
 		})

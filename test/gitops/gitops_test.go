@@ -18,9 +18,9 @@ import (
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
 	"github.com/storefleet/storefleet/gitsync"
+	"github.com/storefleet/storefleet/internal/gitserver"
 	"github.com/storefleet/storefleet/openapi"
-	"github.com/storefleet/storefleet/test/gitserver"
-	"github.com/storefleet/storefleet/test/localcluster"
+	"github.com/storefleet/storefleet/test/testenv"
 )
 
 // An API create in git mode is a commit with the manifest and trailers; the
@@ -56,7 +56,7 @@ func TestGitIntentEndToEnd(t *testing.T) {
 
 	// Synced by the operator's reader on the webhook, provisioned to Ready.
 	var got openapi.Store
-	localcluster.Eventually(t, 90*time.Second, "the store to be Ready through the API", func() (bool, error) {
+	testenv.Eventually(t, 90*time.Second, "the store to be Ready through the API", func() (bool, error) {
 		call(t, http.MethodGet, api.URL+"/api/v1/stores/"+name, "alice", "", &got)
 		return got.Phase == "Ready", nil
 	})
@@ -82,7 +82,7 @@ func TestGitIntentEndToEnd(t *testing.T) {
 
 	// The reader's status through the API.
 	var sync openapi.GitSync
-	localcluster.Eventually(t, 10*time.Second, "the reader's status to show the head", func() (bool, error) {
+	testenv.Eventually(t, 10*time.Second, "the reader's status to show the head", func() (bool, error) {
 		call(t, http.MethodGet, api.URL+"/api/v1/gitsync", "alice", "", &sync)
 		return sync.Commit == bareGit(t, "stores", "rev-parse", "main"), nil
 	})
@@ -100,9 +100,9 @@ func TestGitIntentEndToEnd(t *testing.T) {
 	if !strings.Contains(bareGit(t, "stores", "log", "-1", "--format=%B", "main"), "storefleet: remove store "+name) {
 		t.Fatalf("no removal commit")
 	}
-	localcluster.Eventually(t, 120*time.Second, "the store to be deleted from the cluster", func() (bool, error) { return liveStore(t, name) == nil, nil })
+	testenv.Eventually(t, 120*time.Second, "the store to be deleted from the cluster", func() (bool, error) { return liveStore(t, name) == nil, nil })
 	// The API reads from its cache, which follows the cluster moments later.
-	localcluster.Eventually(t, 10*time.Second, "the deleted store to answer 404", func() (bool, error) {
+	testenv.Eventually(t, 10*time.Second, "the deleted store to answer 404", func() (bool, error) {
 		status, _ := call(t, http.MethodGet, api.URL+"/api/v1/stores/"+name, "alice", "", nil)
 		return status == http.StatusNotFound, nil
 	})
@@ -164,7 +164,7 @@ func TestPushRace(t *testing.T) {
 	// with the API's however loaded the machine is.
 	for wave := range 4 {
 		before := landed()
-		localcluster.Eventually(t, 60*time.Second, "another commit by the other writers", func() (bool, error) { return landed() > before, nil })
+		testenv.Eventually(t, 60*time.Second, "another commit by the other writers", func() (bool, error) { return landed() > before, nil })
 		for i := wave * 5; i < wave*5+5; i++ {
 			cw.Add(1)
 			go func() {
@@ -342,7 +342,7 @@ func TestReaderSafety(t *testing.T) {
 	if st.Error != "" || !slices.Equal(st.Pruned, []string{"safe-6"}) {
 		t.Fatalf("one removal: pruned %v, error %q", st.Pruned, st.Error)
 	}
-	localcluster.Eventually(t, 60*time.Second, "safe-6 to be gone", func() (bool, error) { return liveStore(t, "safe-6") == nil, nil })
+	testenv.Eventually(t, 60*time.Second, "safe-6 to be gone", func() (bool, error) { return liveStore(t, "safe-6") == nil, nil })
 	if count() != 5 || liveStore(t, "hand-made") == nil {
 		t.Fatalf("%d synced stores left, hand-made present: %v", count(), liveStore(t, "hand-made") != nil)
 	}

@@ -21,9 +21,10 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/storefleet/storefleet/gitsync"
+	"github.com/storefleet/storefleet/internal/devcluster"
+	"github.com/storefleet/storefleet/internal/gitserver"
 	"github.com/storefleet/storefleet/openapi"
-	"github.com/storefleet/storefleet/test/gitserver"
-	"github.com/storefleet/storefleet/test/localcluster"
+	"github.com/storefleet/storefleet/test/testenv"
 )
 
 const (
@@ -32,21 +33,21 @@ const (
 )
 
 var (
-	cluster    *localcluster.Cluster
+	cluster    *devcluster.Cluster
 	workdir    string
 	git        *gitserver.Server
 	storesURL  string // the operator's reader syncs this repo
 	webhookURL string // the operator's webhook
-	forge      *localcluster.Gitea
+	forge      *devcluster.Gitea
 	stores     *openapi.StoreCache
 )
 
-func TestMain(m *testing.M) { localcluster.ExitMain(run(m)) }
+func TestMain(m *testing.M) { testenv.ExitMain(run(m)) }
 
 func run(m *testing.M) (int, error) {
 	var err error
 	var binary string
-	if workdir, binary, err = localcluster.TestBinary("../..", "storefleet-gitops-test-"); err != nil {
+	if workdir, binary, err = testenv.TestBinary("../..", "storefleet-gitops-test-"); err != nil {
 		return 0, err
 	}
 	ctrl.SetLogger(logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
@@ -54,13 +55,13 @@ func run(m *testing.M) (int, error) {
 	defer cancel()
 	// The forge first: its one-time build is CPU-bound and would slow the
 	// cluster's start.
-	if forge, err = localcluster.StartGitea(ctx, filepath.Join(workdir, "forge"), os.Stdout); err != nil {
+	if forge, err = devcluster.StartGitea(ctx, filepath.Join(workdir, "forge"), os.Stdout); err != nil {
 		return 0, fmt.Errorf("start gitea: %w", err)
 	}
 	defer forge.Stop()
 	sctx, scancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer scancel()
-	if cluster, err = localcluster.Start(sctx, localcluster.Options{}); err != nil {
+	if cluster, err = devcluster.Start(sctx, devcluster.Options{}); err != nil {
 		return 0, err
 	}
 	defer cluster.Stop()
@@ -77,7 +78,7 @@ func run(m *testing.M) (int, error) {
 	if _, err := git.Commit("stores", "main", "Start the stores repo", map[string][]byte{"README.md": []byte("# Stores\n")}); err != nil {
 		return 0, err
 	}
-	port, err := localcluster.FreePort()
+	port, err := devcluster.FreePort()
 	if err != nil {
 		return 0, err
 	}
@@ -87,7 +88,7 @@ func run(m *testing.M) (int, error) {
 	if err := os.WriteFile(secretFile, []byte(secret), 0o600); err != nil {
 		return 0, err
 	}
-	op, err := localcluster.StartOperator(binary, cluster, workdir,
+	op, err := testenv.StartOperator(binary, cluster, workdir,
 		"--metrics-addr", "0", "--workers", "8", "--flux-namespace", namespace,
 		"--git-url", storesURL, "--git-path", "stores", "--git-workdir", filepath.Join(workdir, "operator-git"),
 		// Webhooks drive the syncs; the interval is only the fallback.
@@ -98,7 +99,7 @@ func run(m *testing.M) (int, error) {
 	}
 	defer op.Stop()
 
-	if stores, err = openapi.NewStoreCache(cluster.Config, localcluster.Scheme()); err != nil {
+	if stores, err = openapi.NewStoreCache(cluster.Config, devcluster.Scheme()); err != nil {
 		return 0, err
 	}
 	if err := stores.Start(ctx); err != nil {

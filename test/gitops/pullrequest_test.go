@@ -16,8 +16,9 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/storefleet/storefleet/gitsync"
+	"github.com/storefleet/storefleet/internal/devcluster"
 	"github.com/storefleet/storefleet/openapi"
-	"github.com/storefleet/storefleet/test/localcluster"
+	"github.com/storefleet/storefleet/test/testenv"
 )
 
 // Pull-request mode on a real Gitea: the API opens a PR with the manifest;
@@ -58,7 +59,7 @@ func TestPullRequestsOnGitea(t *testing.T) {
 	if err := forge.AddWebhook(ctx, "stores-pr", hook.URL, secret); err != nil {
 		t.Fatal(err)
 	}
-	mgr, err := manager.New(cluster.Config, manager.Options{Scheme: localcluster.Scheme(), Metrics: metricsserver.Options{BindAddress: "0"}})
+	mgr, err := manager.New(cluster.Config, manager.Options{Scheme: devcluster.Scheme(), Metrics: metricsserver.Options{BindAddress: "0"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +173,7 @@ func mergeAndCheck(t *testing.T, ctx context.Context, number int, name string) s
 	if err := forge.API(ctx, http.MethodPost, fmt.Sprintf("/repos/%s/stores-pr/pulls/%d/merge", forge.User, number), map[string]string{"Do": "merge"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	localcluster.Eventually(t, 120*time.Second, name+" to be Ready after the merge", func() (bool, error) {
+	testenv.Eventually(t, 120*time.Second, name+" to be Ready after the merge", func() (bool, error) {
 		s := liveStore(t, name)
 		return s != nil && s.Status.Phase == "Ready", nil
 	})
@@ -181,7 +182,7 @@ func mergeAndCheck(t *testing.T, ctx context.Context, number int, name string) s
 		Context, Status, Description string
 		TargetURL                    string `json:"target_url"`
 	}
-	localcluster.Eventually(t, 30*time.Second, "a success status on "+pr.Head.Sha, func() (bool, error) {
+	testenv.Eventually(t, 30*time.Second, "a success status on "+pr.Head.Sha, func() (bool, error) {
 		if err := forge.API(ctx, http.MethodGet, fmt.Sprintf("/repos/%s/stores-pr/commits/%s/statuses", forge.User, pr.Head.Sha), nil, &statuses); err != nil {
 			t.Fatal(err)
 		}
@@ -196,7 +197,7 @@ func mergeAndCheck(t *testing.T, ctx context.Context, number int, name string) s
 		return false, nil
 	})
 	var comments []struct{ Body string }
-	localcluster.Eventually(t, 30*time.Second, "the PR comment", func() (bool, error) {
+	testenv.Eventually(t, 30*time.Second, "the PR comment", func() (bool, error) {
 		if err := forge.API(ctx, http.MethodGet, fmt.Sprintf("/repos/%s/stores-pr/issues/%d/comments", forge.User, number), nil, &comments); err != nil {
 			t.Fatal(err)
 		}
@@ -205,7 +206,7 @@ func mergeAndCheck(t *testing.T, ctx context.Context, number int, name string) s
 	if len(comments) != 1 || !strings.Contains(comments[0].Body, "**"+name+"** is Ready") || !strings.Contains(comments[0].Body, "Storefront: http") {
 		t.Fatalf("PR comments: %+v", comments)
 	}
-	localcluster.Eventually(t, 10*time.Second, "the store to name its pull request", func() (bool, error) {
+	testenv.Eventually(t, 10*time.Second, "the store to name its pull request", func() (bool, error) {
 		return strings.Contains(liveStore(t, name).Annotations["storefleet.dev/pull-request"], fmt.Sprintf("/pulls/%d", number)), nil
 	})
 	// Later changes of the store do not comment again.

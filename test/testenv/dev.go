@@ -1,9 +1,10 @@
-package localcluster
+package testenv
 
 import (
 	"bufio"
 	"errors"
 	"fmt"
+	"github.com/storefleet/storefleet/internal/devcluster"
 	"os"
 	"os/exec"
 	"regexp"
@@ -32,7 +33,7 @@ var kubeconfigLine = regexp.MustCompile(`export KUBECONFIG=(\S+)`)
 // StartDev runs `binary dev --workdir workdir --api-addr <free port> args...`
 // and returns once it printed its instructions (3 min at most).
 func StartDev(binary, workdir string, args ...string) (*Dev, error) {
-	port, err := FreePort()
+	port, err := devcluster.FreePort()
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package localcluster_test
+package devcluster_test
 
 import (
 	"context"
@@ -22,18 +22,19 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/storefleet/storefleet/test/gitserver"
-	"github.com/storefleet/storefleet/test/localcluster"
+	"github.com/storefleet/storefleet/internal/devcluster"
+	"github.com/storefleet/storefleet/internal/gitserver"
+	"github.com/storefleet/storefleet/test/testenv"
 )
 
 // cluster is shared by the tests of this package: one control plane with Flux.
-var cluster *localcluster.Cluster
+var cluster *devcluster.Cluster
 
 func TestMain(m *testing.M) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	start := time.Now()
 	var err error
-	cluster, err = localcluster.Start(ctx, localcluster.Options{Flux: true, Log: os.Stdout})
+	cluster, err = devcluster.Start(ctx, devcluster.Options{Flux: true, Log: os.Stdout})
 	cancel()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: start the local cluster: %v\n", err)
@@ -50,7 +51,7 @@ func TestMain(m *testing.M) {
 
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, error)) {
 	t.Helper()
-	localcluster.Eventually(t, timeout, what, cond)
+	testenv.Eventually(t, timeout, what, cond)
 }
 
 func newNamespace(t *testing.T, labels map[string]string) string {
@@ -140,7 +141,7 @@ func TestWorkloadsBecomeReady(t *testing.T) {
 		}
 		var pvc corev1.PersistentVolumeClaim
 		err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "data-db-0"}, &pvc)
-		return err == nil && pvc.Status.Phase == corev1.ClaimBound && *pvc.Spec.StorageClassName == localcluster.StorageClass, err
+		return err == nil && pvc.Status.Phase == corev1.ClaimBound && *pvc.Spec.StorageClassName == devcluster.StorageClass, err
 	})
 	eventually(t, 30*time.Second, "job complete", func() (bool, error) {
 		if err := c.Get(ctx, client.ObjectKeyFromObject(job), job); err != nil {
@@ -255,9 +256,9 @@ func TestFaultStagesSimulatePodFailures(t *testing.T) {
 		wantPhase   corev1.PodPhase
 		wantWaiting string
 	}{
-		{fault: localcluster.FaultCrashLoop, wantPhase: corev1.PodRunning, wantWaiting: "CrashLoopBackOff"},
-		{fault: localcluster.FaultImagePull, wantPhase: corev1.PodPending, wantWaiting: "ImagePullBackOff"},
-		{fault: localcluster.FaultPending, wantPhase: corev1.PodPending, wantWaiting: "ContainerCreating"},
+		{fault: devcluster.FaultCrashLoop, wantPhase: corev1.PodRunning, wantWaiting: "CrashLoopBackOff"},
+		{fault: devcluster.FaultImagePull, wantPhase: corev1.PodPending, wantWaiting: "ImagePullBackOff"},
+		{fault: devcluster.FaultPending, wantPhase: corev1.PodPending, wantWaiting: "ContainerCreating"},
 		{fault: "", wantPhase: corev1.PodRunning},
 	}
 	for _, tc := range cases {
@@ -268,7 +269,7 @@ func TestFaultStagesSimulatePodFailures(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			labels := map[string]string{}
 			if tc.fault != "" {
-				labels[localcluster.FaultLabel] = tc.fault
+				labels[devcluster.FaultLabel] = tc.fault
 			}
 			pod := &corev1.Pod{
 				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: labels},
@@ -323,7 +324,7 @@ func TestFluxHelmReleaseFromLocalGit(t *testing.T) {
 	repo := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "source.toolkit.fluxcd.io/v1",
 		"kind":       "GitRepository",
-		"metadata":   map[string]any{"name": "charts", "namespace": localcluster.FluxNamespace},
+		"metadata":   map[string]any{"name": "charts", "namespace": devcluster.FluxNamespace},
 		"spec": map[string]any{
 			"url":      repoURL,
 			"interval": "1m",
@@ -333,7 +334,7 @@ func TestFluxHelmReleaseFromLocalGit(t *testing.T) {
 	release := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "helm.toolkit.fluxcd.io/v2",
 		"kind":       "HelmRelease",
-		"metadata":   map[string]any{"name": "tiny", "namespace": localcluster.FluxNamespace},
+		"metadata":   map[string]any{"name": "tiny", "namespace": devcluster.FluxNamespace},
 		"spec": map[string]any{
 			"interval":        "1m",
 			"targetNamespace": ns,
@@ -410,7 +411,7 @@ func pushTinyChart(t *testing.T, repoURL string) {
 func TestStopLeavesNothingBehind(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	second, err := localcluster.Start(ctx, localcluster.Options{})
+	second, err := devcluster.Start(ctx, devcluster.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,7 +428,7 @@ func TestStopLeavesNothingBehind(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, pid := range pids {
-		if localcluster.Alive(pid) {
+		if devcluster.Alive(pid) {
 			t.Errorf("process %d still running after Stop", pid)
 		}
 	}
@@ -439,7 +440,7 @@ func TestStopLeavesNothingBehind(t *testing.T) {
 		t.Errorf("workdir %s not removed: %v", workdir, err)
 	}
 	// The shared cluster is unaffected.
-	if err := cluster.Client.Get(context.Background(), client.ObjectKey{Name: localcluster.NodeName}, &corev1.Node{}); err != nil {
+	if err := cluster.Client.Get(context.Background(), client.ObjectKey{Name: devcluster.NodeName}, &corev1.Node{}); err != nil {
 		t.Fatalf("shared cluster broken by stopping another: %v", err)
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"os"
 	"os/signal"
 
-	"github.com/storefleet/storefleet/test/localcluster"
+	"github.com/storefleet/storefleet/internal/devcluster"
 )
 
 const usage = `usage: localcluster <command>
@@ -29,17 +29,17 @@ func main() {
 	case "build":
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 		defer stop()
-		fmt.Printf("Building the local control plane into %s\n", localcluster.DefaultTools().Dir)
-		if _, err := localcluster.Build(ctx, os.Stdout); err != nil {
+		fmt.Printf("Building the local control plane into %s\n", devcluster.DefaultTools().Dir)
+		if _, err := devcluster.Build(ctx, os.Stdout); err != nil {
 			fmt.Fprintf(os.Stderr, "localcluster: %v\n", err)
 			os.Exit(1)
 		}
 	case "forge":
-		build("the local forge", localcluster.ForgeTools())
+		build("the local forge", devcluster.ForgeTools())
 	case "gitops":
-		build("kustomize-controller", localcluster.GitOpsTools())
+		build("kustomize-controller", devcluster.GitOpsTools())
 	case "path":
-		fmt.Println(localcluster.DefaultTools().Dir)
+		fmt.Println(devcluster.DefaultTools().Dir)
 	default:
 		fmt.Fprintf(os.Stderr, "localcluster: unknown command %q\n\n%s", os.Args[1], usage)
 		os.Exit(2)
@@ -47,7 +47,7 @@ func main() {
 }
 
 // build builds a tool set, stopping on Ctrl-C.
-func build(what string, t localcluster.Tools) {
+func build(what string, t devcluster.Tools) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	fmt.Printf("Building %s into %s\n", what, t.Dir)

@@ -1,4 +1,4 @@
-package localcluster
+package devcluster
 
 import (
 	"bytes"
@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"testing"
 	"time"
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
@@ -502,27 +501,6 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// Eventually polls cond every 100 ms until it holds, failing t after
-// timeout with the last error cond returned and whatever context adds.
-func Eventually(t testing.TB, timeout time.Duration, what string, cond func() (bool, error), context ...func() string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var lastErr error
-	for time.Now().Before(deadline) {
-		ok, err := cond()
-		if ok {
-			return
-		}
-		lastErr = err
-		time.Sleep(100 * time.Millisecond)
-	}
-	var extra strings.Builder
-	for _, c := range context {
-		extra.WriteString("\n" + c())
-	}
-	t.Fatalf("timed out after %s waiting for %s (last: %v)%s", timeout, what, lastErr, extra.String())
-}
-
 // lockStart takes an exclusive lock shared by every process on the machine
 // that starts a local cluster, and returns its release.
 func lockStart() (func(), error) {
@@ -541,45 +519,4 @@ func lockStart() (func(), error) {
 		_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
 		f.Close()
 	}, nil
-}
-
-// Main is the whole TestMain of a package that shares one cluster: it
-// starts the cluster into *c, runs the tests, stops it, and exits with the
-// tests' result (1 when the cluster cannot start or stop).
-// ExitMain ends a test binary whose TestMain set up in run: a set-up error
-// fails it with its message (a missing component is a failure, never a
-// silent skip); otherwise it exits with the tests' code.
-func ExitMain(code int, err error) {
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
-		os.Exit(1)
-	}
-	os.Exit(code)
-}
-
-// TestBinary builds the storefleet binary of the module at moduleRoot into a
-// new temporary directory (named with prefix), returned as the workdir.
-func TestBinary(moduleRoot, prefix string) (workdir, binary string, err error) {
-	if workdir, err = os.MkdirTemp("", prefix); err != nil {
-		return "", "", err
-	}
-	binary, err = BuildStorefleet(moduleRoot, workdir)
-	return workdir, binary, err
-}
-
-func Main(m *testing.M, opts Options, c **Cluster) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	var err error
-	*c, err = Start(ctx, opts)
-	cancel()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "FAIL: start the local cluster: %v\n", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if err := (*c).Stop(); err != nil {
-		fmt.Fprintf(os.Stderr, "FAIL: stop the local cluster: %v\n", err)
-		code = 1
-	}
-	os.Exit(code)
 }

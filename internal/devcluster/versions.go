@@ -1,4 +1,4 @@
-package localcluster
+package devcluster
 
 // This file is the one place where the versions of the local control plane live.
 // Every binary is built from its Go module through the module proxy (there is no
@@ -64,6 +64,9 @@ func main() { etcdmain.Main(os.Args) }
 			{Name: "kube-controller-manager", Package: "k8s.io/kubernetes/cmd/kube-controller-manager"},
 			{Name: "kube-scheduler", Package: "k8s.io/kubernetes/cmd/kube-scheduler"},
 			{Name: "kubectl", Package: "k8s.io/kubernetes/cmd/kubectl"},
+			// The real node's agents, from the same build as the control plane.
+			{Name: "kubelet", Package: "k8s.io/kubernetes/cmd/kubelet"},
+			{Name: "kube-proxy", Package: "k8s.io/kubernetes/cmd/kube-proxy"},
 		},
 	},
 	{

@@ -1,6 +1,7 @@
-package localcluster
+package testenv
 
 import (
+	"github.com/storefleet/storefleet/internal/devcluster"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,7 +18,7 @@ type Operator struct {
 
 // StartOperator runs `binary operator --kubeconfig <c> --health-addr 0
 // --leader-elect=false <args>`, logging to workdir/operator.log.
-func StartOperator(binary string, c *Cluster, workdir string, args ...string) (*Operator, error) {
+func StartOperator(binary string, c *devcluster.Cluster, workdir string, args ...string) (*Operator, error) {
 	log := filepath.Join(workdir, "operator.log")
 	f, err := os.Create(log)
 	if err != nil {

@@ -1,9 +1,9 @@
-// Package localcluster builds and runs a real Kubernetes control plane on
+// Package devcluster builds and runs a real Kubernetes control plane on
 // 127.0.0.1: etcd, kube-apiserver, kube-controller-manager and kube-scheduler,
 // with kwok simulating the node and the pods, and optionally the Flux
 // helm-controller and source-controller. Tests start it from TestMain and
 // `storefleet dev` starts it for a newcomer; both share this code.
-package localcluster
+package devcluster
 
 import (
 	"bytes"
@@ -177,24 +177,8 @@ func buildComponent(ctx context.Context, t Tools, c component, log io.Writer) er
 	if _, err := goCmd(ctx, work, "mod", "tidy", "-e"); err != nil {
 		return err
 	}
-	for _, b := range c.Binaries {
-		out := t.Bin(b.Name)
-		tmp := out + ".tmp"
-		args := []string{"build", "-trimpath", "-ldflags", strings.TrimSpace("-s -w " + c.LDFlags), "-o", tmp}
-		if c.Tags != "" {
-			args = append(args, "-tags", c.Tags)
-		}
-		args = append(args, b.Package)
-		build := goCmd
-		if c.CGO {
-			build = goCmdCGO
-		}
-		if _, err := build(ctx, work, args...); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp, out); err != nil {
-			return err
-		}
+	if err := goBuild(ctx, t, c, work); err != nil {
+		return err
 	}
 	for _, a := range c.Assets {
 		if err := copyTree(filepath.Join(mod.Dir, filepath.FromSlash(a)), t.Asset(c.Name, a)); err != nil {
@@ -202,6 +186,44 @@ func buildComponent(ctx context.Context, t Tools, c component, log io.Writer) er
 		}
 	}
 	fmt.Fprintf(log, "  done  %-18s %s in %s\n", c.Name, c.Version, time.Since(start).Round(time.Second))
+	return nil
+}
+
+// goBuild builds all of a component's binaries in one `go build`, so commands
+// of one module (the Kubernetes ones) share their compilation and the linker
+// runs them in parallel; each lands in the cache only once it is complete.
+func goBuild(ctx context.Context, t Tools, c component, work string) error {
+	tmp, err := os.MkdirTemp(filepath.Join(t.Dir, "bin"), ".build-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	args := []string{"build", "-trimpath", "-ldflags", strings.TrimSpace("-s -w " + c.LDFlags)}
+	if c.Tags != "" {
+		args = append(args, "-tags", c.Tags)
+	}
+	if len(c.Binaries) == 1 {
+		args = append(args, "-o", filepath.Join(tmp, c.Binaries[0].Name), c.Binaries[0].Package)
+	} else {
+		// With several packages, -o names a directory and each binary is named
+		// after its package's last element (checked in versions_test).
+		args = append(args, "-o", tmp+string(filepath.Separator))
+		for _, b := range c.Binaries {
+			args = append(args, b.Package)
+		}
+	}
+	build := goCmd
+	if c.CGO {
+		build = goCmdCGO
+	}
+	if _, err := build(ctx, work, args...); err != nil {
+		return err
+	}
+	for _, b := range c.Binaries {
+		if err := os.Rename(filepath.Join(tmp, b.Name), t.Bin(b.Name)); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -348,19 +370,4 @@ func copyTree(src, dst string) error {
 		}
 		return os.WriteFile(target, data, 0o644)
 	})
-}
-
-// BuildStorefleet builds the storefleet binary from the module at
-// moduleRoot into dir, for tests that run it as a child process.
-func BuildStorefleet(moduleRoot, dir string) (string, error) {
-	binary := filepath.Join(dir, "storefleet")
-	// The flags of `make build`: tests run the artifact that ships, and
-	// share its build cache.
-	cmd := exec.Command("go", "build", "-trimpath", "-o", binary, "./cmd/storefleet")
-	cmd.Dir = moduleRoot
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build storefleet: %v\n%s", err, out)
-	}
-	return binary, nil
 }
