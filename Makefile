@@ -25,8 +25,12 @@ help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: tools
-tools: ## Build the pinned local control plane (etcd, kube-*, kwok, Flux) into ~/.cache/storefleet
+tools: ## Build the pinned local control plane (etcd, kube-*, kwok, Flux) and the real node (kubelet, kube-proxy, containerd, CoreDNS, kube-router, traefik, crictl) into ~/.cache/storefleet
 	$(GO) run ./cmd/localcluster build
+
+.PHONY: images
+images: tools ## Build the images the real node runs (Debian base, pause, CoreDNS, traefik) locally, no registry, into ~/.cache/storefleet/images-v1
+	$(GO) run ./cmd/localcluster images
 
 .PHONY: forge
 forge: ## Build the local forge (Gitea, for pull-request tests and dev --forge) into ~/.cache/storefleet

@@ -94,7 +94,7 @@ func TestChartLintsAndEveryObjectPassesServerSideDryRun(t *testing.T) {
 func checkEnvironment(t *testing.T, env string, objs []*unstructured.Unstructured) {
 	t.Helper()
 	want := map[string]map[string]string{
-		"local": {"class": "nginx", "storage": "standard", "host": "chart-local.localtest.me", "controller": "ingress-nginx"},
+		"local": {"class": "traefik", "storage": "standard", "host": "chart-local.localtest.me", "controller": "traefik"},
 		"prod":  {"class": "traefik", "storage": "local-path", "host": "chart-prod.stores.example.com", "controller": "traefik"},
 	}[env]
 	for _, o := range objs {

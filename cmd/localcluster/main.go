@@ -14,7 +14,8 @@ import (
 const usage = `usage: localcluster <command>
 
 commands:
-  build   build every missing control-plane binary into the versioned cache
+  build   build every missing control-plane and real-node binary into the versioned cache
+  images  build the real node's images (pause, CoreDNS, traefik) into the image cache
   forge   build the local forge (Gitea) into its versioned cache
   gitops  build Flux's kustomize-controller into its versioned cache
   path    print the versioned cache directory of the binaries
@@ -34,10 +35,20 @@ func main() {
 			fmt.Fprintf(os.Stderr, "localcluster: %v\n", err)
 			os.Exit(1)
 		}
+		build("the real node's programs", devcluster.NodeTools())
 	case "forge":
 		build("the local forge", devcluster.ForgeTools())
 	case "gitops":
 		build("kustomize-controller", devcluster.GitOpsTools())
+	case "images":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+		defer stop()
+		b := devcluster.ImageBuilder(os.Stdout)
+		fmt.Printf("Building the real node's images into %s\n", b.Dir)
+		if _, err := devcluster.BuildNodeImages(ctx, b); err != nil {
+			fmt.Fprintf(os.Stderr, "localcluster: %v\n", err)
+			os.Exit(1)
+		}
 	case "path":
 		fmt.Println(devcluster.DefaultTools().Dir)
 	default:

@@ -90,6 +90,10 @@ func DefaultTools() Tools { return toolsFor("", components) }
 // apart from the control plane so neither invalidates the other's cache.
 func ForgeTools() Tools { return toolsFor("forge-", forgeComponents) }
 
+// NodeTools is the versioned directory of the real node's programs
+// (containerd, CoreDNS, kube-router, traefik, crictl).
+func NodeTools() Tools { return toolsFor("node-", nodeComponents) }
+
 // GitOpsTools is the versioned directory of kustomize-controller, which
 // applies Kustomizations (clusters/<env>, the stores repo) with Flux.
 func GitOpsTools() Tools { return toolsFor("gitops-", gitopsComponents) }

@@ -35,6 +35,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	storefleetv1alpha1 "github.com/storefleet/storefleet/api/v1alpha1"
+	"github.com/storefleet/storefleet/internal/realnode"
 )
 
 const (
@@ -44,6 +45,9 @@ const (
 	StorageClass = "standard"
 	// FluxNamespace is where the Flux controllers look for their own objects.
 	FluxNamespace = "flux-system"
+	// kwokNodeAnnotation marks the nodes kwok simulates; kwok-controller
+	// manages only those.
+	kwokNodeAnnotation = "kwok.x-k8s.io/node"
 	// fieldManager owns what the launcher applies.
 	fieldManager = "storefleet-localcluster"
 )
@@ -57,6 +61,12 @@ type Options struct {
 	Workdir string
 	// Flux also runs helm-controller and source-controller with their CRDs.
 	Flux bool
+	// RealNode also starts the real worker node (see internal/realnode) from
+	// the binaries of `make tools` and the images of `make images`.
+	RealNode bool
+	// IngressAddr is the loopback address of the real node's ingress
+	// ("127.0.0.1:0": a free port).
+	IngressAddr string
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
 }
@@ -75,8 +85,11 @@ type Cluster struct {
 	Client client.Client
 	// SourceStorageAddr is source-controller's artifact server (Flux only).
 	SourceStorageAddr string
+	// Node is the real worker node, when Options.RealNode started one.
+	Node *realnode.Node
 
 	tools       Tools
+	realNode    bool
 	ownWorkdir  bool
 	log         io.Writer
 	controllers []*exec.Cmd
@@ -118,7 +131,18 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	c = &Cluster{Name: opts.Name, Workdir: opts.Workdir, tools: tools, log: opts.Log}
+	var node realnode.Config
+	if opts.RealNode {
+		// Everything the node needs is checked before anything starts.
+		if err := realnode.Check(); err != nil {
+			return nil, err
+		}
+		if node, err = nodeConfig(ctx, opts.Log); err != nil {
+			return nil, err
+		}
+		node.Addons.IngressAddr = opts.IngressAddr
+	}
+	c = &Cluster{Name: opts.Name, Workdir: opts.Workdir, tools: tools, log: opts.Log, realNode: opts.RealNode}
 	if c.log == nil {
 		c.log = io.Discard
 	}
@@ -153,7 +177,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if err != nil {
 		return c, err
 	}
-	defer unlock()
+	defer func() { unlock() }()
 
 	start := time.Now()
 	if err := c.createKwokCluster(ctx); err != nil {
@@ -179,6 +203,15 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		return c, err
 	}
 	fmt.Fprintf(c.log, "Cluster %s ready in %s (kubeconfig %s)\n", c.Name, time.Since(start).Round(100*time.Millisecond), c.Kubeconfig)
+	if opts.RealNode {
+		node.Dir, node.Kubeconfig, node.PKIDir, node.Client, node.Log = filepath.Join(c.Workdir, "node"), c.Kubeconfig, c.pkiDir(), c.Client, c.log
+		// The node's host-wide lock is taken inside; released by Stop.
+		unlock()
+		unlock = func() {}
+		if c.Node, err = realnode.Start(ctx, node); err != nil {
+			return c, fmt.Errorf("start the real node: %w", err)
+		}
+	}
 	if opts.Flux {
 		if err := c.StartFlux(ctx); err != nil {
 			return c, err
@@ -186,6 +219,12 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	}
 	return c, nil
 }
+
+// KubectlBinary is the kubectl built with the control plane.
+func (c *Cluster) KubectlBinary() string { return c.tools.Bin("kubectl") }
+
+// pkiDir holds the cluster CA and the admin certificate kwokctl generated.
+func (c *Cluster) pkiDir() string { return filepath.Join(c.kwokWorkdir(), "clusters", c.Name, "pki") }
 
 // kwokWorkdir is KWOK_WORKDIR; WorkdirPIDs relies on this layout.
 func (c *Cluster) kwokWorkdir() string { return filepath.Join(c.Workdir, "kwok") }
@@ -202,7 +241,7 @@ func (c *Cluster) kwokctl(ctx context.Context, args ...string) error {
 }
 
 func (c *Cluster) createKwokCluster(ctx context.Context) error {
-	cfg, err := kwokctlConfig(c.tools)
+	cfg, err := kwokctlConfig(c.tools, c.realNode, c.pkiDir())
 	if err != nil {
 		return err
 	}
@@ -231,7 +270,7 @@ func (c *Cluster) componentLogTails() string {
 func (c *Cluster) addNode(ctx context.Context) error {
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{
 		Name:        NodeName,
-		Annotations: map[string]string{"kwok.x-k8s.io/node": "fake"},
+		Annotations: map[string]string{kwokNodeAnnotation: "fake"},
 		Labels: map[string]string{
 			"kubernetes.io/hostname": NodeName, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
 			"type": "kwok",
@@ -361,6 +400,8 @@ func (c *Cluster) Stop() error {
 	}
 	c.stopped = true
 	var errs []error
+	// The node first, while the API server still answers its kubelet.
+	errs = append(errs, c.Node.Stop())
 	for _, cmd := range c.controllers {
 		errs = append(errs, stopProcess(cmd))
 	}

@@ -5,9 +5,12 @@ import (
 	"embed"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/storefleet/storefleet/internal/realnode"
 )
 
 // FaultLabel, set on a pod template, makes kwok simulate a failure instead of
@@ -34,7 +37,13 @@ var faultStages embed.FS
 // defaults shipped in the kwok module come first, adjusted in two ways: the
 // healthy pod-ready stage skips pods that carry FaultLabel, and the volume
 // stages provision PVCs of the "standard" class instead of "kwok-volume".
-func kwokctlConfig(t Tools) ([]byte, error) {
+//
+// With a real node, the API server also serves pods (all interfaces, and a
+// certificate naming the `kubernetes` Service's IP), has a client
+// certificate for the kubelet (logs, exec), and prefers the node's
+// InternalIP; kwok-controller always manages only the nodes annotated as
+// fake, so it never takes over the real one.
+func kwokctlConfig(t Tools, realNode bool, pkiDir string) ([]byte, error) {
 	options := map[string]any{
 		"runtime":                     "binary",
 		"bindAddress":                 "127.0.0.1",
@@ -53,14 +62,30 @@ func kwokctlConfig(t Tools) ([]byte, error) {
 	}
 	// The API server's default service range is a /24: 254 ClusterIPs, fewer
 	// than a hundred stores' Services. A /16 leaves room for benchmarks.
-	serviceRange := []any{map[string]any{"key": "service-cluster-ip-range", "value": "10.96.0.0/16"}}
+	serviceRange := []any{arg("service-cluster-ip-range", realnode.ServiceCIDR)}
+	apiserver := serviceRange
+	if realNode {
+		options["kubeApiserverCertSANs"] = []string{realnode.APIServiceIP}
+		apiserver = append(apiserver,
+			overridingArg("bind-address", "0.0.0.0"),
+			arg("kubelet-client-certificate", filepath.Join(pkiDir, "admin.crt")),
+			arg("kubelet-client-key", filepath.Join(pkiDir, "admin.key")),
+			// The default order starts with Hostname, and "real-0" resolves nowhere.
+			arg("kubelet-preferred-address-types", "InternalIP,Hostname"),
+		)
+	}
 	head, err := yaml.Marshal(map[string]any{
 		"apiVersion": "config.kwok.x-k8s.io/v1alpha1",
 		"kind":       "KwokctlConfiguration",
 		"options":    options,
 		"componentsPatches": []any{
-			map[string]any{"name": "kube-apiserver", "extraArgs": serviceRange},
+			map[string]any{"name": "kube-apiserver", "extraArgs": apiserver},
 			map[string]any{"name": "kube-controller-manager", "extraArgs": serviceRange},
+			// kwokctl passes --manage-all-nodes=true.
+			map[string]any{"name": "kwok-controller", "extraArgs": []any{
+				overridingArg("manage-all-nodes", "false"),
+				arg("manage-nodes-with-annotation-selector", kwokNodeAnnotation+"=fake"),
+			}},
 		},
 	})
 	if err != nil {
@@ -103,6 +128,13 @@ func kwokctlConfig(t Tools) ([]byte, error) {
 		out.WriteString("\n")
 	}
 	return out.Bytes(), nil
+}
+
+func arg(key, value string) map[string]any { return map[string]any{"key": key, "value": value} }
+
+// overridingArg replaces a flag kwokctl sets itself instead of adding one.
+func overridingArg(key, value string) map[string]any {
+	return map[string]any{"key": key, "value": value, "override": true}
 }
 
 // skipFaultPods adds a selector term to kwok's pod-ready stage so that a pod

@@ -23,6 +23,24 @@ const (
 	// the same Flux release as the two above): it applies clusters/<env> and
 	// the stores repo the GitOps way.
 	KustomizeControllerVersion = "v1.7.3"
+
+	// The real node's components (kubelet and kube-proxy come with
+	// KubeVersion). ContainerdVersion is containerd 2 built from its module:
+	// Debian's 1.6 would also work with kubelet 1.35, the last release that
+	// supports 1.x.
+	ContainerdVersion = "v2.2.9"
+	// CoreDNSVersion is the cluster DNS, run as a pod on the real node.
+	CoreDNSVersion = "v1.15.0"
+	// KubeRouterVersion enforces NetworkPolicies (policy-only mode). It is a
+	// local test component, never part of what storefleet ships: flaws are
+	// reported against v2.1.0, the only v2 release the proxy serves.
+	KubeRouterVersion = "v2.1.0"
+	// TraefikVersion is the local ingress controller, as k3s ships it (v3.7
+	// needs a module the proxy does not serve).
+	TraefikVersion = "v3.6.12"
+	// CRIToolsVersion is crictl, which the teardown uses to remove pods
+	// through the CRI (so CNI DEL runs).
+	CRIToolsVersion = "v1.34.0"
 )
 
 // kubeLDFlags stamps the Kubernetes binaries with their version: without it
@@ -107,6 +125,50 @@ func main() { etcdmain.Main(os.Args) }
 			{Name: "source-controller", Package: "github.com/fluxcd/source-controller"},
 		},
 		Assets: []string{"config/crd/bases"},
+	},
+}
+
+// nodeComponents are the real node's own programs (NodeTools), a set apart
+// so that adding them left the control plane's cache valid. Each stamps its
+// version where its --version reads it.
+var nodeComponents = []component{
+	{
+		Name:    "containerd",
+		Module:  "github.com/containerd/containerd/v2",
+		Version: ContainerdVersion,
+		LDFlags: "-X github.com/containerd/containerd/v2/version.Version=" + ContainerdVersion,
+		Binaries: []binary{
+			{Name: "containerd", Package: "github.com/containerd/containerd/v2/cmd/containerd"},
+			{Name: "containerd-shim-runc-v2", Package: "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2"},
+			{Name: "ctr", Package: "github.com/containerd/containerd/v2/cmd/ctr"},
+		},
+	},
+	{
+		Name:     "coredns",
+		Module:   "github.com/coredns/coredns",
+		Version:  CoreDNSVersion,
+		Binaries: []binary{{Name: "coredns", Package: "github.com/coredns/coredns"}},
+	},
+	{
+		Name:     "kube-router",
+		Module:   "github.com/cloudnativelabs/kube-router/v2",
+		Version:  KubeRouterVersion,
+		LDFlags:  "-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=" + KubeRouterVersion,
+		Binaries: []binary{{Name: "kube-router", Package: "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router"}},
+	},
+	{
+		Name:     "traefik",
+		Module:   "github.com/traefik/traefik/v3",
+		Version:  TraefikVersion,
+		LDFlags:  "-X github.com/traefik/traefik/v3/pkg/version.Version=" + TraefikVersion,
+		Binaries: []binary{{Name: "traefik", Package: "github.com/traefik/traefik/v3/cmd/traefik"}},
+	},
+	{
+		Name:     "cri-tools",
+		Module:   "sigs.k8s.io/cri-tools",
+		Version:  CRIToolsVersion,
+		LDFlags:  "-X sigs.k8s.io/cri-tools/pkg/version.Version=" + CRIToolsVersion,
+		Binaries: []binary{{Name: "crictl", Package: "sigs.k8s.io/cri-tools/cmd/crictl"}},
 	},
 }
 
