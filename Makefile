@@ -79,7 +79,7 @@ binary:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/storefleet
 
 .PHONY: test
-test: tools forge gitops web ## Run every test: unit and integration on real local clusters, Git servers, Gitea and Chromium; the dashboard's Vitest tests
+test: tools images forge gitops web ## Run every test: unit and integration on real local clusters, Git servers, Gitea and Chromium; the dashboard's Vitest tests
 	cd web && npx vitest run
 	$(GO) test -count=1 -timeout 30m ./...
 

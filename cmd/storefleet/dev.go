@@ -20,6 +20,7 @@ import (
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
 	"github.com/storefleet/storefleet/internal/devcluster"
+	"github.com/storefleet/storefleet/internal/realnode"
 )
 
 func runDev(args []string) error {
@@ -27,6 +28,8 @@ func runDev(args []string) error {
 	withRedis := fs.Bool("redis", false, "start redis-server (Debian package redis-server) for the live event streams")
 	flux := fs.Bool("flux", false, "also run the Flux helm-controller and source-controller; stores are then delivered as HelmReleases")
 	workdir := fs.String("workdir", "", "directory for the cluster's state (default: a new temporary directory, removed on exit)")
+	realNode := fs.String("real-node", "auto", "run a real worker node (kubelet, containerd) beside the simulated ones: auto (when this host can), true, or false (kwok only)")
+	ingressAddr := fs.String("ingress-addr", "127.0.0.1:8081", "loopback address of the real node's ingress (stores at http://<name>.localhost:<port>/)")
 	var op operatorFlags
 	op.register(fs)
 	fs.StringVar(&op.kubeconfig, "kubeconfig", "", "run the operator and API against this existing cluster instead of the embedded one")
@@ -70,6 +73,7 @@ func runDev(args []string) error {
 	tools := devcluster.DefaultTools()
 	var cfg *rest.Config
 	var kubeconfig, logDir string
+	var cluster *devcluster.Cluster
 	if op.kubeconfig != "" {
 		// An existing cluster: only the operator and the API run here.
 		if *flux {
@@ -92,13 +96,22 @@ func runDev(args []string) error {
 			}
 		}
 	} else {
-		if missing := tools.Missing(); len(missing) > 0 {
-			fmt.Printf("First run: building the local control plane into %s\n(about 30 minutes on 2 cores with empty Go caches; later runs start in seconds)\n", tools.Dir)
+		withNode, err := wantRealNode(*realNode)
+		if err != nil {
+			return err
+		}
+		if missing := append(tools.Missing(), nodeMissing(withNode)...); len(missing) > 0 {
+			fmt.Printf("First run: building the local cluster into %s\n(about 40 minutes on 2 cores with empty Go caches; later runs start in seconds)\n", devcluster.CacheDir())
 			if _, err := devcluster.Build(ctx, os.Stdout); err != nil {
 				return err
 			}
+			if withNode {
+				if _, err := devcluster.NodeTools().Build(ctx, os.Stdout); err != nil {
+					return err
+				}
+			}
 		}
-		cluster, err := devcluster.Start(ctx, devcluster.Options{Workdir: *workdir, Flux: *flux, Log: os.Stdout})
+		cluster, err = devcluster.Start(ctx, devcluster.Options{Workdir: *workdir, Flux: *flux, Log: os.Stdout, RealNode: withNode, IngressAddr: *ingressAddr})
 		if err != nil {
 			return err
 		}
@@ -176,11 +189,12 @@ kubectl get helmreleases -A    # with --flux: each store is a Flux HelmRelease
 Stores repo: %[8]s (branch %[9]s, directory %[10]s/; a merged manifest becomes a store)
   storefleet validate <dir>   checks manifests before you commit them
 
+%[11]s
 Live events: curl -N http://%[6]s/api/v1/stores/demo/events -H 'X-User-Id: alice'   (Redis: %[7]s)
 Operator metrics: http://%[3]s/metrics
 Logs:             %[4]s, %[5]s
 Press Ctrl-C to stop everything.
-`, kubeconfig, kubectl, op.metricsAddr, filepath.Join(logDir, "operator.log"), filepath.Join(logDir, "api.log"), api.addr, orNone(api.redisURL), repo.describe(git), git.branch, git.path)
+`, kubeconfig, kubectl, op.metricsAddr, filepath.Join(logDir, "operator.log"), filepath.Join(logDir, "api.log"), api.addr, orNone(api.redisURL), repo.describe(git), git.branch, git.path, nodeSummary(cluster))
 	if *workdir != "" {
 		fmt.Printf("State and logs are kept in %s\n", *workdir)
 	}
@@ -192,6 +206,43 @@ Press Ctrl-C to stop everything.
 	case err := <-apiDone:
 		return fmt.Errorf("intent API stopped: %w", err)
 	}
+}
+
+// wantRealNode decides whether dev runs the real node, saying why not when
+// the host cannot (then every pod is simulated by kwok).
+func wantRealNode(flag string) (bool, error) {
+	switch flag {
+	case "false":
+		fmt.Println("Real node off (--real-node=false): every pod is simulated by kwok; stores read Ready without running.")
+		return false, nil
+	case "true":
+		return true, realnode.Check()
+	case "auto":
+		if err := realnode.Check(); err != nil {
+			fmt.Printf("Running without a real node: %v.\nEvery pod is simulated by kwok; stores read Ready without running. (--real-node=false silences this.)\n", err)
+			return false, nil
+		}
+		fmt.Println("This host can run containers: starting a real worker node (kubelet, containerd) beside the simulated ones (--real-node=false to skip).")
+		return true, nil
+	default:
+		return false, fmt.Errorf("--real-node: want auto, true or false, got %q", flag)
+	}
+}
+
+// nodeMissing lists the real node's binaries still to build.
+func nodeMissing(withNode bool) []string {
+	if !withNode {
+		return nil
+	}
+	return devcluster.NodeTools().Missing()
+}
+
+// nodeSummary is the real node's line of the instructions.
+func nodeSummary(c *devcluster.Cluster) string {
+	if c == nil || c.Node == nil {
+		return "Real node:   none (pods are simulated by kwok)"
+	}
+	return fmt.Sprintf("Real node:   %s (kubectl get pods -A -o wide); ingress %s — http://<host>.localhost:<port>/ reaches an Ingress of class %s", realnode.NodeName, c.Node.IngressURL, realnode.IngressClass)
 }
 
 func orNone(s string) string {

@@ -20,6 +20,7 @@
 package imagebuild
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -123,45 +124,86 @@ func cacheRoot() string {
 	return filepath.Join(os.TempDir(), "storefleet-cache")
 }
 
-// tool is a program the builder runs and the Debian package that ships it.
-type tool struct{ program, pkg string }
+// tool is a requirement of a build step: a program on PATH (or a file) and
+// the Debian package that ships it, or root.
+type tool struct {
+	program string
+	file    string // a file instead of a program
+	pkg     string
+	root    bool // euid 0 instead of a program
+}
 
 var (
-	toolsBase  = []tool{{"debootstrap", "debootstrap"}, {"tar", "tar"}, {"nice", "coreutils"}}
-	toolsPause = []tool{{"gcc", "gcc"}, {"strip", "binutils"}, {"go", "golang (or a Go toolchain on PATH)"}, {"nice", "coreutils"}}
-	toolsBuild = []tool{{"buildah", "buildah"}, {"nice", "coreutils"}}
+	// Debootstrap mounts /proc in its target and creates device nodes.
+	asRoot = tool{root: true}
+	nice   = tool{program: "nice", pkg: "coreutils"}
+
+	toolsBase = []tool{asRoot, nice,
+		{program: "debootstrap", pkg: "debootstrap"},
+		{program: "tar", pkg: "tar"},
+		{file: debianKeyring, pkg: "debian-archive-keyring"},
+	}
+	toolsPause = []tool{nice,
+		{program: "gcc", pkg: "gcc"},
+		{program: "strip", pkg: "binutils"},
+		// gcc -static links glibc's static archive, which gcc does not
+		// depend on.
+		{file: "libc.a", pkg: "libc6-dev"},
+		{program: "go", pkg: "golang (or put a Go toolchain on PATH)"},
+	}
+	// Buildah's chroot isolation needs root; the private mount namespace
+	// (see cmdSpec.hideVarLib) needs sh and mount.
+	toolsBuild = []tool{asRoot, nice,
+		{program: "buildah", pkg: "buildah"},
+		{program: "sh", pkg: "dash"},
+		{program: "mount", pkg: "mount"},
+	}
 )
 
-// CheckHost reports what this host lacks to build every image: root, or one
-// of the tools, named with the Debian package to install. `make images` calls
-// it first so a missing package fails in a second, not after debootstrap.
+// CheckHost reports what this host lacks to build every image: root, or a
+// tool, named with the Debian package to install. `make images` calls it
+// first so a missing package fails in a second, not after debootstrap.
 func CheckHost() error {
-	return checkTools(append(append(append([]tool{}, toolsBase...), toolsPause...), toolsBuild...)...)
+	var all []tool
+	for _, ts := range [][]tool{toolsBase, toolsPause, toolsBuild} {
+		all = append(all, ts...)
+	}
+	return checkTools(all...)
 }
 
 func checkTools(tools ...tool) error {
 	var problems, pkgs []string
-	if os.Geteuid() != 0 {
-		problems = append(problems, "not running as root (debootstrap and buildah's chroot isolation need it)")
-	}
-	seen := map[string]bool{}
+	seen := map[tool]bool{}
 	for _, t := range tools {
-		if seen[t.program] {
+		if seen[t] {
 			continue
 		}
-		seen[t.program] = true
-		if _, err := lookPath(t.program); err != nil {
-			problems = append(problems, t.program+" not found")
-			pkgs = append(pkgs, t.pkg)
-		}
-	}
-	if gcc, err := lookPath("gcc"); err == nil && seen["gcc"] {
-		// gcc -static links glibc's static archive, which gcc itself does not
-		// depend on.
-		out, _ := exec.Command(gcc, "-print-file-name=libc.a").Output()
-		if p := strings.TrimSpace(string(out)); !filepath.IsAbs(p) {
-			problems = append(problems, "static libc (libc.a) not found")
-			pkgs = append(pkgs, "libc6-dev")
+		seen[t] = true
+		switch {
+		case t.root:
+			if os.Geteuid() != 0 {
+				problems = append(problems, "not running as root (debootstrap and buildah's chroot isolation need it)")
+			}
+		case t.file == "libc.a":
+			gcc, err := lookPath("gcc")
+			if err != nil {
+				continue // reported as gcc missing
+			}
+			out, _ := exec.Command(gcc, "-print-file-name=libc.a").Output()
+			if p := strings.TrimSpace(string(out)); !filepath.IsAbs(p) {
+				problems = append(problems, "static libc (libc.a) not found")
+				pkgs = append(pkgs, t.pkg)
+			}
+		case t.file != "":
+			if _, err := os.Stat(t.file); err != nil {
+				problems = append(problems, t.file+" not found")
+				pkgs = append(pkgs, t.pkg)
+			}
+		default:
+			if _, err := lookPath(t.program); err != nil {
+				problems = append(problems, t.program+" not found")
+				pkgs = append(pkgs, t.pkg)
+			}
 		}
 	}
 	if len(problems) == 0 {
@@ -171,7 +213,7 @@ func checkTools(tools ...tool) error {
 	if len(pkgs) > 0 {
 		msg += "; install the Debian packages: apt-get install " + strings.Join(pkgs, " ")
 	}
-	return fmt.Errorf("%s", msg)
+	return errors.New(msg)
 }
 
 func (b *Builder) logf(format string, args ...any) {

@@ -12,7 +12,7 @@ import (
 )
 
 // DebianPackages are the host packages the real node needs.
-const DebianPackages = "containerd runc containernetworking-plugins iptables nftables ipset"
+const DebianPackages = "runc containernetworking-plugins iptables nftables ipset"
 
 // hostTools are the host programs the node runs or its components call.
 var hostTools = []struct{ path, pkg string }{

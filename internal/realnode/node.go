@@ -90,10 +90,17 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	}
 	n = &Node{HostIP: hostIP, cfg: cfg, l: layout{dir: cfg.Dir}}
 	lockCtx, cancel := context.WithTimeout(ctx, cfg.LockWait)
-	n.lock, err = acquireLock(lockCtx, cfg.Dir, cfg.Log)
+	var previous string
+	n.lock, previous, err = acquireLock(lockCtx, cfg.Dir, cfg.Log)
 	cancel()
 	if err != nil {
 		return nil, err
+	}
+	if previous != "" {
+		if err := cleanStale(previous, cfg.Log); err != nil {
+			n.lock.release()
+			return nil, fmt.Errorf("clean up after the previous real node: %w", err)
+		}
 	}
 	defer func() {
 		if err != nil {
@@ -312,13 +319,25 @@ func (n *Node) Stop() error {
 		}
 	}
 	byName["containerd"].stop(15 * time.Second)
-	for _, pid := range processesWith(n.l.containerdSocket()) {
+	errs = append(errs, restoreHost(n.l, n.before, n.cfg.Log)...)
+	if left := Leftovers(n.cfg.Dir, n.before); len(left) > 0 {
+		errs = append(errs, fmt.Errorf("the real node left behind: %s", strings.Join(left, "; ")))
+	}
+	return errors.Join(errs...)
+}
+
+// restoreHost removes what a node whose processes are gone left on the host
+// (leftover shims, mounts, the bridge, netfilter state, cgroups, paths) and
+// restores the sysctls of before.
+func restoreHost(l layout, before hostState, log io.Writer) []error {
+	var errs []error
+	for _, pid := range processesWith(l.containerdSocket()) {
 		// Shims outlive containerd by design; ours are marked by its socket.
 		if p, err := os.FindProcess(pid); err == nil {
 			_ = p.Kill()
 		}
 	}
-	for _, m := range mountsUnder(append([]string{n.l.dir}, outsidePaths...)...) {
+	for _, m := range mountsUnder(append([]string{l.dir}, outsidePaths...)...) {
 		if _, err := run("umount", "-l", m); err != nil {
 			errs = append(errs, err)
 		}
@@ -329,23 +348,47 @@ func (n *Node) Stop() error {
 		}
 	}
 	errs = append(errs, cleanNetfilter()...)
-	errs = append(errs, cleanNFT(n.before.NFTTables)...)
+	errs = append(errs, cleanNFT(before.NFTTables)...)
 	for _, cg := range kubepodsCgroups() {
 		errs = append(errs, removeCgroupTree(cg))
 	}
 	for _, p := range outsidePaths {
-		if !n.before.Paths[p] {
+		if !before.Paths[p] {
 			errs = append(errs, os.RemoveAll(p))
 		}
 	}
-	if restored, err := restoreSysctls(n.before.Sysctls); err != nil {
+	if restored, err := restoreSysctls(before.Sysctls); err != nil {
 		errs = append(errs, err)
 	} else if len(restored) > 0 {
-		fmt.Fprintf(n.cfg.Log, "Restored sysctls: %s\n", strings.Join(restored, ", "))
+		fmt.Fprintf(log, "Restored sysctls: %s\n", strings.Join(restored, ", "))
 	}
-	if left := Leftovers(n.cfg.Dir, n.before); len(left) > 0 {
-		errs = append(errs, fmt.Errorf("the real node left behind: %s", strings.Join(left, "; ")))
+	return errs
+}
+
+// cleanStale tears down what a previous node left when its process died
+// without a teardown (kill -9, a crash): its processes, then its host state,
+// from the host-before.json in its directory.
+func cleanStale(dir string, log io.Writer) error {
+	data, err := os.ReadFile(filepath.Join(dir, "host-before.json"))
+	if err != nil {
+		return nil // nothing recorded: nothing of a node there
 	}
+	var before hostState
+	if err := json.Unmarshal(data, &before); err != nil {
+		return fmt.Errorf("read %s: %w", filepath.Join(dir, "host-before.json"), err)
+	}
+	if len(Leftovers(dir, before)) == 0 {
+		return nil
+	}
+	fmt.Fprintf(log, "Cleaning up after a real node that stopped without its teardown (%s)\n", dir)
+	for _, pid := range processesWith(dir) {
+		if p, err := os.FindProcess(pid); err == nil {
+			_ = p.Kill()
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	errs := restoreHost(layout{dir: dir}, before, log)
+	_ = os.Remove(filepath.Join(dir, "host-before.json"))
 	return errors.Join(errs...)
 }
 
