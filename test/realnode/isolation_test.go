@@ -3,6 +3,7 @@ package realnode_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -49,7 +50,7 @@ func TestStoreIsolationByTraffic(t *testing.T) {
 				names[p.Name] = true
 			}
 			return len(list.Items) >= 6 && names["allow-ingress-controller"] && names["medusa-to-database"], nil
-		}, func() string { return "operator log: " + op.Log })
+		}, func() string { return "operator log:\n" + tail(op.Log, 30) })
 	}
 
 	component := func(store, c string) map[string]string {
@@ -118,4 +119,14 @@ func TestStoreIsolationByTraffic(t *testing.T) {
 			}
 		}
 	})
+}
+
+// tail is the end of a log file, for failure messages.
+func tail(path string, n int) string {
+	data, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
