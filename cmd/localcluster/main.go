@@ -15,7 +15,8 @@ const usage = `usage: localcluster <command>
 
 commands:
   build   build every missing control-plane and real-node binary into the versioned cache
-  images  build the real node's images (pause, CoreDNS, traefik) into the image cache
+  images  build the real node's images (pause, CoreDNS, traefik) and the store chart's
+          (Medusa, storefront, PostgreSQL, Redis, from charts/medusa-store/images) into the image cache
   forge   build the local forge (Gitea) into its versioned cache
   gitops  build Flux's kustomize-controller into its versioned cache
   path    print the versioned cache directory of the binaries
@@ -46,6 +47,10 @@ func main() {
 		b := devcluster.ImageBuilder(os.Stdout)
 		fmt.Printf("Building the real node's images into %s\n", b.Dir)
 		if _, err := devcluster.BuildNodeImages(ctx, b); err != nil {
+			fmt.Fprintf(os.Stderr, "localcluster: %v\n", err)
+			os.Exit(1)
+		}
+		if _, err := devcluster.BuildStoreImages(ctx, b, devcluster.StoreImagesDir); err != nil {
 			fmt.Fprintf(os.Stderr, "localcluster: %v\n", err)
 			os.Exit(1)
 		}

@@ -35,6 +35,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	storefleetv1alpha1 "github.com/storefleet/storefleet/api/v1alpha1"
+	"github.com/storefleet/storefleet/internal/imagebuild"
 	"github.com/storefleet/storefleet/internal/realnode"
 )
 
@@ -67,6 +68,9 @@ type Options struct {
 	// IngressAddr is the loopback address of the real node's ingress
 	// ("127.0.0.1:0": a free port).
 	IngressAddr string
+	// NodeImages are imported into the real node besides its own (the store
+	// chart's, from BuildStoreImages).
+	NodeImages []imagebuild.Image
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
 }
@@ -141,6 +145,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 			return nil, err
 		}
 		node.Addons.IngressAddr = opts.IngressAddr
+		node.Import = importAlso(node.Import, ImageBuilder(opts.Log), opts.NodeImages)
 	}
 	c = &Cluster{Name: opts.Name, Workdir: opts.Workdir, tools: tools, log: opts.Log, realNode: opts.RealNode}
 	if c.log == nil {

@@ -3,6 +3,7 @@ package devcluster
 import (
 	"context"
 	"embed"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -121,4 +122,75 @@ func nodeConfig(ctx context.Context, log io.Writer) (realnode.Config, error) {
 			return nil
 		},
 	}, nil
+}
+
+// StoreImagesDir is where the store chart's image sources live in the
+// repository (`make images` runs from its root).
+const StoreImagesDir = "charts/medusa-store/images"
+
+// StoreImage is one image of the store chart: its directory under
+// StoreImagesDir and the repository name the chart's values use.
+type StoreImage struct{ Dir, Repository string }
+
+// StoreImages are the images the store chart runs.
+var StoreImages = []StoreImage{
+	{"medusa", "medusa"}, {"storefront", "medusa-storefront"}, {"postgres", "postgres"}, {"redis", "redis"},
+}
+
+// BuildStoreImages builds (or finds cached) the store chart's images from
+// their sources in dir, tagged as the chart's values name them: the Medusa
+// version of medusa/package.json (the one place it is pinned) for the Node
+// images, the major version for PostgreSQL and Redis.
+func BuildStoreImages(ctx context.Context, b *imagebuild.Builder, dir string) ([]imagebuild.Image, error) {
+	tags, err := StoreImageTags(dir)
+	if err != nil {
+		return nil, err
+	}
+	var imgs []imagebuild.Image
+	for _, s := range StoreImages {
+		ctxDir := filepath.Join(dir, s.Dir)
+		img, err := b.Build(ctx, imagebuild.Spec{
+			Name: "localhost/storefleet/" + s.Repository, Tag: tags[s.Dir],
+			Context: ctxDir, Containerfile: filepath.Join(ctxDir, "Containerfile"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("build the store image %s: %w", s.Repository, err)
+		}
+		imgs = append(imgs, img)
+	}
+	return imgs, nil
+}
+
+// StoreImageTags maps each store image directory to its tag.
+func StoreImageTags(dir string) (map[string]string, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "medusa", "package.json"))
+	if err != nil {
+		return nil, fmt.Errorf("the store images' sources: %w", err)
+	}
+	var pkg struct {
+		Dependencies map[string]string `json:"dependencies"`
+	}
+	if err := json.Unmarshal(data, &pkg); err != nil {
+		return nil, fmt.Errorf("medusa/package.json: %w", err)
+	}
+	medusa := pkg.Dependencies["@medusajs/medusa"]
+	if medusa == "" {
+		return nil, fmt.Errorf("medusa/package.json does not pin @medusajs/medusa")
+	}
+	return map[string]string{"medusa": medusa, "storefront": medusa, "postgres": "15", "redis": "7"}, nil
+}
+
+// importAlso extends a node's image import with more images.
+func importAlso(first func(ctx context.Context, ctr, address string) error, b *imagebuild.Builder, more []imagebuild.Image) func(ctx context.Context, ctr, address string) error {
+	return func(ctx context.Context, ctr, address string) error {
+		if err := first(ctx, ctr, address); err != nil {
+			return err
+		}
+		for _, img := range more {
+			if err := b.Import(ctx, ctr, address, img); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 }

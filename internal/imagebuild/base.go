@@ -32,6 +32,28 @@ const (
 type baseRecipe struct {
 	Suite, Variant, Arch string
 	Mirror, Security     string
+	// ExtraCAs are the host's own CA certificates (name → content) from
+	// /usr/local/share/ca-certificates: where egress passes a
+	// TLS-intercepting proxy, a build's https downloads (the npm registry)
+	// need its CA, and images that install ca-certificates then trust it.
+	ExtraCAs map[string]string `json:",omitempty"`
+}
+
+// hostCADir holds the CA certificates an administrator added to the host.
+const hostCADir = "/usr/local/share/ca-certificates"
+
+func hostExtraCAs() map[string]string {
+	files, _ := filepath.Glob(filepath.Join(hostCADir, "*.crt"))
+	cas := map[string]string{}
+	for _, f := range files {
+		if data, err := os.ReadFile(f); err == nil {
+			cas[filepath.Base(f)] = string(data)
+		}
+	}
+	if len(cas) == 0 {
+		return nil
+	}
+	return cas
 }
 
 func (b *Builder) baseRecipe() baseRecipe {
@@ -39,7 +61,7 @@ func (b *Builder) baseRecipe() baseRecipe {
 	if b.Mirror != "" {
 		mirror = b.Mirror
 	}
-	return baseRecipe{Suite: baseSuite, Variant: baseVariant, Arch: debArch(), Mirror: mirror, Security: security}
+	return baseRecipe{Suite: baseSuite, Variant: baseVariant, Arch: debArch(), Mirror: mirror, Security: security, ExtraCAs: hostExtraCAs()}
 }
 
 func (r baseRecipe) key() string {
@@ -127,6 +149,17 @@ func (b *Builder) buildBase(ctx context.Context, r baseRecipe, key string, log i
 	}
 	if err := trimRootfs(rootfs, r); err != nil {
 		return Image{}, fmt.Errorf("trim rootfs: %w", err)
+	}
+	if len(r.ExtraCAs) > 0 {
+		dir := filepath.Join(rootfs, strings.TrimPrefix(hostCADir, "/"))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return Image{}, err
+		}
+		for name, pem := range r.ExtraCAs {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(pem), 0o644); err != nil {
+				return Image{}, err
+			}
+		}
 	}
 	l, err := b.tarLayer(ctx, rootfs, filepath.Join(work, "layer.tar.gz"), log)
 	if err != nil {

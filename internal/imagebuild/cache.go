@@ -43,8 +43,12 @@ func (k *keyHasher) addMap(name string, m map[string]string) {
 
 // addTree hashes every entry of dir: path, type, permission bits, and the
 // content of files or the target of symlinks. Modification times are left
-// out, so a fresh checkout of the same files hits the cache.
+// out, so a fresh checkout of the same files hits the cache. Entries the
+// context's .containerignore (or .dockerignore) names are left out too, as
+// buildah leaves them out of the build: a developer's node_modules beside
+// the Containerfile neither slows the hash nor invalidates the image.
 func (k *keyHasher) addTree(name, dir string) error {
+	ignored := ignorePatterns(dir)
 	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -52,6 +56,12 @@ func (k *keyHasher) addTree(name, dir string) error {
 		rel, err := filepath.Rel(dir, path)
 		if err != nil {
 			return err
+		}
+		if rel != "." && isIgnored(ignored, filepath.ToSlash(rel)) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
 		}
 		fi, err := d.Info()
 		if err != nil {
@@ -208,4 +218,38 @@ func (b *Builder) buildLog(name, tag string) (*os.File, error) {
 		return nil, err
 	}
 	return os.Create(filepath.Join(dir, filepath.Base(b.refDir(name))+"_"+tag+".log"))
+}
+
+// ignorePatterns reads the context's .containerignore, else .dockerignore:
+// one pattern a line, # comments; negations (!) are not supported and are
+// ignored, which can only make the key cover more files than the build.
+func ignorePatterns(dir string) []string {
+	for _, f := range []string{".containerignore", ".dockerignore"} {
+		data, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			continue
+		}
+		var patterns []string
+		for _, line := range strings.Split(string(data), "\n") {
+			line = strings.TrimSpace(line)
+			if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, "!") {
+				continue
+			}
+			patterns = append(patterns, strings.Trim(filepath.ToSlash(filepath.Clean(line)), "/"))
+		}
+		return patterns
+	}
+	return nil
+}
+
+// isIgnored matches rel (slash-separated) against the patterns the way the
+// ignore files mean them: from the context root (node_modules is the
+// top-level one; a directory's match covers all below it).
+func isIgnored(patterns []string, rel string) bool {
+	for _, p := range patterns {
+		if ok, _ := filepath.Match(p, rel); ok {
+			return true
+		}
+	}
+	return false
 }

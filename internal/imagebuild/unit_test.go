@@ -180,3 +180,36 @@ func TestCheckToolsNamesPackages(t *testing.T) {
 		}
 	}
 }
+
+// The cache key leaves out what .containerignore keeps out of the build.
+func TestContextKeySkipsIgnoredPaths(t *testing.T) {
+	dir := t.TempDir()
+	write := func(rel, content string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, rel)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, rel), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(".containerignore", "node_modules\n.env.*\n# a comment\n")
+	write("Containerfile", "FROM x\n")
+	key := func() string {
+		k := newKey("test")
+		if err := k.addTree("context", dir); err != nil {
+			t.Fatal(err)
+		}
+		return k.sum()
+	}
+	before := key()
+	write("node_modules/pkg/index.js", "x")
+	write(".env.local", "SECRET=1")
+	if key() != before {
+		t.Error("an ignored file changed the key")
+	}
+	write("src/index.js", "y")
+	if key() == before {
+		t.Error("a file of the build did not change the key")
+	}
+}
