@@ -11,7 +11,7 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-//go:embed local/platform/platform-values.yaml prod/platform/platform-values.yaml
+//go:embed local/platform/platform-values.yaml prod/platform/platform-values.yaml local/real-node-values.yaml
 var files embed.FS
 
 // Environments are the environments with values files.
@@ -33,4 +33,22 @@ func Values(env string) ([]byte, error) {
 		return nil, fmt.Errorf("clusters/%s/platform/platform-values.yaml has no storeValues", env)
 	}
 	return yaml.Marshal(platform.StoreValues)
+}
+
+// RealNodeValues are the store chart values that put a store on the local
+// cluster's real node (clusters/local/real-node-values.yaml), merged over
+// the local environment's by the operator's --real-node.
+func RealNodeValues() ([]byte, error) { return files.ReadFile("local/real-node-values.yaml") }
+
+// Merge merges src into dst: maps key by key, anything else replaced.
+func Merge(dst, src map[string]any) {
+	for k, v := range src {
+		if sm, ok := v.(map[string]any); ok {
+			if dm, ok := dst[k].(map[string]any); ok {
+				Merge(dm, sm)
+				continue
+			}
+		}
+		dst[k] = v
+	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
 	"github.com/storefleet/storefleet/internal/devcluster"
+	"github.com/storefleet/storefleet/internal/imagebuild"
 	"github.com/storefleet/storefleet/internal/realnode"
 )
 
@@ -29,7 +30,7 @@ func runDev(args []string) error {
 	flux := fs.Bool("flux", false, "also run the Flux helm-controller and source-controller; stores are then delivered as HelmReleases")
 	workdir := fs.String("workdir", "", "directory for the cluster's state (default: a new temporary directory, removed on exit)")
 	realNode := fs.String("real-node", "auto", "run a real worker node (kubelet, containerd) beside the simulated ones: auto (when this host can), true, or false (kwok only)")
-	ingressAddr := fs.String("ingress-addr", "127.0.0.1:8081", "loopback address of the real node's ingress (stores at http://<name>.localhost:<port>/)")
+	ingressAddr := fs.String("ingress-addr", "127.0.0.1:80", "loopback address of the real node's ingress: stores answer at http://<name>.localhost/ (port 80) or http://<name>.localhost:<port>/")
 	var op operatorFlags
 	op.register(fs)
 	fs.StringVar(&op.kubeconfig, "kubeconfig", "", "run the operator and API against this existing cluster instead of the embedded one")
@@ -63,10 +64,6 @@ func runDev(args []string) error {
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 
-	platform, err := op.platform()
-	if err != nil {
-		return err
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -74,6 +71,7 @@ func runDev(args []string) error {
 	var cfg *rest.Config
 	var kubeconfig, logDir string
 	var cluster *devcluster.Cluster
+	var err error
 	if op.kubeconfig != "" {
 		// An existing cluster: only the operator and the API run here.
 		if *flux {
@@ -111,7 +109,13 @@ func runDev(args []string) error {
 				}
 			}
 		}
-		cluster, err = devcluster.Start(ctx, devcluster.Options{Workdir: *workdir, Flux: *flux, Log: os.Stdout, RealNode: withNode, IngressAddr: *ingressAddr})
+		var storeImages []imagebuild.Image
+		if withNode {
+			if storeImages, err = devStoreImages(ctx); err != nil {
+				return err
+			}
+		}
+		cluster, err = devcluster.Start(ctx, devcluster.Options{Workdir: *workdir, Flux: *flux, Log: os.Stdout, RealNode: withNode, IngressAddr: *ingressAddr, NodeImages: storeImages})
 		if err != nil {
 			return err
 		}
@@ -122,6 +126,12 @@ func runDev(args []string) error {
 			}
 		}()
 		cfg, kubeconfig, logDir = cluster.Config, cluster.Kubeconfig, cluster.Workdir
+		// Stores run for real when the node does.
+		op.realNode = cluster.Node != nil
+	}
+	platform, err := op.platform()
+	if err != nil {
+		return err
 	}
 
 	metricsPort, err := devcluster.FreePort()
@@ -227,6 +237,16 @@ func wantRealNode(flag string) (bool, error) {
 	default:
 		return false, fmt.Errorf("--real-node: want auto, true or false, got %q", flag)
 	}
+}
+
+// devStoreImages builds (or finds cached) the store chart's images from the
+// repository dev runs in (`make run`), for the real node.
+func devStoreImages(ctx context.Context) ([]imagebuild.Image, error) {
+	if _, err := os.Stat(devcluster.StoreImagesDir); err != nil {
+		return nil, fmt.Errorf("the store images' sources (%s) are not here: run storefleet dev from the repository's root (make run), or --real-node=false", devcluster.StoreImagesDir)
+	}
+	fmt.Println("Store images (Medusa, storefront, PostgreSQL, Redis): built once, then cached; the first build takes about 10 minutes.")
+	return devcluster.BuildStoreImages(ctx, devcluster.ImageBuilder(os.Stdout), devcluster.StoreImagesDir)
 }
 
 // nodeMissing lists the real node's binaries still to build.

@@ -42,6 +42,7 @@ type operatorFlags struct {
 	environment     string
 	valuesFile      string
 	domain          string
+	realNode        bool
 	metricsAddr     string
 	healthAddr      string
 	leaderElect     bool
@@ -71,6 +72,7 @@ func (f *operatorFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.environment, "environment", "local", fmt.Sprintf("built-in store chart values to use: %v", clusters.Environments))
 	fs.StringVar(&f.valuesFile, "values", "", "store chart values file of the environment (overrides --environment)")
 	fs.StringVar(&f.domain, "domain", "", "default domain of store hosts (default: store.domain of the environment values)")
+	fs.BoolVar(&f.realNode, "real-node", false, "run stores on the local cluster's real node: merge clusters/local/real-node-values.yaml over the environment's values")
 	fs.IntVar(&f.opts.Workers, "workers", d.Workers, "stores reconciled concurrently")
 	fs.IntVar(&f.opts.MaxAttempts, "max-attempts", d.MaxAttempts, "failed attempts before a store is marked Failed")
 	fs.DurationVar(&f.opts.DriftInterval, "drift-interval", d.DriftInterval, "periodic drift re-check of ready stores (managed objects are also watched)")
@@ -201,6 +203,17 @@ func (f *operatorFlags) platform() (reconciler.Platform, error) {
 	vals := map[string]any{}
 	if err := yaml.Unmarshal(data, &vals); err != nil {
 		return reconciler.Platform{}, fmt.Errorf("parse values: %w", err)
+	}
+	if f.realNode {
+		data, err := clusters.RealNodeValues()
+		if err != nil {
+			return reconciler.Platform{}, err
+		}
+		node := map[string]any{}
+		if err := yaml.Unmarshal(data, &node); err != nil {
+			return reconciler.Platform{}, fmt.Errorf("parse the real node's values: %w", err)
+		}
+		clusters.Merge(vals, node)
 	}
 	p := reconciler.Platform{Domain: f.domain, EnvironmentValues: vals}
 	if p.Domain == "" {

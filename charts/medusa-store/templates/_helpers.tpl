@@ -70,10 +70,12 @@ seccompProfile:
     secretKeyRef:
       name: {{ .Values.credentials.existingSecret }}
       key: cookie-secret
-{{- with .Values.redisUrl }}
+{{- with (include "medusa-store.redisUrl" .) }}
 - name: REDIS_URL
   value: {{ . | quote }}
 {{- end }}
+- name: MEDUSA_BACKEND_URL
+  value: {{ include "medusa-store.url" . | quote }}
 - name: STORE_CORS
   value: {{ include "medusa-store.url" . | quote }}
 - name: ADMIN_CORS
@@ -82,4 +84,40 @@ seccompProfile:
   value: {{ include "medusa-store.url" . | quote }}
 - name: NODE_ENV
   value: production
+{{- end }}
+
+{{/* The Redis Medusa uses: an external redisUrl, else the store's own. */}}
+{{- define "medusa-store.redisUrl" -}}
+{{- if .Values.redisUrl }}{{ .Values.redisUrl }}{{ else if .Values.redis.enabled }}redis://redis:6379{{ end }}
+{{- end }}
+
+{{/* Where the store's pods run (placement.nodeSelector, placement.tolerations). */}}
+{{- define "medusa-store.placement" -}}
+{{- with .Values.placement.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.placement.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* Backend and worker wait for the release's migrations and bootstrap
+     (Job medusa-migrate-<revision>) instead of migrating themselves: one
+     migration per release, never racing between replicas. */}}
+{{- define "medusa-store.awaitRelease" -}}
+- name: await-migrations
+  image: {{ include "medusa-store.image" (dict "registry" .Values.images.registry "image" .Values.images.medusa) }}
+  imagePullPolicy: {{ .Values.images.pullPolicy }}
+  args: ["await-release"]
+  env:
+    {{- include "medusa-store.medusaEnv" . | nindent 4 }}
+    - name: STOREFLEET_RELEASE_REVISION
+      value: {{ .Release.Revision | quote }}
+  resources:
+    requests: {cpu: 10m, memory: 64Mi}
+    limits: {cpu: 200m, memory: 128Mi}
+  securityContext:
+    {{- include "medusa-store.containerSecurity" . | nindent 4 }}
 {{- end }}
