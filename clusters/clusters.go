@@ -37,7 +37,7 @@ func Values(env string) ([]byte, error) {
 
 // RealNodeValues are the store chart values that put a store on the local
 // cluster's real node (clusters/local/real-node-values.yaml), merged over
-// the local environment's by the operator's --real-node.
+// the local environment's by the operator's --stores-on-real-node.
 func RealNodeValues() ([]byte, error) { return files.ReadFile("local/real-node-values.yaml") }
 
 // Merge merges src into dst: maps key by key, anything else replaced.

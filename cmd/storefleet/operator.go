@@ -72,7 +72,7 @@ func (f *operatorFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.environment, "environment", "local", fmt.Sprintf("built-in store chart values to use: %v", clusters.Environments))
 	fs.StringVar(&f.valuesFile, "values", "", "store chart values file of the environment (overrides --environment)")
 	fs.StringVar(&f.domain, "domain", "", "default domain of store hosts (default: store.domain of the environment values)")
-	fs.BoolVar(&f.realNode, "real-node", false, "run stores on the local cluster's real node: merge clusters/local/real-node-values.yaml over the environment's values")
+	fs.BoolVar(&f.realNode, "stores-on-real-node", false, "run stores on the local cluster's real node: merge clusters/local/real-node-values.yaml over the environment's values")
 	fs.IntVar(&f.opts.Workers, "workers", d.Workers, "stores reconciled concurrently")
 	fs.IntVar(&f.opts.MaxAttempts, "max-attempts", d.MaxAttempts, "failed attempts before a store is marked Failed")
 	fs.DurationVar(&f.opts.DriftInterval, "drift-interval", d.DriftInterval, "periodic drift re-check of ready stores (managed objects are also watched)")

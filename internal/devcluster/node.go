@@ -146,12 +146,15 @@ func BuildStoreImages(ctx context.Context, b *imagebuild.Builder, dir string) ([
 	if err != nil {
 		return nil, err
 	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
 	var imgs []imagebuild.Image
 	for _, s := range StoreImages {
-		ctxDir := filepath.Join(dir, s.Dir)
 		img, err := b.Build(ctx, imagebuild.Spec{
 			Name: "localhost/storefleet/" + s.Repository, Tag: tags[s.Dir],
-			Context: ctxDir, Containerfile: filepath.Join(ctxDir, "Containerfile"),
+			Context: filepath.Join(abs, s.Dir), Containerfile: "Containerfile",
 		})
 		if err != nil {
 			return nil, fmt.Errorf("build the store image %s: %w", s.Repository, err)

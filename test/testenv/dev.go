@@ -20,6 +20,8 @@ type Dev struct {
 	URL string
 	// Kubeconfig is the one dev printed.
 	Kubeconfig string
+	// IngressURL is the real node's ingress dev printed (empty without one).
+	IngressURL string
 	Workdir    string
 
 	cmd  *exec.Cmd
@@ -28,10 +30,14 @@ type Dev struct {
 	out  []string
 }
 
-var kubeconfigLine = regexp.MustCompile(`export KUBECONFIG=(\S+)`)
+var (
+	kubeconfigLine = regexp.MustCompile(`export KUBECONFIG=(\S+)`)
+	ingressLine    = regexp.MustCompile(`ingress (http://localhost:\d+)`)
+)
 
 // StartDev runs `binary dev --workdir workdir --api-addr <free port> args...`
-// and returns once it printed its instructions (3 min at most).
+// and returns once it printed its instructions (8 min at most: with the real
+// node, dev also imports the store images, about a gigabyte).
 func StartDev(binary, workdir string, args ...string) (*Dev, error) {
 	port, err := devcluster.FreePort()
 	if err != nil {
@@ -59,6 +65,9 @@ func StartDev(binary, workdir string, args ...string) (*Dev, error) {
 			if m := kubeconfigLine.FindStringSubmatch(l); m != nil {
 				d.Kubeconfig = m[1]
 			}
+			if m := ingressLine.FindStringSubmatch(l); m != nil {
+				d.IngressURL = m[1]
+			}
 			d.mu.Unlock()
 			if strings.Contains(l, "Press Ctrl-C to stop everything") {
 				once.Do(func() { close(ready) })
@@ -71,9 +80,9 @@ func StartDev(binary, workdir string, args ...string) (*Dev, error) {
 		return d, nil
 	case err := <-d.done:
 		return nil, fmt.Errorf("storefleet dev exited before it was ready (%v):\n%s", err, d.Output())
-	case <-time.After(3 * time.Minute):
+	case <-time.After(8 * time.Minute):
 		_ = d.cmd.Process.Kill()
-		return nil, fmt.Errorf("storefleet dev printed no instructions within 3 minutes:\n%s", d.Output())
+		return nil, fmt.Errorf("storefleet dev printed no instructions within 8 minutes:\n%s", d.Output())
 	}
 }
 
@@ -96,9 +105,10 @@ func (d *Dev) Stop() error {
 			return fmt.Errorf("storefleet dev exited with %v after Ctrl-C", err)
 		}
 		return nil
-	case <-time.After(60 * time.Second):
+	case <-time.After(2 * time.Minute):
+		// The real node's teardown stops its pods and containerd first.
 		_ = d.cmd.Process.Kill()
-		return errors.New("storefleet dev did not stop within 60 s of Ctrl-C")
+		return errors.New("storefleet dev did not stop within 2 minutes of Ctrl-C")
 	}
 }
 

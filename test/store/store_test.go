@@ -1,0 +1,217 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/storefleet/storefleet/internal/devcluster"
+	"github.com/storefleet/storefleet/test/testenv"
+)
+
+// api calls the Intent API as user.
+func api(t *testing.T, method, path, user string, body any) (int, map[string]any) {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		data, _ := json.Marshal(body)
+		r = strings.NewReader(string(data))
+	}
+	req, _ := http.NewRequest(method, dev.URL+path, r)
+	req.Header.Set("X-User-Id", user)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]any{}
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+// shopper is a browser on the store's host: the ingress on loopback with
+// the store's Host header, and a cookie jar for the cart.
+type shopper struct {
+	host string
+	c    *http.Client
+}
+
+func newShopper(t *testing.T, host string) *shopper {
+	jar, _ := cookiejar.New(nil)
+	ingress, _ := url.Parse(dev.IngressURL)
+	c := &http.Client{Timeout: 20 * time.Second, Jar: jar, Transport: &http.Transport{
+		// http://<store>.localhost:<port>/ is loopback, as browsers treat it.
+		Proxy:       nil,
+		DialContext: (&hostDialer{addr: "127.0.0.1:" + ingress.Port()}).dial,
+	}}
+	return &shopper{host: host + ":" + ingress.Port(), c: c}
+}
+
+func (s *shopper) url(path string) string { return "http://" + s.host + path }
+
+func (s *shopper) get(path string) (int, string, error) {
+	resp, err := s.c.Get(s.url(path))
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), nil
+}
+
+func kubectl(args ...string) (string, error) {
+	out, err := exec.Command(devcluster.DefaultTools().Bin("kubectl"), append([]string{"--kubeconfig", dev.Kubeconfig}, args...)...).CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+// A store asked for through the Intent API runs for real: every container
+// Running on the real node with its probes passing, the storefront lists the
+// seeded product with its price, and a shopper's cart is created through the
+// store API and kept in the store's database.
+func TestRealStoreServesShoppers(t *testing.T) {
+	if code, body := api(t, http.MethodPost, "/api/v1/stores", "alice", map[string]any{"name": "shop", "engine": "medusa"}); code != http.StatusCreated && code != http.StatusAccepted {
+		t.Fatalf("create store: %d %v", code, body)
+	}
+	t.Cleanup(func() { api(t, http.MethodDelete, "/api/v1/stores/shop", "alice", nil) })
+	start := time.Now()
+	var last map[string]any
+	testenv.Eventually(t, 15*time.Minute, "store shop Ready", func() (bool, error) {
+		_, last = api(t, http.MethodGet, "/api/v1/stores/shop", "alice", nil)
+		return last["ready"] == true, nil
+	}, func() string {
+		pods, _ := kubectl("get", "pods", "-n", "store-shop", "-o", "wide")
+		return fmt.Sprintf("store: %v\npods:\n%s", last, pods)
+	})
+	t.Logf("store Ready %s after the API call", time.Since(start).Round(time.Second))
+
+	t.Run("every container runs on the real node", func(t *testing.T) {
+		out, err := kubectl("get", "pods", "-n", "store-shop", "-o", "json")
+		if err != nil {
+			t.Fatal(err, out)
+		}
+		var pods struct {
+			Items []struct {
+				Metadata struct{ Name string }
+				Spec     struct{ NodeName string }
+				Status   struct {
+					Phase             string
+					ContainerStatuses []struct {
+						Name  string
+						Ready bool
+						State map[string]any
+					}
+				}
+			}
+		}
+		if err := json.Unmarshal([]byte(out), &pods); err != nil {
+			t.Fatal(err)
+		}
+		running := 0
+		for _, p := range pods.Items {
+			if p.Spec.NodeName != "real-0" {
+				t.Errorf("pod %s is on %q, not the real node", p.Metadata.Name, p.Spec.NodeName)
+			}
+			if p.Status.Phase == "Succeeded" { // the release's migration Job
+				continue
+			}
+			for _, c := range p.Status.ContainerStatuses {
+				if _, ok := c.State["running"]; !ok || !c.Ready {
+					t.Errorf("pod %s container %s: ready %v, state %v", p.Metadata.Name, c.Name, c.Ready, c.State)
+				}
+			}
+			running++
+		}
+		// postgres, redis, backend, worker, storefront
+		if running < 5 {
+			t.Errorf("%d running pods, want the database, Redis, server, worker and storefront", running)
+		}
+	})
+
+	s := newShopper(t, "shop.localhost")
+	var home string
+	t.Run("the storefront lists the seeded product with its price", func(t *testing.T) {
+		testenv.Eventually(t, 2*time.Minute, "the storefront's home page", func() (bool, error) {
+			code, body, err := s.get("/")
+			home = body
+			return code == http.StatusOK && strings.Contains(body, "Sample T-Shirt"), err
+		}, func() string { return "page: " + trim(home) })
+		if !regexp.MustCompile(`€\s?25[.,]00|25[.,]00\s?€`).MatchString(home) {
+			t.Fatalf("no price of €25.00 on the home page:\n%s", trim(home))
+		}
+	})
+
+	t.Run("a shopper adds the product to a cart the backend keeps", func(t *testing.T) {
+		link := regexp.MustCompile(`href="(/products/[^"]+)"`).FindStringSubmatch(home)
+		if link == nil {
+			t.Fatalf("no product link on the home page:\n%s", trim(home))
+		}
+		code, product, err := s.get(link[1])
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("product page %s: %d %v", link[1], code, err)
+		}
+		variant := regexp.MustCompile(`name="variant_id"[^>]*value="(variant_[0-9A-Za-z]+)"|value="(variant_[0-9A-Za-z]+)"[^>]*name="variant_id"`).FindStringSubmatch(product)
+		if variant == nil {
+			t.Fatalf("no variant to add on the product page:\n%s", trim(product))
+		}
+		id := variant[1] + variant[2]
+		form := url.Values{"variant_id": {id}, "quantity": {"1"}, "handle": {strings.TrimPrefix(link[1], "/products/")}}
+		resp, err := s.c.PostForm(s.url("/cart/items"), form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		code, cart, err := s.get("/cart")
+		if err != nil || code != http.StatusOK || !strings.Contains(cart, "Sample T-Shirt") {
+			t.Fatalf("cart page: %d %v\n%s", code, err, trim(cart))
+		}
+		u, _ := url.Parse(s.url("/"))
+		var cartID string
+		for _, c := range s.c.Jar.Cookies(u) {
+			if c.Name == "sf_cart" {
+				cartID = c.Value
+			}
+		}
+		if !strings.HasPrefix(cartID, "cart_") {
+			t.Fatalf("no cart cookie after adding to the cart (cookies %v)", s.c.Jar.Cookies(u))
+		}
+		// The backend's own record of it, in the store's PostgreSQL.
+		out, err := kubectl("exec", "-n", "store-shop", "postgres-0", "--", "psql", "-U", "medusa", "-d", "medusa", "-tAc",
+			fmt.Sprintf("select count(*) from cart_line_item where cart_id = '%s' and deleted_at is null", cartID))
+		if err != nil || out != "1" {
+			t.Fatalf("line items of %s in the store's database: %q (%v)", cartID, out, err)
+		}
+	})
+
+	t.Run("another user does not see the store", func(t *testing.T) {
+		if code, _ := api(t, http.MethodGet, "/api/v1/stores/shop", "bob", nil); code != http.StatusNotFound {
+			t.Fatalf("bob reading alice's store: %d, want 404", code)
+		}
+	})
+}
+
+func trim(s string) string {
+	if len(s) > 2000 {
+		return s[:2000] + "…"
+	}
+	return s
+}
+
+// hostDialer sends every connection to the ingress on loopback, whatever
+// the name: *.localhost is loopback for browsers and curl, not for Go.
+type hostDialer struct{ addr string }
+
+func (d *hostDialer) dial(ctx context.Context, network, _ string) (net.Conn, error) {
+	var nd net.Dialer
+	return nd.DialContext(ctx, network, d.addr)
+}
