@@ -26,6 +26,7 @@ import (
 // stores applied with raw server-side apply (same concurrency) and waited for
 // until their workloads are ready. Run with `make bench` (-benchtime=1x).
 func BenchmarkProvisionStores(b *testing.B) {
+	suite(b)
 	for _, n := range []int{10, 100} {
 		b.Run(fmt.Sprintf("stores=%d", n), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {

@@ -39,6 +39,7 @@ func platformFor(t testing.TB, env string) reconciler.Platform {
 // validate every object (schema, admission, Pod Security "restricted") in a
 // namespace labelled restricted.
 func TestChartLintsAndEveryObjectPassesServerSideDryRun(t *testing.T) {
+	suite(t)
 	ctx := context.Background()
 	helm := newHelmSDK(t)
 	for _, env := range clusters.Environments {
