@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/storefleet/storefleet/internal/devcluster"
+	"github.com/storefleet/storefleet/internal/manifests"
 	"github.com/storefleet/storefleet/test/testenv"
 )
 
@@ -120,7 +121,7 @@ func TestPlatformChartRendersAndPassesDryRun(t *testing.T) {
 						t.Errorf("%s: not strict YAML: %v", name, err)
 					}
 				}
-				objs, err := devcluster.DecodeManifests([]byte(files[name]))
+				objs, err := manifests.Decode([]byte(files[name]))
 				if err != nil {
 					t.Fatalf("%s: %v", name, err)
 				}
@@ -205,7 +206,7 @@ func TestPlatformRBACIsTheGeneratedOne(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs, err := devcluster.DecodeManifests([]byte(files["storefleet/templates/rbac.yaml"]))
+	objs, err := manifests.Decode([]byte(files["storefleet/templates/rbac.yaml"]))
 	if err != nil {
 		t.Fatal(err)
 	}

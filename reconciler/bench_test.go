@@ -17,7 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
-	"github.com/storefleet/storefleet/internal/devcluster"
+	"github.com/storefleet/storefleet/internal/manifests"
 	"github.com/storefleet/storefleet/reconciler"
 )
 
@@ -137,7 +137,7 @@ func rawApplyFloor(b *testing.B, n, round int) time.Duration {
 		if err != nil {
 			b.Fatal(err)
 		}
-		objs, err := devcluster.DecodeManifests([]byte(manifest))
+		objs, err := manifests.Decode([]byte(manifest))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,22 +1,19 @@
 package reconciler
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/fluxcd/pkg/runtime/conditions"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
+	"github.com/storefleet/storefleet/internal/manifests"
 )
 
 // fluxRecheck is the backstop re-check of a store waiting on helm-controller.
@@ -163,25 +160,17 @@ func (r *StoreReconciler) databaseVolumeSize(ctx context.Context, namespace stri
 	return "", nil
 }
 
-// manifestObjects parses a release manifest.
+// manifestObjects parses a release manifest; objects without a namespace
+// are in the release's.
 func manifestObjects(manifest, namespace string) ([]*unstructured.Unstructured, error) {
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader([]byte(manifest)), 4096)
-	var objs []*unstructured.Unstructured
-	for {
-		var m map[string]any
-		if err := dec.Decode(&m); err != nil {
-			if errors.Is(err, io.EOF) {
-				return objs, nil
-			}
-			return nil, err
-		}
-		if len(m) == 0 {
-			continue
-		}
-		u := &unstructured.Unstructured{Object: m}
-		if u.GetNamespace() == "" {
-			u.SetNamespace(namespace)
-		}
-		objs = append(objs, u)
+	objs, err := manifests.Decode([]byte(manifest))
+	if err != nil {
+		return nil, err
 	}
+	for _, o := range objs {
+		if o.GetNamespace() == "" {
+			o.SetNamespace(namespace)
+		}
+	}
+	return objs, nil
 }

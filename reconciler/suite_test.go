@@ -28,6 +28,7 @@ import (
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
 	"github.com/storefleet/storefleet/internal/devcluster"
+	"github.com/storefleet/storefleet/internal/manifests"
 	"github.com/storefleet/storefleet/test/testenv"
 )
 
@@ -120,7 +121,7 @@ func leastPrivilegeKubeconfig(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	objs, err := devcluster.DecodeManifests(data)
+	objs, err := manifests.Decode(data)
 	if err != nil {
 		return "", err
 	}
