@@ -29,6 +29,10 @@ const FieldManager = "storefleet-operator"
 // (its watched objects usually trigger a reconcile sooner).
 const requeueWaiting = 2 * time.Second
 
+// conflictRetry is how soon a reconcile that met a concurrent write runs
+// again (the first step of the controller's failure backoff).
+const conflictRetry = time.Second
+
 // Options tune the operator.
 type Options struct {
 	// Platform is the environment's chart values and defaults.
@@ -304,7 +308,7 @@ func (r *StoreReconciler) failedAttempt(ctx context.Context, sc *scope, err erro
 	}
 	if apierrors.IsConflict(err) {
 		// Someone else changed an object meanwhile: not a failed attempt.
-		return ctrl.Result{Requeue: true}, nil
+		return ctrl.Result{RequeueAfter: conflictRetry}, nil
 	}
 	// Watch events can bring a failing store back many times a second; only
 	// one attempt per backoff period (1 s, 2 s, 4 s ...) counts.
