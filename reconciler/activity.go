@@ -1,6 +1,8 @@
 package reconciler
 
 import (
+	"unicode/utf8"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
@@ -22,9 +24,8 @@ func (r *StoreReconciler) record(sc *scope, event, message string) {
 	}
 }
 
-// appendActivity appends to the ring, dropping the oldest entries beyond
-// ActivityLogSize.
-// publish hands the entries recorded after seq to the event publisher.
+// publish hands the entries whose sequence number is above after to the
+// event publisher.
 func (r *StoreReconciler) publish(s *v1alpha1.Store, after int64) {
 	if r.Events == nil {
 		return
@@ -40,6 +41,8 @@ func (r *StoreReconciler) publish(s *v1alpha1.Store, after int64) {
 	}
 }
 
+// appendActivity appends to the ring, dropping the oldest entries beyond
+// ActivityLogSize.
 func appendActivity(log []v1alpha1.ActivityEntry, e v1alpha1.ActivityEntry) []v1alpha1.ActivityEntry {
 	log = append(log, e)
 	if over := len(log) - v1alpha1.ActivityLogSize; over > 0 {
@@ -48,9 +51,15 @@ func appendActivity(log []v1alpha1.ActivityEntry, e v1alpha1.ActivityEntry) []v1
 	return log
 }
 
+// truncate shortens s to at most n bytes, ending in "..." when it cuts. It
+// cuts on a rune boundary, so the result stays valid UTF-8.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n-3] + "..."
+	cut := n - len("...")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"unicode/utf8"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -22,6 +23,31 @@ func TestAppendActivityKeepsTheLast15InOrder(t *testing.T) {
 	}
 	if log[0].Event != "5" || log[14].Event != "19" {
 		t.Fatalf("kept %s..%s, want 5..19", log[0].Event, log[14].Event)
+	}
+}
+
+func TestTruncateCutsOnARuneBoundary(t *testing.T) {
+	cases := []struct {
+		name string
+		in   string
+		n    int
+		want string
+	}{
+		{name: "short enough", in: "drift", n: 10, want: "drift"},
+		{name: "exactly n bytes", in: "0123456789", n: 10, want: "0123456789"},
+		{name: "ASCII", in: "0123456789ab", n: 10, want: "0123456..."},
+		{name: "two-byte rune across the cut", in: "012345é789ab", n: 10, want: "012345..."},
+		{name: "three-byte rune across the cut", in: "01234€6789ab", n: 10, want: "01234..."},
+		{name: "four-byte rune across the cut", in: "0123😀6789ab", n: 10, want: "0123..."},
+		{name: "rune ends at the cut", in: "01234é789ab", n: 10, want: "01234é..."},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := truncate(tc.in, tc.n)
+			if got != tc.want || len(got) > tc.n || !utf8.ValidString(got) {
+				t.Fatalf("truncate(%q, %d) = %q (%d bytes), want %q", tc.in, tc.n, got, len(got), tc.want)
+			}
+		})
 	}
 }
 
