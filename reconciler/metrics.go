@@ -11,8 +11,9 @@ import (
 	"github.com/storefleet/storefleet/api/v1alpha1"
 )
 
-// Operator metrics (storefleet_stores{phase} is phaseCollector), registered with controller-runtime's registry so they are
-// served on the manager's /metrics beside its own.
+// Operator metrics (storefleet_stores{phase} is phaseCollector), registered
+// with controller-runtime's registry so they are served on the manager's
+// /metrics beside its own.
 var (
 	storesCreated = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "storefleet_stores_created_total",
