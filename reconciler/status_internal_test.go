@@ -272,3 +272,32 @@ func TestChartValuesAndDigest(t *testing.T) {
 		t.Errorf("digest did not change with the plan")
 	}
 }
+
+func TestURLsOf(t *testing.T) {
+	local := Platform{Domain: "localtest.me"}
+	tls := Platform{Domain: "stores.example.com", EnvironmentValues: map[string]any{"ingress": map[string]any{"tls": map[string]any{"enabled": true}}}}
+	cases := []struct {
+		name     string
+		engine   v1alpha1.Engine
+		domain   string
+		platform Platform
+		want     *v1alpha1.StoreURLs
+	}{
+		{name: "platform domain over HTTP", engine: v1alpha1.EngineMedusa, platform: local,
+			want: &v1alpha1.StoreURLs{Storefront: "http://shop.localtest.me", Admin: "http://shop.localtest.me/app"}},
+		{name: "TLS environment", engine: v1alpha1.EngineMedusa, platform: tls,
+			want: &v1alpha1.StoreURLs{Storefront: "https://shop.stores.example.com", Admin: "https://shop.stores.example.com/app"}},
+		{name: "the store's own domain", engine: v1alpha1.EngineMedusa, domain: "shops.test", platform: local,
+			want: &v1alpha1.StoreURLs{Storefront: "http://shop.shops.test", Admin: "http://shop.shops.test/app"}},
+		{name: "an engine that is not provisioned has none", engine: v1alpha1.EngineWooCommerce, platform: local},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &v1alpha1.Store{ObjectMeta: metav1.ObjectMeta{Name: "shop"}, Spec: v1alpha1.StoreSpec{Engine: tc.engine, Domain: tc.domain}}
+			got := urlsOf(s, tc.platform)
+			if (got == nil) != (tc.want == nil) || (got != nil && *got != *tc.want) {
+				t.Fatalf("urlsOf = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
