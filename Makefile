@@ -78,6 +78,18 @@ build: web binary ## Build the statically linked storefleet binary (with the das
 binary:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/storefleet
 
+# The unit tier: every package's tests but the end-to-end suites (test/...)
+# and the packages whose tests are the binary and the cluster itself
+# (cmd/..., internal/devcluster). STOREFLEET_UNIT=1 makes each cluster test
+# skip, listed with "cluster test: not part of make unit", instead of
+# starting a control plane; make test never sets it, so there a cluster that
+# cannot start fails.
+UNIT_PACKAGES = $(shell $(GO) list ./... | grep -v -e /test/ -e /cmd/ -e /internal/devcluster$$)
+
+.PHONY: unit
+unit: ## Unit tests in seconds: the pure tests of every package, no cluster, no network (skipped cluster tests are listed)
+	STOREFLEET_UNIT=1 $(GO) test -count=1 -v $(UNIT_PACKAGES) | grep -vE '^ *(=== (RUN|PAUSE|CONT|NAME)|--- PASS|PASS$$)'
+
 .PHONY: test
 test: tools images forge gitops web ## Run every test: unit and integration on real local clusters, Git servers, Gitea and Chromium; the dashboard's Vitest tests
 	cd web && npx vitest run

@@ -8,7 +8,8 @@ import (
 )
 
 // The store chart's images/ (the sources of the images it runs, with their
-// node_modules while being built) are not part of the chart.
+// node_modules while being built) are not part of the chart. Its templates
+// are embedded with all: so that _helpers.tpl is too.
 //
 //go:embed medusa-store/Chart.yaml medusa-store/values.yaml medusa-store/README.md medusa-store/.helmignore all:medusa-store/templates all:storefleet
 var files embed.FS

@@ -19,13 +19,15 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	"github.com/storefleet/storefleet/internal/devcluster"
+	"github.com/storefleet/storefleet/internal/manifests"
 	"github.com/storefleet/storefleet/test/testenv"
 )
 
-var cluster *devcluster.Cluster
+// shared is started by the tests that need an API server (dry run,
+// install); the chart's rendering, schema and RBAC tests run without one.
+var shared testenv.SharedCluster
 
-func TestMain(m *testing.M) { testenv.Main(m, devcluster.Options{}, &cluster) }
+func TestMain(m *testing.M) { testenv.RunShared(m, &shared) }
 
 func loadPlatformChart(t *testing.T) *chart.Chart {
 	t.Helper()
@@ -85,6 +87,7 @@ func envValues(t *testing.T, env string) map[string]any {
 // values every object is accepted by the real API server (schema,
 // admission, Pod Security "restricted" on the namespace).
 func TestPlatformChartRendersAndPassesDryRun(t *testing.T) {
+	cluster := shared.Get(t)
 	ctx := context.Background()
 	ch := loadPlatformChart(t)
 	// As Flux packages it from Git (reconcileStrategy Revision): a version
@@ -120,7 +123,7 @@ func TestPlatformChartRendersAndPassesDryRun(t *testing.T) {
 						t.Errorf("%s: not strict YAML: %v", name, err)
 					}
 				}
-				objs, err := devcluster.DecodeManifests([]byte(files[name]))
+				objs, err := manifests.Decode([]byte(files[name]))
 				if err != nil {
 					t.Fatalf("%s: %v", name, err)
 				}
@@ -205,7 +208,7 @@ func TestPlatformRBACIsTheGeneratedOne(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs, err := devcluster.DecodeManifests([]byte(files["storefleet/templates/rbac.yaml"]))
+	objs, err := manifests.Decode([]byte(files["storefleet/templates/rbac.yaml"]))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
-	"github.com/storefleet/storefleet/internal/devcluster"
+	"github.com/storefleet/storefleet/internal/manifests"
 	"github.com/storefleet/storefleet/reconciler"
 )
 
@@ -26,6 +26,7 @@ import (
 // stores applied with raw server-side apply (same concurrency) and waited for
 // until their workloads are ready. Run with `make bench` (-benchtime=1x).
 func BenchmarkProvisionStores(b *testing.B) {
+	suite(b)
 	for _, n := range []int{10, 100} {
 		b.Run(fmt.Sprintf("stores=%d", n), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
@@ -136,7 +137,7 @@ func rawApplyFloor(b *testing.B, n, round int) time.Duration {
 		if err != nil {
 			b.Fatal(err)
 		}
-		objs, err := devcluster.DecodeManifests([]byte(manifest))
+		objs, err := manifests.Decode([]byte(manifest))
 		if err != nil {
 			b.Fatal(err)
 		}

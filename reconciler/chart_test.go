@@ -17,7 +17,7 @@ import (
 	"github.com/storefleet/storefleet/api/v1alpha1"
 	"github.com/storefleet/storefleet/charts"
 	"github.com/storefleet/storefleet/clusters"
-	"github.com/storefleet/storefleet/internal/devcluster"
+	"github.com/storefleet/storefleet/internal/manifests"
 	"github.com/storefleet/storefleet/reconciler"
 )
 
@@ -39,6 +39,7 @@ func platformFor(t testing.TB, env string) reconciler.Platform {
 // validate every object (schema, admission, Pod Security "restricted") in a
 // namespace labelled restricted.
 func TestChartLintsAndEveryObjectPassesServerSideDryRun(t *testing.T) {
+	suite(t)
 	ctx := context.Background()
 	helm := newHelmSDK(t)
 	for _, env := range clusters.Environments {
@@ -59,7 +60,7 @@ func TestChartLintsAndEveryObjectPassesServerSideDryRun(t *testing.T) {
 				if err != nil {
 					t.Fatalf("render: %v", err)
 				}
-				objs, err := devcluster.DecodeManifests([]byte(manifest))
+				objs, err := manifests.Decode([]byte(manifest))
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/fluxcd/pkg/runtime/conditions"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,7 +17,8 @@ import (
 
 // reconcileDelete uninstalls the release, deletes the namespace, waits until
 // both and the store's volumes are gone, and only then drops the finalizer.
-// Each wait says in the Ready condition what it is waiting for.
+// Each wait records in the scope what it is waiting for; summarize says it
+// in the Ready condition.
 func (r *StoreReconciler) reconcileDelete(ctx context.Context, sc *scope) (ctrl.Result, error) {
 	s := sc.store
 	if !controllerutil.ContainsFinalizer(s, v1alpha1.Finalizer) {
@@ -29,7 +29,7 @@ func (r *StoreReconciler) reconcileDelete(ctx context.Context, sc *scope) (ctrl.
 		r.record(sc, v1alpha1.EventDeleting, fmt.Sprintf("deleting store %q: release, namespace %s and volumes", s.Name, sc.namespace))
 	}
 	waiting := func(format string, args ...any) (ctrl.Result, error) {
-		conditions.MarkFalse(s, v1alpha1.ReadyCondition, v1alpha1.ReasonDeleting, format, args...)
+		sc.wait(v1alpha1.ReasonDeleting, format, args...)
 		return ctrl.Result{RequeueAfter: requeueWaiting}, nil
 	}
 
@@ -47,7 +47,7 @@ func (r *StoreReconciler) reconcileDelete(ctx context.Context, sc *scope) (ctrl.
 			}
 			pending, err := delivery.Remove(ctx, sc.namespace, releaseName(s))
 			if err != nil {
-				conditions.MarkFalse(s, v1alpha1.ReadyCondition, v1alpha1.ReasonDeleting, "uninstall failed: %s", err.Error())
+				sc.wait(v1alpha1.ReasonDeleting, "uninstall failed: %s", err.Error())
 				return ctrl.Result{}, err
 			}
 			if pending != "" {

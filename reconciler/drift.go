@@ -1,158 +1,20 @@
 package reconciler
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"reflect"
-	"sort"
 	"strings"
-	"time"
 
 	"github.com/fluxcd/pkg/runtime/conditions"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
 )
-
-// requeueWaiting is how soon a store waiting on something is looked at again
-// (its watched objects usually trigger a reconcile sooner).
-const requeueWaiting = 2 * time.Second
-
-// apply server-side applies desired when it is missing or differs from
-// existing, and reports whether it changed anything. Comparing first keeps a
-// healthy store's reconcile free of writes.
-func (r *StoreReconciler) apply(ctx context.Context, desired, existing client.Object, missing bool) (bool, error) {
-	want, err := runtime.DefaultUnstructuredConverter.ToUnstructured(desired)
-	if err != nil {
-		return false, err
-	}
-	if !missing {
-		have, err := runtime.DefaultUnstructuredConverter.ToUnstructured(existing)
-		if err != nil {
-			return false, err
-		}
-		if len(differences(want, have)) == 0 {
-			return false, nil
-		}
-	}
-	u := &unstructured.Unstructured{Object: want}
-	if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
-		return false, err
-	}
-	return true, nil
-}
-
-// differences lists the paths where live does not carry what desired says:
-// fields desired leaves out (defaults, status, other managers' fields) are
-// not drift. It compares labels and annotations of metadata and every other
-// top-level field but status.
-func differences(desired, live map[string]any) []string {
-	var diffs []string
-	for k, v := range desired {
-		switch k {
-		case "apiVersion", "kind", "status":
-			continue
-		case "metadata":
-			dm, _ := v.(map[string]any)
-			lm, _ := live["metadata"].(map[string]any)
-			for _, f := range []string{"labels", "annotations"} {
-				if dv, ok := dm[f]; ok {
-					diffs = append(diffs, subsetDiff("metadata."+f, normalize(dv), normalize(lm[f]))...)
-				}
-			}
-		default:
-			diffs = append(diffs, subsetDiff(k, normalize(v), normalize(live[k]))...)
-		}
-	}
-	sort.Strings(diffs)
-	return diffs
-}
-
-// normalize gives numbers one representation (JSON's float64), whether they
-// came from YAML, Go structs or the API server.
-func normalize(v any) any {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return v
-	}
-	var out any
-	if err := json.Unmarshal(data, &out); err != nil {
-		return v
-	}
-	return out
-}
-
-func subsetDiff(path string, want, have any) []string {
-	switch w := want.(type) {
-	case map[string]any:
-		h, ok := have.(map[string]any)
-		if !ok {
-			if len(w) == 0 {
-				return nil
-			}
-			return []string{path}
-		}
-		var diffs []string
-		for k, v := range w {
-			diffs = append(diffs, subsetDiff(path+"."+k, v, h[k])...)
-		}
-		return diffs
-	case []any:
-		h, ok := have.([]any)
-		if !ok || len(h) != len(w) {
-			if len(w) == 0 && have == nil {
-				return nil
-			}
-			return []string{path}
-		}
-		var diffs []string
-		for i := range w {
-			diffs = append(diffs, subsetDiff(fmt.Sprintf("%s[%d]", path, i), w[i], h[i])...)
-		}
-		return diffs
-	case nil:
-		return nil
-	default:
-		if !reflect.DeepEqual(want, have) {
-			return []string{path}
-		}
-		return nil
-	}
-}
-
-// manifestObjects parses a release manifest.
-func manifestObjects(manifest, namespace string) ([]*unstructured.Unstructured, error) {
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader([]byte(manifest)), 4096)
-	var objs []*unstructured.Unstructured
-	for {
-		var m map[string]any
-		if err := dec.Decode(&m); err != nil {
-			if errors.Is(err, io.EOF) {
-				return objs, nil
-			}
-			return nil, err
-		}
-		if len(m) == 0 {
-			continue
-		}
-		u := &unstructured.Unstructured{Object: m}
-		if u.GetNamespace() == "" {
-			u.SetNamespace(namespace)
-		}
-		objs = append(objs, u)
-	}
-}
 
 // reconcileDrift compares every object of the release with the live one and
 // repairs the release only when something really differs: an object is

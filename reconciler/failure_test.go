@@ -38,6 +38,7 @@ func setPodLabel(t *testing.T, namespace, name, key, value string) {
 }
 
 func TestCrashLoopIsDiagnosedFailsAndRecoversOnRetry(t *testing.T) {
+	suite(t)
 	ctx := context.Background()
 	createStore(t, newStore("crash-shop"))
 	waitPhase(t, "crash-shop", v1alpha1.PhaseReady, 90*time.Second)
@@ -83,6 +84,7 @@ func TestCrashLoopIsDiagnosedFailsAndRecoversOnRetry(t *testing.T) {
 }
 
 func TestPodThatNeverStartsIsDiagnosed(t *testing.T) {
+	suite(t)
 	createStore(t, newStore("stuck-shop"))
 	waitPhase(t, "stuck-shop", v1alpha1.PhaseReady, 90*time.Second)
 	setPodLabel(t, "store-stuck-shop", "storefront", devcluster.FaultLabel, devcluster.FaultPending)
@@ -97,6 +99,7 @@ func TestPodThatNeverStartsIsDiagnosed(t *testing.T) {
 }
 
 func TestQuotaExceededIsDiagnosed(t *testing.T) {
+	suite(t)
 	// Ten 100m-CPU replicas plus the database and worker ask more than the
 	// small plan's 1 CPU of requests.
 	createStore(t, newStore("tight-shop", func(s *v1alpha1.Store) {
@@ -110,6 +113,7 @@ func TestQuotaExceededIsDiagnosed(t *testing.T) {
 }
 
 func TestOperatorKilledMidInstallRecovers(t *testing.T) {
+	suite(t)
 	ctx := context.Background()
 	// Catch the install between Helm's pending-install record and its
 	// completion; the window is short, so try a few stores.
@@ -162,6 +166,7 @@ func TestOperatorKilledMidInstallRecovers(t *testing.T) {
 }
 
 func TestOnlyTheLeaderReconciles(t *testing.T) {
+	suite(t)
 	standby, err := startOperator("standby")
 	if err != nil {
 		t.Fatal(err)
@@ -182,6 +187,7 @@ func TestOnlyTheLeaderReconciles(t *testing.T) {
 }
 
 func TestInvalidSpecStallsAtOnce(t *testing.T) {
+	suite(t)
 	createStore(t, newStore("pinned-shop", func(s *v1alpha1.Store) { s.Spec.ChartVersion = "9.9.9" }))
 	s := waitPhase(t, "pinned-shop", v1alpha1.PhaseFailed, 30*time.Second)
 	c := condition(s, v1alpha1.StalledCondition)
@@ -202,6 +208,7 @@ func TestInvalidSpecStallsAtOnce(t *testing.T) {
 }
 
 func TestForeignNamespaceIsNotTakenOver(t *testing.T) {
+	suite(t)
 	ctx := context.Background()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "store-taken-shop", Labels: map[string]string{"team": "someone-else"}}}
 	if err := cluster.Client.Create(ctx, ns); err != nil {
@@ -226,6 +233,7 @@ func TestForeignNamespaceIsNotTakenOver(t *testing.T) {
 }
 
 func TestSuspendedStoreIsLeftAlone(t *testing.T) {
+	suite(t)
 	ctx := context.Background()
 	createStore(t, newStore("quiet-shop"))
 	waitPhase(t, "quiet-shop", v1alpha1.PhaseReady, 90*time.Second)

@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"helm.sh/helm/v3/pkg/action"
@@ -48,11 +47,7 @@ type HelmSDK struct {
 	mapper    meta.RESTMapper
 	chart     *chart.Chart
 	timeout   time.Duration
-	// Calls counts Helm actions that change a release, by action; the drift
-	// tests assert that a healthy store causes none.
-	calls   map[string]int
-	callsMu sync.Mutex
-	log     *slog.Logger
+	log       *slog.Logger
 }
 
 // maxHistory caps the release revisions Helm keeps per store.
@@ -71,7 +66,7 @@ func NewHelmSDK(cfg *rest.Config, mapper meta.RESTMapper, chartFS fs.FS, log *sl
 	}
 	return &HelmSDK{
 		config: cfg, discovery: memory.NewMemCacheClient(dc), mapper: mapper, chart: ch,
-		timeout: 5 * time.Minute, calls: map[string]int{}, log: log,
+		timeout: 5 * time.Minute, log: log,
 	}, nil
 }
 
@@ -81,17 +76,10 @@ func (h *HelmSDK) ChartVersion() string { return h.chart.Metadata.Version }
 // Mode implements Delivery.
 func (h *HelmSDK) Mode() v1alpha1.DeliveryMode { return v1alpha1.DeliveryHelm }
 
-// Calls returns how many release-changing Helm actions of a kind ran.
-func (h *HelmSDK) Calls(action string) int {
-	h.callsMu.Lock()
-	defer h.callsMu.Unlock()
-	return h.calls[action]
-}
-
+// count counts a release-changing Helm action in
+// storefleet_helm_actions_total (the drift tests assert that a healthy store
+// causes none).
 func (h *HelmSDK) count(action string) {
-	h.callsMu.Lock()
-	h.calls[action]++
-	h.callsMu.Unlock()
 	helmActions.WithLabelValues(action).Inc()
 }
 

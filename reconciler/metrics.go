@@ -1,12 +1,19 @@
 package reconciler
 
 import (
+	"context"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/storefleet/storefleet/api/v1alpha1"
 )
 
-// Operator metrics (storefleet_stores{phase} is phaseCollector), registered with controller-runtime's registry so they are
-// served on the manager's /metrics beside its own.
+// Operator metrics (storefleet_stores{phase} is phaseCollector), registered
+// with controller-runtime's registry so they are served on the manager's
+// /metrics beside its own.
 var (
 	storesCreated = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "storefleet_stores_created_total",
@@ -33,4 +40,36 @@ var (
 
 func init() {
 	metrics.Registry.MustRegister(storesCreated, provisioningFailures, provisioningDuration, driftCorrections, helmActions)
+}
+
+// phaseCollector reports storefleet_stores{phase} from the cache at scrape time.
+type phaseCollector struct {
+	reader client.Reader
+}
+
+var storesDesc = prometheus.NewDesc("storefleet_stores", "Stores by phase.", []string{"phase"}, nil)
+
+func (c *phaseCollector) Describe(ch chan<- *prometheus.Desc) { ch <- storesDesc }
+
+func (c *phaseCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var list v1alpha1.StoreList
+	if err := c.reader.List(ctx, &list); err != nil {
+		return
+	}
+	counts := map[v1alpha1.Phase]int{}
+	for _, p := range []v1alpha1.Phase{v1alpha1.PhasePending, v1alpha1.PhaseProvisioning, v1alpha1.PhaseReady, v1alpha1.PhaseFailed, v1alpha1.PhaseDeleting, v1alpha1.PhaseComingSoon} {
+		counts[p] = 0
+	}
+	for _, s := range list.Items {
+		p := s.Status.Phase
+		if p == "" {
+			p = v1alpha1.PhasePending
+		}
+		counts[p]++
+	}
+	for p, n := range counts {
+		ch <- prometheus.MustNewConstMetric(storesDesc, prometheus.GaugeValue, float64(n), string(p))
+	}
 }

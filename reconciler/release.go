@@ -8,10 +8,12 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
+	"github.com/storefleet/storefleet/internal/manifests"
 )
 
 // fluxRecheck is the backstop re-check of a store waiting on helm-controller.
@@ -156,4 +158,19 @@ func (r *StoreReconciler) databaseVolumeSize(ctx context.Context, namespace stri
 		}
 	}
 	return "", nil
+}
+
+// manifestObjects parses a release manifest; objects without a namespace
+// are in the release's.
+func manifestObjects(manifest, namespace string) ([]*unstructured.Unstructured, error) {
+	objs, err := manifests.Decode([]byte(manifest))
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range objs {
+		if o.GetNamespace() == "" {
+			o.SetNamespace(namespace)
+		}
+	}
+	return objs, nil
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
-	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -141,38 +140,6 @@ type deletionPredicate struct{ predicate.Funcs }
 
 func (deletionPredicate) Update(e event.UpdateEvent) bool {
 	return e.ObjectNew.GetDeletionTimestamp() != nil && e.ObjectOld.GetDeletionTimestamp() == nil
-}
-
-// phaseCollector reports storefleet_stores{phase} from the cache at scrape time.
-type phaseCollector struct {
-	reader client.Reader
-}
-
-var storesDesc = prometheus.NewDesc("storefleet_stores", "Stores by phase.", []string{"phase"}, nil)
-
-func (c *phaseCollector) Describe(ch chan<- *prometheus.Desc) { ch <- storesDesc }
-
-func (c *phaseCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	var list v1alpha1.StoreList
-	if err := c.reader.List(ctx, &list); err != nil {
-		return
-	}
-	counts := map[v1alpha1.Phase]int{}
-	for _, p := range []v1alpha1.Phase{v1alpha1.PhasePending, v1alpha1.PhaseProvisioning, v1alpha1.PhaseReady, v1alpha1.PhaseFailed, v1alpha1.PhaseDeleting, v1alpha1.PhaseComingSoon} {
-		counts[p] = 0
-	}
-	for _, s := range list.Items {
-		p := s.Status.Phase
-		if p == "" {
-			p = v1alpha1.PhasePending
-		}
-		counts[p]++
-	}
-	for p, n := range counts {
-		ch <- prometheus.MustNewConstMetric(storesDesc, prometheus.GaugeValue, float64(n), string(p))
-	}
 }
 
 // Setup creates the deliveries and the Store reconciler on a manager whose

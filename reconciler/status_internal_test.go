@@ -1,8 +1,11 @@
 package reconciler
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"testing"
+	"unicode/utf8"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -20,6 +23,31 @@ func TestAppendActivityKeepsTheLast15InOrder(t *testing.T) {
 	}
 	if log[0].Event != "5" || log[14].Event != "19" {
 		t.Fatalf("kept %s..%s, want 5..19", log[0].Event, log[14].Event)
+	}
+}
+
+func TestTruncateCutsOnARuneBoundary(t *testing.T) {
+	cases := []struct {
+		name string
+		in   string
+		n    int
+		want string
+	}{
+		{name: "short enough", in: "drift", n: 10, want: "drift"},
+		{name: "exactly n bytes", in: "0123456789", n: 10, want: "0123456789"},
+		{name: "ASCII", in: "0123456789ab", n: 10, want: "0123456..."},
+		{name: "two-byte rune across the cut", in: "012345é789ab", n: 10, want: "012345..."},
+		{name: "three-byte rune across the cut", in: "01234€6789ab", n: 10, want: "01234..."},
+		{name: "four-byte rune across the cut", in: "0123😀6789ab", n: 10, want: "0123..."},
+		{name: "rune ends at the cut", in: "01234é789ab", n: 10, want: "01234é..."},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := truncate(tc.in, tc.n)
+			if got != tc.want || len(got) > tc.n || !utf8.ValidString(got) {
+				t.Fatalf("truncate(%q, %d) = %q (%d bytes), want %q", tc.in, tc.n, got, len(got), tc.want)
+			}
+		})
 	}
 }
 
@@ -62,53 +90,151 @@ func cond(t string, status metav1.ConditionStatus) metav1.Condition {
 	return metav1.Condition{Type: t, Status: status, Reason: "R", Message: t + " message"}
 }
 
-func TestSetReadinessAndPhase(t *testing.T) {
-	allTrue := func() []metav1.Condition {
+// TestSummarize covers every case summarize decides Ready, Reconciling,
+// Stalled and the phase for: ready, waiting, failed, retried, deleting,
+// suspended and ComingSoon stores.
+func TestSummarize(t *testing.T) {
+	allTrue := func(extra ...metav1.Condition) []metav1.Condition {
 		var cs []metav1.Condition
 		for _, st := range stepConditions {
 			cs = append(cs, cond(st.condition, metav1.ConditionTrue))
 		}
-		return cs
+		return append(cs, extra...)
 	}
+	with := func(cs []metav1.Condition, c metav1.Condition) []metav1.Condition {
+		for i := range cs {
+			if cs[i].Type == c.Type {
+				cs[i] = c
+				return cs
+			}
+		}
+		return append(cs, c)
+	}
+	stalledCond := metav1.Condition{Type: v1alpha1.StalledCondition, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonRetryLimitReached, Message: "3 attempts failed"}
+	reconciling := metav1.Condition{Type: v1alpha1.ReconcilingCondition, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonProgressing, Message: "provisioning"}
+	readyTrue := metav1.Condition{Type: v1alpha1.ReadyCondition, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonSucceeded, Message: "store is ready"}
 	cases := []struct {
-		name      string
-		conds     []metav1.Condition
-		engine    v1alpha1.Engine
-		stalled   bool
-		wantPhase v1alpha1.Phase
-		wantReady metav1.ConditionStatus
-		wantMsg   string
+		name string
+		// The store: its conditions, deletion, spec.suspend and engine.
+		conds    []metav1.Condition
+		deleting bool
+		suspend  bool
+		engine   v1alpha1.Engine
+		// The status as the reconcile read it.
+		beforePhase v1alpha1.Phase
+		beforeConds []metav1.Condition
+		// What the steps recorded in the scope, and the reconcile's error.
+		waiting *cause
+		stalled bool
+		stall   *cause
+		retried bool
+		err     error
+
+		wantPhase       v1alpha1.Phase
+		wantReady       metav1.ConditionStatus
+		wantReason      string
+		wantMsg         string
+		wantReconciling metav1.ConditionStatus // "" for no Reconciling condition
+		wantStalled     bool
+		wantEvents      []string
 	}{
-		{name: "all steps true", conds: allTrue(), wantPhase: v1alpha1.PhaseReady, wantReady: metav1.ConditionTrue},
-		{name: "nothing yet", wantPhase: v1alpha1.PhasePending, wantReady: metav1.ConditionFalse, wantMsg: "waiting for NamespaceReady"},
-		{name: "backend failing", conds: func() []metav1.Condition {
-			cs := allTrue()
-			cs[3] = cond(v1alpha1.BackendReadyCondition, metav1.ConditionFalse)
-			return cs
-		}(), wantPhase: v1alpha1.PhaseProvisioning, wantReady: metav1.ConditionFalse, wantMsg: "BackendReady: BackendReady message"},
-		{name: "stalled", conds: []metav1.Condition{cond(v1alpha1.NamespaceReadyCondition, metav1.ConditionFalse), {
-			Type: v1alpha1.StalledCondition, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonRetryLimitReached, Message: "3 attempts failed"}},
-			stalled: true, wantPhase: v1alpha1.PhaseFailed, wantReady: metav1.ConditionFalse, wantMsg: "3 attempts failed"},
+		{name: "ready: every step true", conds: allTrue(reconciling), beforeConds: allTrue(),
+			wantPhase: v1alpha1.PhaseReady, wantReady: metav1.ConditionTrue, wantReason: v1alpha1.ReasonSucceeded,
+			wantEvents: []string{v1alpha1.EventReady}},
+		{name: "waiting: nothing yet",
+			wantPhase: v1alpha1.PhasePending, wantReady: metav1.ConditionFalse, wantReason: v1alpha1.ReasonProgressing, wantMsg: "waiting for NamespaceReady",
+			wantReconciling: metav1.ConditionTrue},
+		{name: "waiting: backend not ready", conds: with(allTrue(), cond(v1alpha1.BackendReadyCondition, metav1.ConditionFalse)), beforeConds: allTrue(),
+			wantPhase: v1alpha1.PhaseProvisioning, wantReady: metav1.ConditionFalse, wantReason: "R", wantMsg: "BackendReady: BackendReady message",
+			wantReconciling: metav1.ConditionTrue},
+		{name: "waiting: a transient error explains Ready", conds: []metav1.Condition{cond(v1alpha1.NamespaceReadyCondition, metav1.ConditionFalse)}, err: errors.New("apply namespace: connection refused"),
+			wantPhase: v1alpha1.PhaseProvisioning, wantReady: metav1.ConditionFalse, wantReason: "R", wantMsg: "apply namespace: connection refused",
+			wantReconciling: metav1.ConditionTrue},
+		{name: "failed: the retry limit reached in this reconcile", conds: []metav1.Condition{cond(v1alpha1.NamespaceReadyCondition, metav1.ConditionFalse), reconciling},
+			stalled: true, stall: &cause{reason: v1alpha1.ReasonRetryLimitReached, message: "3 attempts failed; last error: boom"},
+			wantPhase: v1alpha1.PhaseFailed, wantReady: metav1.ConditionFalse, wantReason: v1alpha1.ReasonRetryLimitReached, wantMsg: "3 attempts failed; last error: boom",
+			wantStalled: true, wantEvents: []string{v1alpha1.EventFailed}},
+		{name: "failed: an invalid spec stalls at once", conds: []metav1.Condition{cond(v1alpha1.NamespaceReadyCondition, metav1.ConditionFalse)},
+			stalled: true, stall: &cause{reason: v1alpha1.ReasonInvalidSpec, message: "namespace store-s exists and is not managed by storefleet"},
+			wantPhase: v1alpha1.PhaseFailed, wantReady: metav1.ConditionFalse, wantReason: v1alpha1.ReasonInvalidSpec, wantMsg: "namespace store-s exists and is not managed by storefleet",
+			wantStalled: true, wantEvents: []string{v1alpha1.EventFailed}},
+		{name: "failed: a Failed store stays Failed", conds: []metav1.Condition{cond(v1alpha1.NamespaceReadyCondition, metav1.ConditionFalse), stalledCond},
+			beforePhase: v1alpha1.PhaseFailed, stalled: true,
+			wantPhase: v1alpha1.PhaseFailed, wantReady: metav1.ConditionFalse, wantReason: v1alpha1.ReasonRetryLimitReached, wantMsg: "3 attempts failed",
+			wantStalled: true},
+		{name: "retried: the stall ends and provisioning resumes", conds: []metav1.Condition{cond(v1alpha1.NamespaceReadyCondition, metav1.ConditionFalse), stalledCond},
+			beforePhase: v1alpha1.PhaseFailed, retried: true,
+			wantPhase: v1alpha1.PhaseProvisioning, wantReady: metav1.ConditionFalse, wantReason: "R", wantMsg: "NamespaceReady: NamespaceReady message",
+			wantReconciling: metav1.ConditionTrue},
+		{name: "retried: and failed again at once", conds: []metav1.Condition{cond(v1alpha1.NamespaceReadyCondition, metav1.ConditionFalse), stalledCond},
+			beforePhase: v1alpha1.PhaseFailed, retried: true, stalled: true, stall: &cause{reason: v1alpha1.ReasonInvalidSpec, message: "still invalid"},
+			wantPhase: v1alpha1.PhaseFailed, wantReady: metav1.ConditionFalse, wantReason: v1alpha1.ReasonInvalidSpec, wantMsg: "still invalid",
+			wantStalled: true},
+		{name: "deleting: Ready says what the deletion waits for", conds: allTrue(readyTrue, reconciling, stalledCond), deleting: true, beforePhase: v1alpha1.PhaseReady, beforeConds: allTrue(),
+			waiting:   &cause{reason: v1alpha1.ReasonDeleting, message: "waiting for namespace store-s to be deleted"},
+			wantPhase: v1alpha1.PhaseDeleting, wantReady: metav1.ConditionFalse, wantReason: v1alpha1.ReasonDeleting, wantMsg: "waiting for namespace store-s to be deleted"},
+		{name: "deleting: no wait recorded leaves Ready", conds: allTrue(readyTrue), deleting: true, beforePhase: v1alpha1.PhaseReady, beforeConds: allTrue(), err: errors.New("list volumes: timeout"),
+			wantPhase: v1alpha1.PhaseDeleting, wantReady: metav1.ConditionTrue, wantReason: v1alpha1.ReasonSucceeded, wantMsg: "store is ready"},
+		{name: "suspended: the conditions stay, nothing reconciles", conds: allTrue(readyTrue, reconciling), suspend: true, beforePhase: v1alpha1.PhaseReady, beforeConds: allTrue(),
+			wantPhase: v1alpha1.PhaseReady, wantReady: metav1.ConditionTrue, wantReason: v1alpha1.ReasonSucceeded, wantMsg: "store is ready",
+			wantEvents: []string{v1alpha1.EventSuspended}},
+		{name: "suspended: a Failed store stays Failed", conds: []metav1.Condition{stalledCond, {Type: v1alpha1.ReadyCondition, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonRetryLimitReached, Message: "3 attempts failed"}},
+			suspend: true, beforePhase: v1alpha1.PhaseFailed,
+			wantPhase: v1alpha1.PhaseFailed, wantReady: metav1.ConditionFalse, wantReason: v1alpha1.ReasonRetryLimitReached, wantMsg: "3 attempts failed",
+			wantStalled: true, wantEvents: []string{v1alpha1.EventSuspended}},
+		{name: "ComingSoon: recorded, not provisioned", engine: v1alpha1.EngineWooCommerce,
+			waiting:   &cause{reason: v1alpha1.ReasonEngineComingSoon, message: "the woocommerce engine is coming soon"},
+			wantPhase: v1alpha1.PhaseComingSoon, wantReady: metav1.ConditionFalse, wantReason: v1alpha1.ReasonEngineComingSoon, wantMsg: "the woocommerce engine is coming soon"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := &v1alpha1.Store{Spec: v1alpha1.StoreSpec{Engine: v1alpha1.EngineMedusa}}
-			s.Status.Conditions = tc.conds
-			setReadiness(s, tc.stalled, nil)
-			if got := phaseOf(s); got != tc.wantPhase {
-				t.Errorf("phase %s, want %s", got, tc.wantPhase)
+			s := &v1alpha1.Store{ObjectMeta: metav1.ObjectMeta{Name: "s"}, Spec: v1alpha1.StoreSpec{Engine: v1alpha1.EngineMedusa, Suspend: tc.suspend}}
+			if tc.engine != "" {
+				s.Spec.Engine = tc.engine
 			}
-			var ready *metav1.Condition
-			for i := range s.Status.Conditions {
-				if s.Status.Conditions[i].Type == v1alpha1.ReadyCondition {
-					ready = &s.Status.Conditions[i]
-				}
+			if tc.deleting {
+				s.DeletionTimestamp = ptr.To(metav1.Now())
 			}
-			if ready == nil || ready.Status != tc.wantReady || (tc.wantMsg != "" && ready.Message != tc.wantMsg) {
-				t.Errorf("Ready = %+v, want %s %q", ready, tc.wantReady, tc.wantMsg)
+			s.Status.Conditions = append([]metav1.Condition(nil), tc.conds...)
+			sc := &scope{store: s, before: v1alpha1.StoreStatus{Phase: tc.beforePhase, Conditions: tc.beforeConds},
+				waiting: tc.waiting, stalled: tc.stalled, stall: tc.stall, retried: tc.retried}
+			(&StoreReconciler{}).summarize(sc, tc.err)
+
+			if s.Status.Phase != tc.wantPhase {
+				t.Errorf("phase %s, want %s", s.Status.Phase, tc.wantPhase)
+			}
+			ready := conditionOf(s, v1alpha1.ReadyCondition)
+			if ready == nil || ready.Status != tc.wantReady || ready.Reason != tc.wantReason || (tc.wantMsg != "" && ready.Message != tc.wantMsg) {
+				t.Errorf("Ready = %+v, want %s %s %q", ready, tc.wantReady, tc.wantReason, tc.wantMsg)
+			}
+			var reconcilingStatus metav1.ConditionStatus
+			if c := conditionOf(s, v1alpha1.ReconcilingCondition); c != nil {
+				reconcilingStatus = c.Status
+			}
+			if reconcilingStatus != tc.wantReconciling {
+				t.Errorf("Reconciling %q, want %q", reconcilingStatus, tc.wantReconciling)
+			}
+			if stalled := conditionOf(s, v1alpha1.StalledCondition); (stalled != nil) != tc.wantStalled {
+				t.Errorf("Stalled = %+v, want present %v", stalled, tc.wantStalled)
+			}
+			var events []string
+			for _, e := range s.Status.ActivityLog {
+				events = append(events, e.Event)
+			}
+			if !slices.Equal(events, tc.wantEvents) {
+				t.Errorf("activity %v, want %v", events, tc.wantEvents)
 			}
 		})
 	}
+}
+
+func conditionOf(s *v1alpha1.Store, t string) *metav1.Condition {
+	for i := range s.Status.Conditions {
+		if s.Status.Conditions[i].Type == t {
+			return &s.Status.Conditions[i]
+		}
+	}
+	return nil
 }
 
 func TestChartValuesAndDigest(t *testing.T) {
@@ -144,5 +270,34 @@ func TestChartValuesAndDigest(t *testing.T) {
 	s.Spec.Plan = v1alpha1.PlanLarge
 	if valuesDigest("", vals) == valuesDigest("", ChartValues(s, p)) {
 		t.Errorf("digest did not change with the plan")
+	}
+}
+
+func TestURLsOf(t *testing.T) {
+	local := Platform{Domain: "localtest.me"}
+	tls := Platform{Domain: "stores.example.com", EnvironmentValues: map[string]any{"ingress": map[string]any{"tls": map[string]any{"enabled": true}}}}
+	cases := []struct {
+		name     string
+		engine   v1alpha1.Engine
+		domain   string
+		platform Platform
+		want     *v1alpha1.StoreURLs
+	}{
+		{name: "platform domain over HTTP", engine: v1alpha1.EngineMedusa, platform: local,
+			want: &v1alpha1.StoreURLs{Storefront: "http://shop.localtest.me", Admin: "http://shop.localtest.me/app"}},
+		{name: "TLS environment", engine: v1alpha1.EngineMedusa, platform: tls,
+			want: &v1alpha1.StoreURLs{Storefront: "https://shop.stores.example.com", Admin: "https://shop.stores.example.com/app"}},
+		{name: "the store's own domain", engine: v1alpha1.EngineMedusa, domain: "shops.test", platform: local,
+			want: &v1alpha1.StoreURLs{Storefront: "http://shop.shops.test", Admin: "http://shop.shops.test/app"}},
+		{name: "an engine that is not provisioned has none", engine: v1alpha1.EngineWooCommerce, platform: local},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &v1alpha1.Store{ObjectMeta: metav1.ObjectMeta{Name: "shop"}, Spec: v1alpha1.StoreSpec{Engine: tc.engine, Domain: tc.domain}}
+			got := urlsOf(s, tc.platform)
+			if (got == nil) != (tc.want == nil) || (got != nil && *got != *tc.want) {
+				t.Fatalf("urlsOf = %+v, want %+v", got, tc.want)
+			}
+		})
 	}
 }

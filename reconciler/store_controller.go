@@ -25,6 +25,14 @@ import (
 // FieldManager owns every object the operator applies.
 const FieldManager = "storefleet-operator"
 
+// requeueWaiting is how soon a store waiting on something is looked at again
+// (its watched objects usually trigger a reconcile sooner).
+const requeueWaiting = 2 * time.Second
+
+// conflictRetry is how soon a reconcile that met a concurrent write runs
+// again (the first step of the controller's failure backoff).
+const conflictRetry = time.Second
+
 // Options tune the operator.
 type Options struct {
 	// Platform is the environment's chart values and defaults.
@@ -107,16 +115,41 @@ type scope struct {
 	delivery Delivery
 	// failing is a pod-level failure found by the health step.
 	failing *v1alpha1.Diagnosis
-	// lastErr is the error of this attempt, for the Failed message.
-	lastErr error
-	// stalled is set by a terminal error: nothing will change without a new spec.
+	// waiting is why the store is not Ready when no step condition says
+	// it: what a deletion waits for, an engine that is coming soon.
+	waiting *cause
+	// stalled is set when nothing will change without a new spec or a
+	// retry request: a terminal error, the retry limit, a Failed store
+	// that stays Failed.
 	stalled bool
+	// stall is the cause of a stall found in this reconcile; nil when the
+	// store was Stalled already.
+	stall *cause
+	// retried is set when a new generation or retry request ends the stall
+	// of the last round of attempts.
+	retried bool
 	// done stops the remaining steps without an error.
 	done bool
 	// gone is set once the finalizer is removed: there is no status to patch.
 	gone bool
 	// handled is set when the generation was fully handled.
 	handled bool
+}
+
+// cause is a condition's reason and message, as a step found them. Steps
+// record causes in the scope; summarize turns them into Ready and Stalled.
+type cause struct{ reason, message string }
+
+// wait records what the store waits for (or why it is not provisioned),
+// which summarize reports as Ready=False.
+func (sc *scope) wait(reason, format string, args ...any) {
+	sc.waiting = &cause{reason: reason, message: fmt.Sprintf(format, args...)}
+}
+
+// stallOn records a stall: summarize sets Stalled (and so the Failed phase).
+func (sc *scope) stallOn(reason, format string, args ...any) {
+	sc.stalled = true
+	sc.stall = &cause{reason: reason, message: fmt.Sprintf(format, args...)}
 }
 
 // step is one ordered part of a reconcile. A step that must stop the ones
@@ -207,7 +240,6 @@ func (r *StoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 		return r.reconcileDelete(ctx, sc)
 	}
 	if store.Spec.Suspend {
-		conditions.MarkFalse(store, v1alpha1.ReconcilingCondition, v1alpha1.ReasonSuspended, "reconciliation is suspended by spec.suspend")
 		sc.done = true
 		return ctrl.Result{}, nil
 	}
@@ -249,13 +281,13 @@ func (r *StoreReconciler) retryLimitReached(sc *scope) bool {
 			r.record(sc, v1alpha1.EventRetry, fmt.Sprintf("retry requested (%s=%s) after %d failed attempts", v1alpha1.RetryAnnotation, retry, s.Status.Failures))
 		}
 		s.Status.Failures, s.Status.LastFailureTime = 0, nil
-		conditions.Delete(s, v1alpha1.StalledCondition)
+		sc.retried = true
 		return false
 	}
 	// conditions.Set stamps each condition with the generation it was set for.
 	if stalled := conditions.Get(s, v1alpha1.StalledCondition); stalled != nil && stalled.ObservedGeneration != s.Generation {
 		s.Status.Failures, s.Status.LastFailureTime = 0, nil
-		conditions.Delete(s, v1alpha1.StalledCondition)
+		sc.retried = true
 		return false
 	}
 	if conditions.IsStalled(s) {
@@ -269,16 +301,14 @@ func (r *StoreReconciler) retryLimitReached(sc *scope) bool {
 // others are retried with the controller's backoff until MaxAttempts.
 func (r *StoreReconciler) failedAttempt(ctx context.Context, sc *scope, err error) (ctrl.Result, error) {
 	s := sc.store
-	sc.lastErr = err
 	var term *terminalError
 	if errors.As(err, &term) {
-		sc.stalled = true
-		conditions.MarkStalled(s, v1alpha1.ReasonInvalidSpec, "%s", term.Error())
+		sc.stallOn(v1alpha1.ReasonInvalidSpec, "%s", term.Error())
 		return ctrl.Result{}, nil
 	}
 	if apierrors.IsConflict(err) {
 		// Someone else changed an object meanwhile: not a failed attempt.
-		return ctrl.Result{Requeue: true}, nil
+		return ctrl.Result{RequeueAfter: conflictRetry}, nil
 	}
 	// Watch events can bring a failing store back many times a second; only
 	// one attempt per backoff period (1 s, 2 s, 4 s ...) counts.
@@ -292,8 +322,7 @@ func (r *StoreReconciler) failedAttempt(ctx context.Context, sc *scope, err erro
 	s.Status.LastFailureTime = &now
 	log.FromContext(ctx).Info("Attempt failed", "store", s.Name, "attempt", s.Status.Failures, "error", err.Error())
 	if int(s.Status.Failures) >= r.MaxAttempts {
-		sc.stalled = true
-		conditions.MarkStalled(s, v1alpha1.ReasonRetryLimitReached, "%d attempts failed; last error: %s", s.Status.Failures, err.Error())
+		sc.stallOn(v1alpha1.ReasonRetryLimitReached, "%d attempts failed; last error: %s", s.Status.Failures, err.Error())
 		return ctrl.Result{}, nil
 	}
 	return ctrl.Result{}, err
@@ -324,57 +353,8 @@ func (r *StoreReconciler) reconcileEngine(_ context.Context, sc *scope) (ctrl.Re
 		if sc.before.Phase != v1alpha1.PhaseComingSoon {
 			r.record(sc, v1alpha1.EventComingSoon, "WooCommerce stores are accepted and will be provisioned when the WooCommerce engine ships; nothing was created")
 		}
-		conditions.MarkFalse(sc.store, v1alpha1.ReadyCondition, v1alpha1.ReasonEngineComingSoon, "the woocommerce engine is coming soon; the store is recorded but not provisioned")
+		sc.wait(v1alpha1.ReasonEngineComingSoon, "the woocommerce engine is coming soon; the store is recorded but not provisioned")
 		sc.done, sc.handled = true, true
 	}
 	return ctrl.Result{}, nil
-}
-
-// record appends an activity entry (keeping the last ActivityLogSize) and
-// emits the same transition as a Kubernetes Event.
-func (r *StoreReconciler) record(sc *scope, event, message string) {
-	s := sc.store
-	s.Status.ActivityLog = appendActivity(s.Status.ActivityLog, v1alpha1.ActivityEntry{
-		Timestamp: metav1.Now(), Event: event, Message: truncate(message, 1024), Seq: v1alpha1.LastSeq(s.Status.ActivityLog) + 1,
-	})
-	if r.Recorder != nil {
-		kind := "Normal"
-		if event == v1alpha1.EventFailed || event == v1alpha1.EventDriftDetected {
-			kind = "Warning"
-		}
-		r.Recorder.Eventf(s, nil, kind, event, "Reconcile", "%s", message)
-	}
-}
-
-// appendActivity appends to the ring, dropping the oldest entries beyond
-// ActivityLogSize.
-// publish hands the entries recorded after seq to the event publisher.
-func (r *StoreReconciler) publish(s *v1alpha1.Store, after int64) {
-	if r.Events == nil {
-		return
-	}
-	var events []v1alpha1.StoreEvent
-	for _, e := range s.Status.ActivityLog {
-		if e.Seq > after {
-			events = append(events, v1alpha1.EventOf(s, e))
-		}
-	}
-	if len(events) > 0 {
-		r.Events.Publish(events...)
-	}
-}
-
-func appendActivity(log []v1alpha1.ActivityEntry, e v1alpha1.ActivityEntry) []v1alpha1.ActivityEntry {
-	log = append(log, e)
-	if over := len(log) - v1alpha1.ActivityLogSize; over > 0 {
-		log = append([]v1alpha1.ActivityEntry(nil), log[over:]...)
-	}
-	return log
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n-3] + "..."
 }

@@ -23,6 +23,7 @@ import (
 )
 
 func TestMedusaStoreBecomesReady(t *testing.T) {
+	suite(t)
 	ctx := context.Background()
 	createStore(t, newStore("ready-shop"))
 
@@ -110,6 +111,7 @@ func TestMedusaStoreBecomesReady(t *testing.T) {
 }
 
 func TestWooCommerceIsComingSoon(t *testing.T) {
+	suite(t)
 	createStore(t, newStore("woo-shop", func(s *v1alpha1.Store) { s.Spec.Engine = v1alpha1.EngineWooCommerce }))
 	s := waitPhase(t, "woo-shop", v1alpha1.PhaseComingSoon, 30*time.Second)
 	if c := condition(s, v1alpha1.ReadyCondition); c == nil || c.Reason != v1alpha1.ReasonEngineComingSoon {
@@ -124,6 +126,7 @@ func TestWooCommerceIsComingSoon(t *testing.T) {
 }
 
 func TestDriftIsHealedAndOnlyWhenReal(t *testing.T) {
+	suite(t)
 	ctx := context.Background()
 	createStore(t, newStore("drift-shop"))
 	s := waitPhase(t, "drift-shop", v1alpha1.PhaseReady, 90*time.Second)
@@ -234,6 +237,7 @@ func hasEvent(s *v1alpha1.Store, event string) bool {
 }
 
 func TestCredentialsAreNeverRegeneratedOrExposed(t *testing.T) {
+	suite(t)
 	ctx := context.Background()
 	createStore(t, newStore("secret-shop"))
 	waitPhase(t, "secret-shop", v1alpha1.PhaseReady, 90*time.Second)
@@ -308,6 +312,7 @@ func TestCredentialsAreNeverRegeneratedOrExposed(t *testing.T) {
 }
 
 func TestDeletionLeavesNothingBehind(t *testing.T) {
+	suite(t)
 	ctx := context.Background()
 	createStore(t, newStore("gone-shop"))
 	waitPhase(t, "gone-shop", v1alpha1.PhaseReady, 90*time.Second)
@@ -343,6 +348,7 @@ func TestDeletionLeavesNothingBehind(t *testing.T) {
 }
 
 func TestActivityLogIsBoundedAndOrdered(t *testing.T) {
+	suite(t)
 	ctx := context.Background()
 	createStore(t, newStore("busy-shop"))
 	waitPhase(t, "busy-shop", v1alpha1.PhaseReady, 90*time.Second)
@@ -381,6 +387,7 @@ func TestActivityLogIsBoundedAndOrdered(t *testing.T) {
 // TestStuckDeletionSaysWhy holds the namespace with a foreign finalizer: the
 // Store stays Deleting and its Ready condition quotes the namespace's reason.
 func TestStuckDeletionSaysWhy(t *testing.T) {
+	suite(t)
 	ctx := context.Background()
 	createStore(t, newStore("held-shop"))
 	waitPhase(t, "held-shop", v1alpha1.PhaseReady, 90*time.Second)

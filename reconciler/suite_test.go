@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,10 +28,17 @@ import (
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
 	"github.com/storefleet/storefleet/internal/devcluster"
+	"github.com/storefleet/storefleet/internal/manifests"
 	"github.com/storefleet/storefleet/test/testenv"
 )
 
+// shared is the package's cluster, started by the first cluster test: the
+// pure tests of the package (internal test files) run without one.
+var shared testenv.SharedCluster
+
 var (
+	// cluster, binary, operatorKubeconfig, operator and workdir are set
+	// by suite, which every cluster test calls first.
 	cluster *devcluster.Cluster
 	// binary is the storefleet binary built for this suite.
 	binary string
@@ -40,46 +48,69 @@ var (
 	// operator is the operator process the tests share.
 	operator *operatorProcess
 	workdir  string
+
+	setUp    sync.Once
+	setUpErr error
 )
 
-func TestMain(m *testing.M) { testenv.ExitMain(run(m)) }
-
-func run(m *testing.M) (int, error) {
-	var err error
-	workdir, err = os.MkdirTemp("", "storefleet-operator-test-")
-	if err != nil {
-		return 0, err
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if err := tearDown(code); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
+		code = 1
 	}
-	keep := false
-	defer func() {
-		if !keep {
-			os.RemoveAll(workdir)
-		}
-	}()
+	os.Exit(code)
+}
+
+// suite starts the package's cluster and the operator the cluster tests
+// share, on its first call. A cluster test calls it first; when the cluster
+// or the operator cannot start, the test fails (never skips).
+func suite(t testing.TB) {
+	t.Helper()
+	c := shared.Get(t)
+	setUp.Do(func() { setUpErr = startOperatorSuite(c) })
+	if setUpErr != nil {
+		t.Fatalf("set up the operator suite: %v", setUpErr)
+	}
+}
+
+// startOperatorSuite builds the storefleet binary, creates the operator's
+// least-privilege identity on c and starts the primary operator.
+func startOperatorSuite(c *devcluster.Cluster) error {
+	cluster = c
+	var err error
+	if workdir, err = os.MkdirTemp("", "storefleet-operator-test-"); err != nil {
+		return err
+	}
 	if binary, err = testenv.BuildStorefleet("..", workdir); err != nil {
-		return 0, err
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cluster, err = devcluster.Start(ctx, devcluster.Options{})
-	if err != nil {
-		return 0, err
-	}
-	defer cluster.Stop()
 	if operatorKubeconfig, err = leastPrivilegeKubeconfig(ctx); err != nil {
-		return 0, err
+		return err
 	}
 	operator, err = startOperator("primary")
-	if err != nil {
-		return 0, err
+	return err
+}
+
+// tearDown stops the operator and the cluster, if suite started them, and
+// keeps the operator logs of a failed run.
+func tearDown(code int) error {
+	if operator != nil {
+		operator.stop()
 	}
-	code := m.Run()
-	operator.stop()
-	if code != 0 {
-		keep = true
-		fmt.Printf("operator logs kept in %s\n", workdir)
+	if workdir != "" {
+		if code != 0 {
+			fmt.Printf("operator logs kept in %s\n", workdir)
+		} else {
+			os.RemoveAll(workdir)
+		}
 	}
-	return code, nil
+	if err := shared.Stop(); err != nil {
+		return fmt.Errorf("stop the local cluster: %w", err)
+	}
+	return nil
 }
 
 // leastPrivilegeKubeconfig creates a ServiceAccount bound to the generated
@@ -90,7 +121,7 @@ func leastPrivilegeKubeconfig(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	objs, err := devcluster.DecodeManifests(data)
+	objs, err := manifests.Decode(data)
 	if err != nil {
 		return "", err
 	}

@@ -13,10 +13,12 @@ import (
 
 // summarize derives everything that summarises the step conditions: Ready,
 // Reconciling, Stalled, the phase, the URLs, and the activity entries for the
-// transitions of this reconcile. It runs once, before the status patch.
+// transitions of this reconcile. It runs once, before the status patch, and
+// is the only code that writes Ready, Reconciling, Stalled and the phase:
+// the steps record in the scope what they wait for or why they stall.
 func (r *StoreReconciler) summarize(sc *scope, reconcileErr error) {
 	s := sc.store
-	setReadiness(s, sc.stalled, reconcileErr)
+	setReadiness(s, sc, reconcileErr)
 	s.Status.Phase = phaseOf(s)
 	s.Status.URLs = urlsOf(s, r.Platform)
 	s.Status.Source = v1alpha1.SourceOf(s)
@@ -42,16 +44,34 @@ func (r *StoreReconciler) summarize(sc *scope, reconcileErr error) {
 	}
 }
 
-// setReadiness sets the kstatus conditions from the step conditions.
-func setReadiness(s *v1alpha1.Store, stalled bool, reconcileErr error) {
-	if !s.DeletionTimestamp.IsZero() || s.Spec.Engine == v1alpha1.EngineWooCommerce || s.Spec.Suspend {
-		conditions.Delete(s, v1alpha1.ReconcilingCondition)
-		if !s.DeletionTimestamp.IsZero() {
-			conditions.Delete(s, v1alpha1.StalledCondition)
-		}
-		return
+// setReadiness sets the kstatus conditions (Ready, Reconciling, Stalled)
+// from what the steps recorded in sc and from the step conditions.
+func setReadiness(s *v1alpha1.Store, sc *scope, reconcileErr error) {
+	// A fresh round of attempts ends the last round's stall; a stall found
+	// in this reconcile starts one.
+	if sc.retried {
+		conditions.Delete(s, v1alpha1.StalledCondition)
 	}
-	if stalled {
+	if sc.stall != nil {
+		conditions.MarkStalled(s, sc.stall.reason, "%s", sc.stall.message)
+	}
+	switch {
+	case !s.DeletionTimestamp.IsZero():
+		// Ready says what the deletion waits for; nothing else applies.
+		conditions.Delete(s, v1alpha1.ReconcilingCondition)
+		conditions.Delete(s, v1alpha1.StalledCondition)
+		markWaiting(s, sc)
+		return
+	case s.Spec.Suspend:
+		// Left as the last reconcile saw it, but not reconciling.
+		conditions.Delete(s, v1alpha1.ReconcilingCondition)
+		return
+	case s.Spec.Engine == v1alpha1.EngineWooCommerce:
+		// Recorded, not provisioned: nothing is in progress.
+		conditions.Delete(s, v1alpha1.ReconcilingCondition)
+		markWaiting(s, sc)
+		return
+	case sc.stalled:
 		conditions.Delete(s, v1alpha1.ReconcilingCondition)
 		conditions.MarkFalse(s, v1alpha1.ReadyCondition, conditions.GetReason(s, v1alpha1.StalledCondition), "%s", conditions.GetMessage(s, v1alpha1.StalledCondition))
 		return
@@ -82,6 +102,14 @@ func setReadiness(s *v1alpha1.Store, stalled bool, reconcileErr error) {
 	}
 	conditions.MarkTrue(s, v1alpha1.ReconcilingCondition, reason, "%s", msg)
 	conditions.MarkFalse(s, v1alpha1.ReadyCondition, reason, "%s", msg)
+}
+
+// markWaiting reports what a step recorded in sc.waiting as Ready=False; a
+// step that recorded nothing leaves Ready as it was.
+func markWaiting(s *v1alpha1.Store, sc *scope) {
+	if sc.waiting != nil {
+		conditions.MarkFalse(s, v1alpha1.ReadyCondition, sc.waiting.reason, "%s", sc.waiting.message)
+	}
 }
 
 // phaseOf is the one-word summary of the conditions.

@@ -15,8 +15,9 @@ import (
 // passwords and signing secrets from.
 const CredentialsSecret = "store-credentials"
 
-// Platform is what the operator knows about its environment: the values of
-// clusters/<env>/platform/store-values.yaml and the defaults a Store may leave empty.
+// Platform is what the operator knows about its environment: the storeValues
+// of clusters/<env>/platform/platform-values.yaml and the defaults a Store
+// may leave empty.
 type Platform struct {
 	// Domain is used when a Store has no spec.domain.
 	Domain string

@@ -28,7 +28,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -36,6 +35,7 @@ import (
 
 	storefleetv1alpha1 "github.com/storefleet/storefleet/api/v1alpha1"
 	"github.com/storefleet/storefleet/internal/imagebuild"
+	"github.com/storefleet/storefleet/internal/manifests"
 	"github.com/storefleet/storefleet/internal/realnode"
 )
 
@@ -338,7 +338,7 @@ func (c *Cluster) InstallCRDs(ctx context.Context, manifest []byte) error {
 // cluster, e.g. `storefleet dev --kubeconfig`) and waits until they are
 // established.
 func InstallCRDs(ctx context.Context, cl client.Client, manifest []byte) error {
-	objs, err := DecodeManifests(manifest)
+	objs, err := manifests.Decode(manifest)
 	if err != nil {
 		return err
 	}
@@ -376,25 +376,6 @@ func (c *Cluster) Apply(ctx context.Context, objs ...*unstructured.Unstructured)
 		}
 	}
 	return nil
-}
-
-// DecodeManifests splits a multi-document YAML manifest into objects.
-func DecodeManifests(manifest []byte) ([]*unstructured.Unstructured, error) {
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(manifest), 4096)
-	var objs []*unstructured.Unstructured
-	for {
-		var m map[string]any
-		if err := dec.Decode(&m); err != nil {
-			if errors.Is(err, io.EOF) {
-				return objs, nil
-			}
-			return nil, err
-		}
-		if len(m) == 0 {
-			continue
-		}
-		objs = append(objs, &unstructured.Unstructured{Object: m})
-	}
 }
 
 // Stop stops the Flux controllers and the cluster, reaps every component

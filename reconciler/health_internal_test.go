@@ -1,0 +1,243 @@
+package reconciler
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/storefleet/storefleet/api/v1alpha1"
+)
+
+// The health tests read typed objects from an in-memory client: no cluster.
+
+const healthNamespace = "store-s"
+
+var (
+	backend  = workload{"Deployment", "medusa-backend", "backend"}
+	database = workload{"StatefulSet", "postgres", "database"}
+)
+
+// healthReconciler serves objs to the health step as the cache and the API
+// server would, with a 5-minute pod start timeout.
+func healthReconciler(t *testing.T, objs ...client.Object) (*StoreReconciler, *scope) {
+	t.Helper()
+	c := fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).WithObjects(objs...).Build()
+	r := &StoreReconciler{Client: c, APIReader: c, Options: Options{PodStartTimeout: 5 * time.Minute}}
+	return r, &scope{namespace: healthNamespace}
+}
+
+// ago is a creation time d before now.
+func ago(d time.Duration) metav1.Time { return metav1.NewTime(time.Now().Add(-d)) }
+
+func objectMeta(name string, created time.Duration, labels map[string]string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Namespace: healthNamespace, Name: name, Labels: labels, CreationTimestamp: ago(created), Generation: 1}
+}
+
+func deployment(replicas int32, status appsv1.DeploymentStatus) *appsv1.Deployment {
+	labels := map[string]string{"app.kubernetes.io/component": "backend"}
+	return &appsv1.Deployment{
+		ObjectMeta: objectMeta("medusa-backend", time.Hour, labels),
+		Spec:       appsv1.DeploymentSpec{Replicas: ptr.To(replicas), Selector: &metav1.LabelSelector{MatchLabels: labels}},
+		Status:     status,
+	}
+}
+
+func statefulSet(status appsv1.StatefulSetStatus) *appsv1.StatefulSet {
+	return &appsv1.StatefulSet{
+		ObjectMeta: objectMeta("postgres", time.Hour, map[string]string{"app.kubernetes.io/component": "database"}),
+		Spec:       appsv1.StatefulSetSpec{Replicas: ptr.To[int32](1)},
+		Status:     status,
+	}
+}
+
+// pod is a pod of component created created ago, in phase with the given
+// condition and container statuses.
+func pod(name, component string, created time.Duration, phase corev1.PodPhase, conds []corev1.PodCondition, init, containers []corev1.ContainerStatus) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: objectMeta(name, created, map[string]string{"app.kubernetes.io/component": component}),
+		Status:     corev1.PodStatus{Phase: phase, Conditions: conds, InitContainerStatuses: init, ContainerStatuses: containers},
+	}
+}
+
+func waiting(name, reason, message string) []corev1.ContainerStatus {
+	return []corev1.ContainerStatus{{Name: name, State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: message}}}}
+}
+
+func failedCreateEvent(name, message string, at time.Duration) *corev1.Event {
+	return &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{Namespace: healthNamespace, Name: name},
+		InvolvedObject: corev1.ObjectReference{Kind: "StatefulSet", Name: "postgres", Namespace: healthNamespace},
+		Reason:         "FailedCreate", Message: message, LastTimestamp: ago(at),
+	}
+}
+
+func TestWorkloadHealth(t *testing.T) {
+	available := func(n int32) appsv1.DeploymentStatus {
+		return appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n}
+	}
+	cases := []struct {
+		name     string
+		workload workload
+		objs     []client.Object
+
+		wantReady     bool
+		wantMessage   string
+		wantDiagnosis *v1alpha1.Diagnosis
+		wantFailure   bool
+	}{
+		{name: "Deployment missing", workload: backend,
+			wantMessage: "Deployment medusa-backend not found"},
+		{name: "StatefulSet missing", workload: database,
+			wantMessage: "StatefulSet postgres not found"},
+		{name: "Deployment rolled out and available", workload: backend, objs: []client.Object{deployment(2, available(2))},
+			wantReady: true, wantMessage: "Deployment medusa-backend: 2/2 ready"},
+		{name: "Deployment's new generation not observed yet", workload: backend, objs: []client.Object{func() client.Object {
+			d := deployment(1, available(1))
+			d.Generation = 2
+			return d
+		}()},
+			wantMessage: "Deployment medusa-backend: 1/1 ready"},
+		{name: "Deployment with an old pod left over", workload: backend, objs: []client.Object{deployment(1, appsv1.DeploymentStatus{
+			ObservedGeneration: 1, Replicas: 2, UpdatedReplicas: 1, AvailableReplicas: 2})},
+			wantMessage: "Deployment medusa-backend: 2/1 ready"},
+		{name: "Deployment's pods over quota", workload: backend, objs: []client.Object{deployment(1, appsv1.DeploymentStatus{
+			ObservedGeneration: 1, Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentReplicaFailure, Status: corev1.ConditionTrue,
+				Message: `pods "medusa-backend-1" is forbidden: exceeded quota: store-quota`}}})},
+			wantMessage:   "Deployment medusa-backend: 0/1 ready",
+			wantDiagnosis: &v1alpha1.Diagnosis{Reason: "QuotaExceeded", Message: `pods "medusa-backend-1" is forbidden: exceeded quota: store-quota`, Object: "Deployment medusa-backend"},
+			wantFailure:   true},
+		{name: "Deployment's ReplicaSet cannot create pods", workload: backend, objs: []client.Object{
+			deployment(1, appsv1.DeploymentStatus{ObservedGeneration: 1}),
+			&appsv1.ReplicaSet{ObjectMeta: objectMeta("medusa-backend-abc", time.Hour, map[string]string{"app.kubernetes.io/component": "backend"}),
+				Status: appsv1.ReplicaSetStatus{Conditions: []appsv1.ReplicaSetCondition{{Type: appsv1.ReplicaSetReplicaFailure, Status: corev1.ConditionTrue,
+					Message: `pods "medusa-backend-abc-1" is forbidden: violates PodSecurity "restricted:latest"`}}}},
+		},
+			wantMessage:   "Deployment medusa-backend: 0/1 ready",
+			wantDiagnosis: &v1alpha1.Diagnosis{Reason: "FailedCreate", Message: `pods "medusa-backend-abc-1" is forbidden: violates PodSecurity "restricted:latest"`, Object: "Deployment medusa-backend"},
+			wantFailure:   true},
+		{name: "Deployment not ready because its pod crash-loops", workload: backend, objs: []client.Object{
+			deployment(1, appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: 1, UpdatedReplicas: 1}),
+			pod("medusa-backend-1", "backend", time.Minute, corev1.PodRunning, nil, nil, waiting("medusa", "CrashLoopBackOff", "back-off 10s restarting failed container")),
+		},
+			wantMessage:   "Deployment medusa-backend: 0/1 ready",
+			wantDiagnosis: &v1alpha1.Diagnosis{Reason: "CrashLoopBackOff", Message: "CrashLoopBackOff: back-off 10s restarting failed container", Object: "pod medusa-backend-1"},
+			wantFailure:   true},
+		{name: "StatefulSet rolled out and ready", workload: database, objs: []client.Object{statefulSet(appsv1.StatefulSetStatus{
+			ObservedGeneration: 1, Replicas: 1, UpdatedReplicas: 1, ReadyReplicas: 1, CurrentRevision: "postgres-1", UpdateRevision: "postgres-1"})},
+			wantReady: true, wantMessage: "StatefulSet postgres: 1/1 ready"},
+		{name: "StatefulSet's new revision not rolled out", workload: database, objs: []client.Object{statefulSet(appsv1.StatefulSetStatus{
+			ObservedGeneration: 1, Replicas: 1, UpdatedReplicas: 1, ReadyReplicas: 1, CurrentRevision: "postgres-1", UpdateRevision: "postgres-2"})},
+			wantMessage: "StatefulSet postgres: 1/1 ready"},
+		{name: "StatefulSet's pod not created: the latest FailedCreate event says why", workload: database, objs: []client.Object{
+			statefulSet(appsv1.StatefulSetStatus{ObservedGeneration: 1}),
+			failedCreateEvent("postgres.1", "create Pod postgres-0 failed: old reason", time.Hour),
+			failedCreateEvent("postgres.2", "create Pod postgres-0 in StatefulSet postgres failed: exceeded quota: store-quota", time.Minute),
+		},
+			wantMessage:   "StatefulSet postgres: 0/1 ready",
+			wantDiagnosis: &v1alpha1.Diagnosis{Reason: "QuotaExceeded", Message: "create Pod postgres-0 in StatefulSet postgres failed: exceeded quota: store-quota", Object: "StatefulSet postgres"},
+			wantFailure:   true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r, sc := healthReconciler(t, tc.objs...)
+			st, err := r.workloadHealth(context.Background(), sc, tc.workload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.ready != tc.wantReady || st.message != tc.wantMessage || st.failure != tc.wantFailure {
+				t.Errorf("ready %v, message %q, failure %v; want %v, %q, %v", st.ready, st.message, st.failure, tc.wantReady, tc.wantMessage, tc.wantFailure)
+			}
+			if !equalDiagnosis(st.diagnosis, tc.wantDiagnosis) {
+				t.Errorf("diagnosis %+v, want %+v", st.diagnosis, tc.wantDiagnosis)
+			}
+		})
+	}
+}
+
+func TestPodDiagnosis(t *testing.T) {
+	unschedulable := []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: "Unschedulable", Message: "0/1 nodes are available: 1 Insufficient memory."}}
+	cases := []struct {
+		name     string
+		workload workload
+		objs     []client.Object
+
+		wantDiagnosis *v1alpha1.Diagnosis
+		wantFailure   bool
+	}{
+		{name: "no pods", workload: backend},
+		{name: "unschedulable, still within the start timeout", workload: backend, objs: []client.Object{
+			pod("medusa-backend-1", "backend", time.Minute, corev1.PodPending, unschedulable, nil, nil)},
+			wantDiagnosis: &v1alpha1.Diagnosis{Reason: "Unschedulable", Message: "0/1 nodes are available: 1 Insufficient memory.", Object: "pod medusa-backend-1"}},
+		{name: "unschedulable beyond the start timeout", workload: backend, objs: []client.Object{
+			pod("medusa-backend-1", "backend", time.Hour, corev1.PodPending, unschedulable, nil, nil)},
+			wantDiagnosis: &v1alpha1.Diagnosis{Reason: "Unschedulable", Message: "0/1 nodes are available: 1 Insufficient memory.", Object: "pod medusa-backend-1"},
+			wantFailure:   true},
+		{name: "crash loop fails at once", workload: backend, objs: []client.Object{
+			pod("medusa-backend-1", "backend", time.Minute, corev1.PodRunning, nil, nil, waiting("medusa", "CrashLoopBackOff", "back-off 10s"))},
+			wantDiagnosis: &v1alpha1.Diagnosis{Reason: "CrashLoopBackOff", Message: "CrashLoopBackOff: back-off 10s", Object: "pod medusa-backend-1"},
+			wantFailure:   true},
+		{name: "init container cannot pull its image", workload: backend, objs: []client.Object{
+			pod("medusa-backend-1", "backend", time.Minute, corev1.PodPending, nil, waiting("migrate", "ImagePullBackOff", ""), waiting("medusa", "PodInitializing", ""))},
+			wantDiagnosis: &v1alpha1.Diagnosis{Reason: "ImagePullBackOff", Message: "ImagePullBackOff:", Object: "pod medusa-backend-1"},
+			wantFailure:   true},
+		{name: "container still starting", workload: backend, objs: []client.Object{
+			pod("medusa-backend-1", "backend", time.Minute, corev1.PodPending, nil, nil, waiting("medusa", "ContainerCreating", ""))},
+			wantDiagnosis: &v1alpha1.Diagnosis{Reason: "Starting", Message: "container medusa waiting: ContainerCreating", Object: "pod medusa-backend-1"}},
+		{name: "container not started within the timeout", workload: backend, objs: []client.Object{
+			pod("medusa-backend-1", "backend", time.Hour, corev1.PodPending, nil, nil, waiting("medusa", "ContainerCreating", "pulling image"))},
+			wantDiagnosis: &v1alpha1.Diagnosis{Reason: "StartTimeout", Message: "container medusa waiting: ContainerCreating: pulling image (not started within 5m0s)", Object: "pod medusa-backend-1"},
+			wantFailure:   true},
+		{name: "pending pod without statuses beyond the timeout", workload: backend, objs: []client.Object{
+			pod("medusa-backend-1", "backend", time.Hour, corev1.PodPending, nil, nil, nil)},
+			wantDiagnosis: &v1alpha1.Diagnosis{Reason: "StartTimeout", Message: "pending for more than 5m0s", Object: "pod medusa-backend-1"},
+			wantFailure:   true},
+		{name: "terminating pod and other components are not looked at", workload: backend, objs: []client.Object{
+			func() client.Object {
+				p := pod("medusa-backend-1", "backend", time.Minute, corev1.PodRunning, nil, nil, waiting("medusa", "CrashLoopBackOff", ""))
+				p.DeletionTimestamp, p.Finalizers = ptr.To(metav1.Now()), []string{"test/keep"}
+				return p
+			}(),
+			pod("storefront-1", "storefront", time.Minute, corev1.PodRunning, nil, nil, waiting("storefront", "CrashLoopBackOff", "")),
+		}},
+		{name: "the first pod by name explains", workload: backend, objs: []client.Object{
+			pod("medusa-backend-b", "backend", time.Minute, corev1.PodRunning, nil, nil, waiting("medusa", "CrashLoopBackOff", "b")),
+			pod("medusa-backend-a", "backend", time.Minute, corev1.PodPending, nil, nil, waiting("medusa", "ContainerCreating", "")),
+		},
+			wantDiagnosis: &v1alpha1.Diagnosis{Reason: "Starting", Message: "container medusa waiting: ContainerCreating", Object: "pod medusa-backend-a"}},
+		{name: "database volume not bound beyond the timeout", workload: database, objs: []client.Object{
+			&corev1.PersistentVolumeClaim{ObjectMeta: objectMeta("data-postgres-0", time.Hour, nil), Status: corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimPending}}},
+			wantDiagnosis: &v1alpha1.Diagnosis{Reason: "VolumeUnbound", Message: "PersistentVolumeClaim data-postgres-0 is not bound after 5m0s", Object: "pvc data-postgres-0"},
+			wantFailure:   true},
+		{name: "database volume still binding", workload: database, objs: []client.Object{
+			&corev1.PersistentVolumeClaim{ObjectMeta: objectMeta("data-postgres-0", time.Minute, nil), Status: corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimPending}}}},
+		{name: "a Deployment's claims are not its concern", workload: backend, objs: []client.Object{
+			&corev1.PersistentVolumeClaim{ObjectMeta: objectMeta("data-postgres-0", time.Hour, nil), Status: corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimPending}}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r, sc := healthReconciler(t, tc.objs...)
+			d, failure, err := r.podDiagnosis(context.Background(), sc, tc.workload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !equalDiagnosis(d, tc.wantDiagnosis) || failure != tc.wantFailure {
+				t.Errorf("diagnosis %+v, failure %v; want %+v, %v", d, failure, tc.wantDiagnosis, tc.wantFailure)
+			}
+		})
+	}
+}
+
+func equalDiagnosis(a, b *v1alpha1.Diagnosis) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
