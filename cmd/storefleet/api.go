@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/storefleet/storefleet/gitsync"
+	"github.com/storefleet/storefleet/internal/eventstream"
 	"github.com/storefleet/storefleet/openapi"
 	"github.com/storefleet/storefleet/web"
 )
@@ -183,7 +184,7 @@ func newAPIServer(ctx context.Context, cfg *rest.Config, f apiFlags, log *slog.L
 	}
 	var live openapi.Feed
 	if f.redisURL != "" {
-		rf, err := openapi.NewRedisFeed(f.redisURL, log)
+		rf, err := eventstream.NewFeed(f.redisURL, log)
 		if err != nil {
 			return nil, fmt.Errorf("--redis-url: %w", err)
 		}
