@@ -30,9 +30,6 @@ type Config struct {
 	MutationsPerMinute int
 	// MaxBodyBytes bounds request bodies.
 	MaxBodyBytes int64
-	// Namespace is the platform namespace (quota Leases, the Git reader's
-	// status).
-	Namespace string
 	// MaxStreamsPerUser and MaxStreams bound open event streams.
 	MaxStreamsPerUser, MaxStreams int
 	// UserSwitcher lets clients set the user id themselves (storefleet dev,
@@ -56,6 +53,9 @@ type Deps struct {
 	// Live is the Redis event feed (nil without Redis); Watch is the
 	// cluster-watch feed used when Live is absent or unhealthy.
 	Live, Watch Feed
+	// GitSync reads the Git reader's status for GET /api/v1/gitsync; nil
+	// answers 404 as when no reader has synced.
+	GitSync GitSyncReader
 }
 
 // Server is the Intent API.

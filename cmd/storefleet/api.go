@@ -19,6 +19,7 @@ import (
 
 	"github.com/storefleet/storefleet/gitsync"
 	"github.com/storefleet/storefleet/internal/eventstream"
+	"github.com/storefleet/storefleet/internal/gitintent"
 	"github.com/storefleet/storefleet/openapi"
 	"github.com/storefleet/storefleet/web"
 )
@@ -202,13 +203,14 @@ func newAPIServer(ctx context.Context, cfg *rest.Config, f apiFlags, log *slog.L
 		if err != nil {
 			return nil, err
 		}
-		intents, reads = w, openapi.PendingStores{Cache: stores, Intents: w}
+		git := gitintent.Intents{Writer: w}
+		intents, reads = git, openapi.PendingStores{Cache: stores, Intents: git}
 	}
 	host, _ := os.Hostname()
 	log.Info("Starting Intent API", "addr", f.addr, "auth", f.auth, "intent", f.intent, "maxStoresPerUser", f.maxStoresPerUser, "rateLimitPerMinute", f.rateLimit)
 	srv := openapi.New(openapi.Config{
 		Auth: auth, Trusted: trusted, MaxStoresPerUser: f.maxStoresPerUser, MutationsPerMinute: f.rateLimit, Log: log,
-		MaxStreamsPerUser: f.maxUserStreams, MaxStreams: f.maxStreams, Namespace: f.namespace,
+		MaxStreamsPerUser: f.maxUserStreams, MaxStreams: f.maxStreams,
 		UserSwitcher: f.userSwitcher,
 	}, openapi.Deps{
 		Live: live, Watch: watch,
@@ -216,6 +218,7 @@ func newAPIServer(ctx context.Context, cfg *rest.Config, f apiFlags, log *slog.L
 		Intents: intents,
 		Lock:    &openapi.LeaseLock{Client: cl, Namespace: f.namespace, Holder: host},
 		Client:  cl,
+		GitSync: gitintent.Status{Client: cl, Namespace: f.namespace},
 		Ready: func(ctx context.Context) error {
 			if !stores.Synced() {
 				return errors.New("store cache not synced")
