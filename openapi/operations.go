@@ -36,10 +36,10 @@ type StoreOutput struct {
 }
 
 type ListStoresInput struct {
-	Phase  string `query:"phase" enum:"Pending,Provisioning,Ready,Failed,Deleting,ComingSoon" doc:"Only stores in this phase."`
-	Limit  int    `query:"limit" minimum:"1" maximum:"500" default:"50" doc:"Page size."`
-	Cursor string `query:"cursor" maxLength:"40" doc:"The next value of the previous page."`
-	All    bool   `query:"all" doc:"Every user's stores; for admins only."`
+	Phase  v1alpha1.Phase `query:"phase" doc:"Only stores in this phase."`
+	Limit  int            `query:"limit" minimum:"1" maximum:"500" default:"50" doc:"Page size."`
+	Cursor string         `query:"cursor" maxLength:"40" doc:"The next value of the previous page."`
+	All    bool           `query:"all" doc:"Every user's stores; for admins only."`
 }
 
 type ListStoresOutput struct {
