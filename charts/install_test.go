@@ -28,6 +28,7 @@ import (
 // as the chart's ServiceAccount through impersonation, provisions a store —
 // so the chart's RBAC is enough, and it is only the generated roles.
 func TestPlatformChartInstallsAndItsRBACSuffices(t *testing.T) {
+	cluster := shared.Get(t)
 	ctx := context.Background()
 	const ns = "storefleet-system"
 	if err := cluster.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{
