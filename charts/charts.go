@@ -10,7 +10,7 @@ import (
 // The store chart's images/ (the sources of the images it runs, with their
 // node_modules while being built) are not part of the chart.
 //
-//go:embed medusa-store/Chart.yaml medusa-store/values.yaml medusa-store/README.md medusa-store/.helmignore medusa-store/templates all:storefleet
+//go:embed medusa-store/Chart.yaml medusa-store/values.yaml medusa-store/README.md medusa-store/.helmignore all:medusa-store/templates all:storefleet
 var files embed.FS
 
 // MedusaStore is the per-store chart's directory tree (Chart.yaml at its root).
