@@ -132,6 +132,10 @@ var (
 	toolsBuild = []tool{{"buildah", "buildah"}, {"nice", "coreutils"}}
 )
 
+// lookPath finds a program the builder runs (a variable, so a test can
+// stand in for the host).
+var lookPath = exec.LookPath
+
 // CheckHost reports what this host lacks to build every image: root, or one
 // of the tools, named with the Debian package to install. `make images` calls
 // it first so a missing package fails in a second, not after debootstrap.
