@@ -179,8 +179,8 @@ type GitSyncOutput struct {
 	Body GitSync
 }
 
-// GitSyncReader reads what the operator's Git reader last recorded; cmd
-// wires the reader's status in the cluster.
+// GitSyncReader reads what the operator's Git reader last recorded
+// (internal/gitintent reads its status ConfigMap; cmd/storefleet wires it).
 type GitSyncReader interface {
 	// GitSync is the last sync's status, or nil when no reader has synced
 	// into this cluster.

@@ -30,7 +30,8 @@ type StoreReader interface {
 
 // Intents delivers what a user asked for. Writing the Store to the cluster
 // is one implementation (ClusterIntents); committing it to the stores repo
-// is another (the Git intent, which cmd/storefleet adapts from gitsync).
+// is another (the Git intent: gitsync's Writer, adapted by
+// internal/gitintent and wired by cmd/storefleet).
 //
 // Errors: Create returns an error wrapping ErrExists when the name is taken;
 // an *Error is answered as its Kind says (KindInvalid for a store the
