@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -23,8 +24,8 @@ import (
 	"github.com/storefleet/storefleet/test/testenv"
 )
 
-// shared is started by the tests that need an API server (dry run,
-// install); the chart's rendering, schema and RBAC tests run without one.
+// shared is the cluster of the dry-run and install tests, started by the
+// first of them; the rendering and schema tests run without one.
 var shared testenv.SharedCluster
 
 func TestMain(m *testing.M) { testenv.RunShared(m, &shared) }
@@ -83,56 +84,65 @@ func envValues(t *testing.T, env string) map[string]any {
 	return vals
 }
 
-// TestPlatformChartRendersAndPassesDryRun: with default, local and prod
-// values every object is accepted by the real API server (schema,
-// admission, Pod Security "restricted" on the namespace).
-func TestPlatformChartRendersAndPassesDryRun(t *testing.T) {
-	cluster := shared.Get(t)
-	ctx := context.Background()
+// environments are the values the platform chart is checked with.
+var environments = []string{"default", "local", "prod", "git"}
+
+// rendered is one object of the rendered chart, with the template it came from.
+type rendered struct {
+	file string
+	obj  *unstructured.Unstructured
+}
+
+// renderEnv renders the platform chart with env's values (release name
+// dryrun-<env>: ClusterRoles are cluster-wide, and the install test has a
+// release "storefleet") and decodes its objects, checking that every
+// document is strict YAML.
+func renderEnv(t *testing.T, env, namespace string) (files map[string]string, objs []rendered) {
+	t.Helper()
 	ch := loadPlatformChart(t)
 	// As Flux packages it from Git (reconcileStrategy Revision): a version
 	// with build metadata, which must not leak into label values as is.
 	ch.Metadata.Version += "+62edbd21cf8d"
-	for _, env := range []string{"default", "local", "prod", "git"} {
+	files, err := render(t, ch, "dryrun-"+env, namespace, envValues(t, env))
+	if err != nil {
+		t.Fatalf("render: %v", err)
+	}
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if strings.HasSuffix(name, ".tpl") || strings.TrimSpace(files[name]) == "" {
+			continue
+		}
+		for _, doc := range strings.Split(files[name], "\n---") {
+			var strict map[string]any
+			if err := yaml.UnmarshalStrict([]byte(doc), &strict); err != nil {
+				t.Errorf("%s: not strict YAML: %v", name, err)
+			}
+		}
+		decoded, err := manifests.Decode([]byte(files[name]))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, o := range decoded {
+			objs = append(objs, rendered{file: name, obj: o})
+		}
+	}
+	return files, objs
+}
+
+// TestPlatformChartRenders: with default, local and prod values (and the
+// Git intent) the chart renders the objects each environment runs, with the
+// flags that wire the stores repo.
+func TestPlatformChartRenders(t *testing.T) {
+	for _, env := range environments {
 		t.Run(env, func(t *testing.T) {
-			ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "platform-", Labels: map[string]string{
-				"pod-security.kubernetes.io/enforce": "restricted",
-			}}}
-			if err := cluster.Client.Create(ctx, ns); err != nil {
-				t.Fatal(err)
-			}
-			// A release name of its own: ClusterRoles are cluster-wide, and
-			// the install test has a release "storefleet".
-			files, err := render(t, ch, "dryrun-"+env, ns.Name, envValues(t, env))
-			if err != nil {
-				t.Fatalf("render: %v", err)
-			}
+			files, objs := renderEnv(t, env, "storefleet-system")
 			kinds := map[string]int{}
-			names := make([]string, 0, len(files))
-			for name := range files {
-				names = append(names, name)
-			}
-			sort.Strings(names)
-			for _, name := range names {
-				if strings.HasSuffix(name, ".tpl") || strings.TrimSpace(files[name]) == "" {
-					continue
-				}
-				for _, doc := range strings.Split(files[name], "\n---") {
-					var strict map[string]any
-					if err := yaml.UnmarshalStrict([]byte(doc), &strict); err != nil {
-						t.Errorf("%s: not strict YAML: %v", name, err)
-					}
-				}
-				objs, err := manifests.Decode([]byte(files[name]))
-				if err != nil {
-					t.Fatalf("%s: %v", name, err)
-				}
-				for _, o := range objs {
-					kinds[o.GetKind()]++
-					if err := cluster.Client.Create(ctx, o, client.DryRunAll); err != nil {
-						t.Errorf("%s %s (%s) rejected by the API server: %v", o.GetKind(), o.GetName(), name, err)
-					}
-				}
+			for _, o := range objs {
+				kinds[o.obj.GetKind()]++
 			}
 			want := map[string]int{"Deployment": 2, "Service": 2, "ServiceAccount": 2, "ClusterRole": 2, "ClusterRoleBinding": 2, "Role": 2, "RoleBinding": 2, "PodDisruptionBudget": 1, "Ingress": 1, "NetworkPolicy": 2}
 			if env != "default" {
@@ -161,6 +171,30 @@ func TestPlatformChartRendersAndPassesDryRun(t *testing.T) {
 			for kind, n := range want {
 				if kinds[kind] != n {
 					t.Errorf("%d %s objects, want %d (all: %v)", kinds[kind], kind, n, kinds)
+				}
+			}
+		})
+	}
+}
+
+// TestPlatformChartPassesDryRun: in every environment every object is
+// accepted by the real API server (schema, admission, Pod Security
+// "restricted" on the namespace).
+func TestPlatformChartPassesDryRun(t *testing.T) {
+	cluster := shared.Get(t)
+	ctx := context.Background()
+	for _, env := range environments {
+		t.Run(env, func(t *testing.T) {
+			ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "platform-", Labels: map[string]string{
+				"pod-security.kubernetes.io/enforce": "restricted",
+			}}}
+			if err := cluster.Client.Create(ctx, ns); err != nil {
+				t.Fatal(err)
+			}
+			_, objs := renderEnv(t, env, ns.Name)
+			for _, o := range objs {
+				if err := cluster.Client.Create(ctx, o.obj, client.DryRunAll); err != nil {
+					t.Errorf("%s %s (%s) rejected by the API server: %v", o.obj.GetKind(), o.obj.GetName(), o.file, err)
 				}
 			}
 		})

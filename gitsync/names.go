@@ -3,6 +3,11 @@
 // applies the manifests it finds to the cluster when Flux is absent, a
 // Reporter writes the outcome back onto commits and pull requests, and
 // Validate checks manifests offline for the stores repo's own CI.
+//
+// The Reader is spread over files by job: reader.go runs it (options,
+// interval, triggers), sync.go applies the manifests, prune.go deletes the
+// Stores Git no longer declares, status.go records each sync in the status
+// ConfigMap the API reads, webhook.go accepts the forge's push webhook.
 package gitsync
 
 import (

@@ -16,7 +16,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/yaml"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
@@ -121,8 +120,8 @@ func NewWriter(opts WriterOptions) (*Writer, error) {
 func (w *Writer) Mode() Mode { return w.opts.Mode }
 
 // Create commits the store's manifest. When the stores repo already declares
-// the name, the declared store is recorded as pending and an AlreadyExists
-// error returned, so the caller answers as for any existing store.
+// the name, the declared store is recorded as pending and an error wrapping
+// ErrDeclared returned, so the caller answers as for any existing store.
 func (w *Writer) Create(ctx context.Context, s *v1alpha1.Store) (*v1alpha1.Store, error) {
 	s = s.DeepCopy()
 	if s.Annotations == nil {
@@ -172,8 +171,9 @@ func (w *Writer) Delete(ctx context.Context, s *v1alpha1.Store) error {
 	return nil
 }
 
-// errDeclared says the branch already declares the store being created.
-var errDeclared = errors.New("already declared")
+// ErrDeclared is the error (wrapped) of a Create whose store the branch
+// already declares.
+var ErrDeclared = errors.New("the stores repo already declares the store")
 
 // deliver applies ch in the configured mode, retrying on a moved remote.
 func (w *Writer) deliver(ctx context.Context, op, prBranch string, ch change, msg string, creating *v1alpha1.Store) (Pending, error) {
@@ -188,11 +188,8 @@ func (w *Writer) deliver(ctx context.Context, op, prBranch string, ch change, ms
 			}
 		}
 		p, err := w.attempt(ctx, op, prBranch, ch, msg, creating)
-		if err == nil || errors.Is(err, errDeclared) || !retryable(err) {
-			if errors.Is(err, errDeclared) {
-				return Pending{}, apierrors.NewAlreadyExists(v1alpha1.GroupVersion.WithResource("stores").GroupResource(), creating.Name)
-			}
-			if err != nil {
+		if err == nil || errors.Is(err, ErrDeclared) || !retryable(err) {
+			if err != nil && !errors.Is(err, ErrDeclared) {
 				w.metrics.failures.Inc()
 			}
 			return p, err
@@ -215,7 +212,7 @@ func (w *Writer) attempt(ctx context.Context, op, prBranch string, ch change, ms
 			return Pending{}, err
 		} else if declared != nil {
 			w.remember(Pending{Store: declared, Commit: head.String(), At: time.Now()})
-			return Pending{}, errDeclared
+			return Pending{}, fmt.Errorf("%w: %s", ErrDeclared, ch.file)
 		}
 	}
 	base, target := head, branch
@@ -247,7 +244,7 @@ func (w *Writer) attempt(ctx context.Context, op, prBranch string, ch change, ms
 	}
 	p := Pending{Commit: commit.String(), At: time.Now()}
 	if w.opts.Mode == ModePullRequest {
-		title, _, _ := cutLine(msg)
+		title, _, _ := strings.Cut(msg, "\n")
 		pr, err := w.opts.Forge.OpenPullRequest(ctx, PullRequestSpec{Head: target, Base: branch, Title: title, Body: prBody(msg)})
 		if err != nil {
 			return Pending{}, fmt.Errorf("open pull request for %s: %w", target, err)
@@ -318,17 +315,8 @@ func commitMessage(subject string, s *v1alpha1.Store) string {
 }
 
 func prBody(msg string) string {
-	_, rest, _ := cutLine(msg)
+	_, rest, _ := strings.Cut(msg, "\n")
 	return rest + "\nMerging this pull request provisions the change; storefleet reports the outcome here."
-}
-
-func cutLine(s string) (string, string, bool) {
-	for i := range s {
-		if s[i] == '\n' {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return s, "", false
 }
 
 // retryable reports whether a failed attempt may succeed on a fresh head:

@@ -19,7 +19,7 @@ import (
 )
 
 func TestHeaderAuth(t *testing.T) {
-	s := newServer(t, options{})
+	s := newUnitServer(t, options{})
 	cases := []struct {
 		name    string
 		remote  string
@@ -126,7 +126,7 @@ func TestJWTAuth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, api := newTestAPI(t, options{cfg: openapi.Config{Auth: auth}})
+	_, api := newUnitTestAPI(t, options{cfg: openapi.Config{Auth: auth}})
 	now := time.Now()
 	good := jwt.Claims{Issuer: iss.srv.URL, Subject: user(t, "alice"), Audience: jwt.Audience{"storefleet"}, Expiry: jwt.NewNumericDate(now.Add(time.Hour)), IssuedAt: jwt.NewNumericDate(now)}
 	other, _ := rsa.GenerateKey(rand.Reader, 2048)

@@ -36,6 +36,7 @@ const (
 // handler that returns the same JSON from the same cache (the baseline).
 // Run with `make bench`.
 func BenchmarkAPILoad(b *testing.B) {
+	clusterTest(b)
 	seedStores(b)
 	srv := httptest.NewServer(newServer(b, options{cfg: openapi.Config{MaxStoresPerUser: 5, MutationsPerMinute: -1}}).Handler())
 	defer srv.Close()

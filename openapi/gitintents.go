@@ -8,22 +8,34 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
-	"github.com/storefleet/storefleet/gitsync"
 )
 
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get
 
-// PendingIntents are Intents delivered asynchronously (to the stores repo):
-// what they delivered shows up in the cluster only after a sync.
+// PendingIntents are what PendingStores needs of Deferred Intents (the Git
+// intent): what they delivered that the cluster may not show yet.
 type PendingIntents interface {
-	Intents
 	// Pending lists delivered intents the cluster may not show yet.
-	Pending() []gitsync.Pending
+	Pending() []PendingIntent
 	// Forget drops one once the cluster shows it.
 	Forget(name string)
+}
+
+// PendingIntent is an intent delivered to the stores repo that the cluster
+// has not caught up with yet.
+type PendingIntent struct {
+	// Store is the manifest as committed (for a removal, the store removed).
+	Store *v1alpha1.Store
+	// Removal is true for a deletion.
+	Removal bool
+	// Commit is the commit carrying the change (on the branch, or the PR's).
+	Commit string
+	// PullRequest is the pull request's URL, when one carries the change.
+	PullRequest string
+	// At is when the intent was delivered.
+	At time.Time
 }
 
 // Reasons of the Ready condition of a store that exists only in Git so far.
@@ -59,7 +71,7 @@ func (p PendingStores) List(ctx context.Context, owner string) ([]v1alpha1.Store
 	if err != nil {
 		return nil, err
 	}
-	pending := map[string]gitsync.Pending{}
+	pending := map[string]PendingIntent{}
 	for _, in := range p.Intents.Pending() {
 		if owner == "" || in.Store.Spec.Owner == owner {
 			pending[in.Store.Name] = in
@@ -90,7 +102,7 @@ func (p PendingStores) List(ctx context.Context, owner string) ([]v1alpha1.Store
 }
 
 // overlay combines what the cluster shows (nil: nothing) with an intent.
-func (p PendingStores) overlay(cached *v1alpha1.Store, in gitsync.Pending) *v1alpha1.Store {
+func (p PendingStores) overlay(cached *v1alpha1.Store, in PendingIntent) *v1alpha1.Store {
 	if !in.Removal {
 		if cached != nil {
 			// Synced: the cluster is the truth from now on.
@@ -121,7 +133,7 @@ func (p PendingStores) overlay(cached *v1alpha1.Store, in gitsync.Pending) *v1al
 	return st
 }
 
-func setPending(st *v1alpha1.Store, phase v1alpha1.Phase, reason, msg string, in gitsync.Pending) {
+func setPending(st *v1alpha1.Store, phase v1alpha1.Phase, reason, msg string, in PendingIntent) {
 	st.Status.Phase = phase
 	apimeta.SetStatusCondition(&st.Status.Conditions, metav1.Condition{
 		Type: v1alpha1.ReadyCondition, Status: metav1.ConditionFalse, Reason: reason, Message: msg,
@@ -167,19 +179,12 @@ type GitSyncOutput struct {
 	Body GitSync
 }
 
-func gitSyncOf(st *gitsync.SyncStatus) GitSync {
-	out := GitSync{Repository: st.Repository, Branch: st.Branch, Path: st.Path, Commit: st.Commit,
-		AttemptedCommit: st.AttemptedCommit, Stores: st.Stores, Applied: st.Applied, Pruned: st.Pruned, Error: st.Error}
-	if st.SyncedAt != nil {
-		out.SyncedAt = ptrTime(st.SyncedAt.UTC())
-	}
-	if st.AttemptedAt != nil {
-		out.AttemptedAt = ptrTime(st.AttemptedAt.UTC())
-	}
-	for _, p := range st.Invalid {
-		out.Invalid = append(out.Invalid, ManifestProblem{File: p.File, Line: p.Line, Message: p.Message})
-	}
-	return out
+// GitSyncReader reads what the operator's Git reader last recorded
+// (internal/gitintent reads its status ConfigMap; cmd/storefleet wires it).
+type GitSyncReader interface {
+	// GitSync is the last sync's status, or nil when no reader has synced
+	// into this cluster.
+	GitSync(ctx context.Context) (*GitSync, error)
 }
 
 // registerGitSync adds GET /api/v1/gitsync: what the operator's Git reader
@@ -194,14 +199,16 @@ func (s *Server) registerGitSync() {
 	}, func(ctx context.Context, _ *struct{}) (*GitSyncOutput, error) {
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		var c client.Reader = s.deps.Client
-		st, err := gitsync.ReadStatus(ctx, c, s.cfg.Namespace)
-		if err != nil {
-			return nil, s.fail(ctx, err)
+		var st *GitSync
+		if s.deps.GitSync != nil {
+			var err error
+			if st, err = s.deps.GitSync.GitSync(ctx); err != nil {
+				return nil, s.fail(ctx, err)
+			}
 		}
 		if st == nil {
 			return nil, s.fail(ctx, errorf(KindNotFound, "no Git reader has synced into this cluster (the operator runs one with --git-url and --git-sync)"))
 		}
-		return &GitSyncOutput{Body: gitSyncOf(st)}, nil
+		return &GitSyncOutput{Body: *st}, nil
 	})
 }

@@ -22,6 +22,7 @@ import (
 // user against two API replicas (separate servers, caches and lock holders
 // over one cluster) never exceed the quota.
 func TestQuotaHoldsUnderConcurrencyAcrossReplicas(t *testing.T) {
+	clusterTest(t)
 	const quota, attempts = 5, 50
 	alice := user(t, "alice")
 	replicaCache := func(t *testing.T) *openapi.StoreCache {
@@ -90,7 +91,7 @@ func TestQuotaHoldsUnderConcurrencyAcrossReplicas(t *testing.T) {
 }
 
 func TestRateLimitPerClientIP(t *testing.T) {
-	s, api := newTestAPI(t, options{cfg: openapi.Config{MutationsPerMinute: 10}})
+	s, api := newUnitTestAPI(t, options{cfg: openapi.Config{MutationsPerMinute: 10}})
 	alice := user(t, "alice")
 	for i := range 10 {
 		// Mutations that fail still spend a token: probing costs the same.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,47 +23,63 @@ import (
 	"github.com/storefleet/storefleet/test/testenv"
 )
 
-// The API runs against a real API server; no operator runs here, so stores
-// stay Pending unless a test writes their status (the operator's end-to-end
-// path is tested in cmd/storefleet).
+// The cluster tests run the API against a real API server, started by the
+// first of them (clusterTest); no operator runs here, so stores stay Pending
+// unless a test writes their status (the operator's end-to-end path is
+// tested in cmd/storefleet). The pure tests (validation, problem mapping,
+// authentication, the document) use newUnitServer and start nothing.
 var (
+	shared testenv.SharedCluster
+	// cluster and stores are set by clusterTest.
 	cluster *devcluster.Cluster
 	stores  *openapi.StoreCache
+
+	setUp    sync.Once
+	setUpErr error
+	// stopStores ends the store cache, before the cluster stops.
+	stopStores = func() {}
 )
 
 const platformNamespace = "storefleet-system"
 
 func TestMain(m *testing.M) {
-	ctx, cancel := context.WithCancel(context.Background())
-	code := func() int {
-		var err error
+	code := m.Run()
+	stopStores()
+	if err := shared.Stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: stop the local cluster: %v\n", err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+// clusterTest starts the package's cluster, its platform namespace and the
+// store cache, on its first call; every cluster test calls it first. When
+// they cannot start, the test fails (never skips, except under make unit).
+func clusterTest(t testing.TB) {
+	t.Helper()
+	c := shared.Get(t)
+	setUp.Do(func() {
+		cluster = c
+		ctx, cancel := context.WithCancel(context.Background())
+		stopStores = cancel
 		sctx, scancel := context.WithTimeout(ctx, 2*time.Minute)
 		defer scancel()
-		if cluster, err = devcluster.Start(sctx, devcluster.Options{}); err != nil {
-			fmt.Fprintf(os.Stderr, "FAIL: start the local cluster: %v\n", err)
-			return 1
-		}
-		defer func() {
-			if err := cluster.Stop(); err != nil {
-				fmt.Fprintf(os.Stderr, "FAIL: stop the local cluster: %v\n", err)
-			}
-		}()
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: platformNamespace}}
 		if err := cluster.Client.Create(sctx, ns); err != nil {
-			fmt.Fprintf(os.Stderr, "FAIL: create %s: %v\n", platformNamespace, err)
-			return 1
+			setUpErr = fmt.Errorf("create %s: %w", platformNamespace, err)
+			return
 		}
+		var err error
 		if stores, err = openapi.NewStoreCache(cluster.Config, devcluster.Scheme()); err == nil {
 			err = stores.Start(ctx)
 		}
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "FAIL: store cache: %v\n", err)
-			return 1
+			setUpErr = fmt.Errorf("store cache: %w", err)
 		}
-		return m.Run()
-	}()
-	cancel()
-	os.Exit(code)
+	})
+	if setUpErr != nil {
+		t.Fatalf("set up the API's cluster: %v", setUpErr)
+	}
 }
 
 // options tune a test's server; the defaults trust loopback (humatest's
@@ -72,7 +89,20 @@ type options struct {
 	deps func(*openapi.Deps)
 }
 
+// newServer serves the API from the package's cluster (a cluster test).
 func newServer(t testing.TB, opts options) *openapi.Server {
+	t.Helper()
+	clusterTest(t)
+	return build(t, opts, openapi.Deps{
+		Stores:  stores,
+		Intents: openapi.ClusterIntents{Client: cluster.Client},
+		Lock:    &openapi.LeaseLock{Client: cluster.Client, Namespace: platformNamespace, Holder: t.Name()},
+		Client:  cluster.Client,
+		Ready:   func(context.Context) error { return nil },
+	})
+}
+
+func build(t testing.TB, opts options, deps openapi.Deps) *openapi.Server {
 	cfg := opts.cfg
 	if cfg.Trusted == nil {
 		cfg.Trusted, _ = openapi.ParseTrustedProxies("127.0.0.1/32")
@@ -86,13 +116,6 @@ func newServer(t testing.TB, opts options) *openapi.Server {
 	if cfg.MutationsPerMinute == 0 {
 		cfg.MutationsPerMinute = 100000
 	}
-	deps := openapi.Deps{
-		Stores:  stores,
-		Intents: openapi.ClusterIntents{Client: cluster.Client},
-		Lock:    &openapi.LeaseLock{Client: cluster.Client, Namespace: platformNamespace, Holder: t.Name()},
-		Client:  cluster.Client,
-		Ready:   func(context.Context) error { return nil },
-	}
 	if opts.deps != nil {
 		opts.deps(&deps)
 	}
@@ -100,7 +123,14 @@ func newServer(t testing.TB, opts options) *openapi.Server {
 }
 
 func newTestAPI(t *testing.T, opts options) (*openapi.Server, humatest.TestAPI) {
+	t.Helper()
 	s := newServer(t, opts)
+	return s, humatest.Wrap(t, s.API())
+}
+
+func newUnitTestAPI(t *testing.T, opts options) (*openapi.Server, humatest.TestAPI) {
+	t.Helper()
+	s := newUnitServer(t, opts)
 	return s, humatest.Wrap(t, s.API())
 }
 

@@ -97,7 +97,7 @@ type writerFunc func([]byte) (int, error)
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 func TestDocsAndSpecAreServed(t *testing.T) {
-	_, api := newTestAPI(t, options{})
+	_, api := newUnitTestAPI(t, options{})
 	if rec := api.Get("/docs"); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "<html") {
 		t.Errorf("/docs: %d", rec.Code)
 	}

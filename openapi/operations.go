@@ -2,6 +2,7 @@ package openapi
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -35,10 +36,10 @@ type StoreOutput struct {
 }
 
 type ListStoresInput struct {
-	Phase  string `query:"phase" enum:"Pending,Provisioning,Ready,Failed,Deleting,ComingSoon" doc:"Only stores in this phase."`
-	Limit  int    `query:"limit" minimum:"1" maximum:"500" default:"50" doc:"Page size."`
-	Cursor string `query:"cursor" maxLength:"40" doc:"The next value of the previous page."`
-	All    bool   `query:"all" doc:"Every user's stores; for admins only."`
+	Phase  v1alpha1.Phase `query:"phase" doc:"Only stores in this phase."`
+	Limit  int            `query:"limit" minimum:"1" maximum:"500" default:"50" doc:"Page size."`
+	Cursor string         `query:"cursor" maxLength:"40" doc:"The next value of the previous page."`
+	All    bool           `query:"all" doc:"Every user's stores; for admins only."`
 }
 
 type ListStoresOutput struct {
@@ -188,7 +189,7 @@ func (s *Server) createStore(ctx context.Context, in *CreateStoreInput) (*Create
 	}
 	created, err := s.deps.Intents.Create(ctx, store)
 	switch {
-	case apierrors.IsAlreadyExists(err):
+	case errors.Is(err, ErrExists):
 		// Someone else's create of the same name won between our read and write.
 		existing, gerr := s.liveStore(ctx, req.Name)
 		if gerr == nil && existing == nil {
@@ -199,14 +200,12 @@ func (s *Server) createStore(ctx context.Context, in *CreateStoreInput) (*Create
 			return nil, s.fail(ctx, errorf(KindConflict, "store %q was just created by another request", req.Name))
 		}
 		return s.existing(ctx, existing, id)
-	case apierrors.IsInvalid(err):
-		return nil, s.fail(ctx, errorf(KindInvalid, "%s", apiServerMessage(err)))
 	case err != nil:
 		return nil, s.fail(ctx, err)
 	}
 	createdName = req.Name
 	s.metrics.created.Inc()
-	if _, async := s.deps.Intents.(PendingIntents); async {
+	if s.deps.Intents.Deferred() {
 		// Committed to the stores repo: the store exists once it is synced.
 		view, err := s.deps.Stores.Get(ctx, req.Name)
 		if err != nil || view == nil {
@@ -225,24 +224,6 @@ func (s *Server) existing(ctx context.Context, st *v1alpha1.Store, id Identity) 
 		return nil, s.fail(ctx, errorf(KindConflict, "the name %q is taken; choose another", st.Name))
 	}
 	return &CreateStoreOutput{Status: http.StatusOK, Location: APIPrefix + "/stores/" + st.Name, Body: StoreOf(st)}, nil
-}
-
-// apiServerMessage is the API server's own validation message, without the
-// Go error's prefixes.
-func apiServerMessage(err error) string {
-	var se *apierrors.StatusError
-	msg := err.Error()
-	if e, ok := err.(*apierrors.StatusError); ok {
-		se = e
-	}
-	if se != nil && se.ErrStatus.Details != nil && len(se.ErrStatus.Details.Causes) > 0 {
-		var parts []string
-		for _, c := range se.ErrStatus.Details.Causes {
-			parts = append(parts, strings.TrimSpace(c.Field+": "+c.Message))
-		}
-		msg = strings.Join(parts, "; ")
-	}
-	return msg
 }
 
 func (s *Server) liveStore(ctx context.Context, name string) (*v1alpha1.Store, error) {
@@ -352,7 +333,7 @@ func (s *Server) ownedLive(ctx context.Context, name string) (*v1alpha1.Store, e
 	if err != nil {
 		return nil, err
 	}
-	if _, async := s.deps.Intents.(PendingIntents); async && st == nil {
+	if st == nil && s.deps.Intents.Deferred() {
 		// Committed to the stores repo, not synced yet: withdrawing it is
 		// still a change of the repo.
 		if st, err = s.deps.Stores.Get(ctx, name); err != nil {

@@ -14,8 +14,6 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/storefleet/storefleet/api/v1alpha1"
 )
 
 // Config is the API's behaviour.
@@ -30,9 +28,6 @@ type Config struct {
 	MutationsPerMinute int
 	// MaxBodyBytes bounds request bodies.
 	MaxBodyBytes int64
-	// Namespace is the platform namespace (quota Leases, the Git reader's
-	// status).
-	Namespace string
 	// MaxStreamsPerUser and MaxStreams bound open event streams.
 	MaxStreamsPerUser, MaxStreams int
 	// UserSwitcher lets clients set the user id themselves (storefleet dev,
@@ -56,6 +51,9 @@ type Deps struct {
 	// Live is the Redis event feed (nil without Redis); Watch is the
 	// cluster-watch feed used when Live is absent or unhealthy.
 	Live, Watch Feed
+	// GitSync reads the Git reader's status for GET /api/v1/gitsync; nil
+	// answers 404 as when no reader has synced.
+	GitSync GitSyncReader
 }
 
 // Server is the Intent API.
@@ -101,13 +99,14 @@ func New(cfg Config, deps Deps) *Server {
 		"bearer":     {Type: "http", Scheme: "bearer", BearerFormat: "JWT", Description: "A token of the configured OIDC issuer (auth mode jwt)."},
 	}
 	hc.Servers = []*huma.Server{{URL: "/", Description: "The host serving this document"}}
+	describeVocabularyTypes(hc.Components.Schemas)
 	s.api = humago.New(s.mux, hc)
 	s.api.UseMiddleware(requestContext, s.metrics.observe)
 	s.register()
 	s.registerEvents()
 	s.registerSession()
 	standardPatternDescriptions(s.api.OpenAPI())
-	publishReservedNames(s.api.OpenAPI())
+	publishVocabulary(s.api.OpenAPI())
 	s.mux.Handle("GET /metrics", s.metrics.handler())
 	s.mux.HandleFunc("/api/", s.notFoundUnderAPI)
 	return s
@@ -188,21 +187,6 @@ func standardPatternDescriptions(doc *huma.OpenAPI) {
 			}
 		}
 	}
-}
-
-// publishReservedNames lists the reserved store names in the create
-// request's schema (x-reserved-names), so clients such as the dashboard check
-// a name by the same rules as the server, generated from this document.
-func publishReservedNames(doc *huma.OpenAPI) {
-	req := doc.Components.Schemas.Map()["CreateStoreRequest"]
-	if req == nil || req.Properties["name"] == nil {
-		return
-	}
-	name := req.Properties["name"]
-	if name.Extensions == nil {
-		name.Extensions = map[string]any{}
-	}
-	name.Extensions["x-reserved-names"] = v1alpha1.ReservedNames
 }
 
 // writeProblem answers from a middleware, before any handler ran.

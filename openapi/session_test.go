@@ -15,7 +15,7 @@ import (
 // The dashboard starts from GET /auth (what to send) and GET /me (who it is).
 func TestSessionOperations(t *testing.T) {
 	alice := user(t, "alice")
-	_, api := newTestAPI(t, options{})
+	_, api := newUnitTestAPI(t, options{})
 	if got := decode[openapi.AuthInfo](t, api.Get("/api/v1/auth")); got != (openapi.AuthInfo{Mode: "header", UserHeader: "X-User-Id"}) {
 		t.Errorf("auth behind a proxy: %+v (no user switcher outside dev)", got)
 	}
@@ -27,7 +27,7 @@ func TestSessionOperations(t *testing.T) {
 	}
 	problem(t, api.Get("/api/v1/me"), http.StatusUnauthorized, "unauthenticated")
 
-	_, dev := newTestAPI(t, options{cfg: openapi.Config{UserSwitcher: true}})
+	_, dev := newUnitTestAPI(t, options{cfg: openapi.Config{UserSwitcher: true}})
 	if got := decode[openapi.AuthInfo](t, dev.Get("/api/v1/auth")); !got.UserSwitcher {
 		t.Errorf("auth in dev: %+v, want the user switcher", got)
 	}
@@ -37,7 +37,7 @@ func TestSessionOperations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, jwtAPI := newTestAPI(t, options{cfg: openapi.Config{Auth: auth}})
+	_, jwtAPI := newUnitTestAPI(t, options{cfg: openapi.Config{Auth: auth}})
 	if got := decode[openapi.AuthInfo](t, jwtAPI.Get("/api/v1/auth")); got != (openapi.AuthInfo{Mode: "jwt", Issuer: iss.srv.URL}) {
 		t.Errorf("auth with OIDC: %+v", got)
 	}
@@ -50,7 +50,7 @@ func TestSessionOperations(t *testing.T) {
 // A path under /api/ that no operation serves is a problem document, never
 // the dashboard's index.html.
 func TestUnknownAPIPathIsAProblem(t *testing.T) {
-	s := newServer(t, options{})
+	s := newUnitServer(t, options{})
 	for _, path := range []string{"/api/v1/nope", "/api/v2/stores", "/api/"} {
 		rec := httptest.NewRecorder()
 		s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))

@@ -2,7 +2,9 @@ package openapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -27,13 +29,29 @@ type StoreReader interface {
 }
 
 // Intents delivers what a user asked for. Writing the Store to the cluster
-// is one implementation; committing it to the stores repo is another.
+// is one implementation (ClusterIntents); committing it to the stores repo
+// is another (the Git intent: gitsync's Writer, adapted by
+// internal/gitintent and wired by cmd/storefleet).
+//
+// Errors: Create returns an error wrapping ErrExists when the name is taken;
+// an *Error is answered as its Kind says (KindInvalid for a store the
+// cluster refuses); any other error is internal.
 type Intents interface {
 	// Create delivers a new store.
 	Create(ctx context.Context, s *v1alpha1.Store) (*v1alpha1.Store, error)
 	// Delete withdraws a store; one already gone is not an error.
 	Delete(ctx context.Context, s *v1alpha1.Store) error
+	// Deferred reports whether what Create and Delete deliver reaches the
+	// cluster only later, with a sync of the stores repo: a create is then
+	// pending (answered 202; the store reads Pending until synced), and a
+	// store the cluster does not show yet can still be withdrawn.
+	Deferred() bool
 }
+
+// ErrExists is the error (wrapped) of an Intents.Create whose name is taken:
+// the store exists in the cluster, or the stores repo declares it already.
+// The API answers with that store when it is the caller's, else 409.
+var ErrExists = errors.New("store already exists")
 
 const ownerIndex = "spec.owner"
 
@@ -111,14 +129,22 @@ type ClusterIntents struct {
 	Client client.Client
 }
 
+// Create writes the Store; the API server's AlreadyExists is ErrExists and
+// its Invalid (the CRD's rules) an *Error of KindInvalid.
 func (k ClusterIntents) Create(ctx context.Context, s *v1alpha1.Store) (*v1alpha1.Store, error) {
 	s = s.DeepCopy()
-	if err := k.Client.Create(ctx, s); err != nil {
+	switch err := k.Client.Create(ctx, s); {
+	case apierrors.IsAlreadyExists(err):
+		return nil, fmt.Errorf("%w: %w", ErrExists, err)
+	case apierrors.IsInvalid(err):
+		return nil, errorf(KindInvalid, "%s", apiServerMessage(err))
+	case err != nil:
 		return nil, err
 	}
 	return s, nil
 }
 
+// Delete deletes the Store (the one read: same UID).
 func (k ClusterIntents) Delete(ctx context.Context, s *v1alpha1.Store) error {
 	uid := s.UID
 	err := k.Client.Delete(ctx, s, client.Preconditions{UID: &uid})
@@ -127,3 +153,20 @@ func (k ClusterIntents) Delete(ctx context.Context, s *v1alpha1.Store) error {
 	}
 	return err
 }
+
+// apiServerMessage is the API server's own validation message: the causes it
+// lists, without the Go error's prefixes.
+func apiServerMessage(err error) string {
+	se, ok := err.(*apierrors.StatusError)
+	if !ok || se.ErrStatus.Details == nil || len(se.ErrStatus.Details.Causes) == 0 {
+		return err.Error()
+	}
+	var parts []string
+	for _, c := range se.ErrStatus.Details.Causes {
+		parts = append(parts, strings.TrimSpace(c.Field+": "+c.Message))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Deferred is false: the Store is in the cluster once Create returns.
+func (ClusterIntents) Deferred() bool { return false }

@@ -2,6 +2,7 @@ package openapi_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -211,7 +212,8 @@ func TestListPages(t *testing.T) {
 }
 
 func TestValidationReportsEveryError(t *testing.T) {
-	_, api := newTestAPI(t, options{})
+	mem := &memStores{}
+	_, api := newUnitTestAPI(t, options{deps: func(d *openapi.Deps) { d.Stores, d.Intents = mem, mem }})
 	alice := user(t, "alice")
 	cases := []struct {
 		name      string
@@ -256,17 +258,15 @@ func TestValidationReportsEveryError(t *testing.T) {
 	}
 	// A bad path parameter is a validation problem too, never a 5xx.
 	problem(t, api.Get("/api/v1/stores/NOT_A_NAME", as(alice)), 422, "invalid")
-	var none v1alpha1.StoreList
-	if err := cluster.Client.List(context.Background(), &none, client.MatchingLabels{v1alpha1.OwnerLabel: v1alpha1.OwnerLabelValue(alice)}); err != nil || len(none.Items) != 0 {
-		t.Errorf("invalid requests created %d stores (%v)", len(none.Items), err)
+	if none, err := mem.List(context.Background(), alice); err != nil || len(none) != 0 {
+		t.Errorf("invalid requests created %d stores (%v)", len(none), err)
 	}
 }
 
 func TestInternalErrorDoesNotLeak(t *testing.T) {
-	// A quota lock in a namespace that does not exist fails inside the API.
-	_, api := newTestAPI(t, options{deps: func(d *openapi.Deps) {
-		d.Lock = &openapi.LeaseLock{Client: cluster.Client, Namespace: "no-such-namespace", Holder: "test"}
-	}})
+	// A quota lock that fails (as a Lease in a namespace that does not
+	// exist does) fails inside the API.
+	_, api := newUnitTestAPI(t, options{deps: func(d *openapi.Deps) { d.Lock = failingLock{} }})
 	rec := api.Post("/api/v1/stores", as(user(t, "alice")), map[string]any{"name": "never", "engine": "medusa"})
 	p := problem(t, rec, http.StatusInternalServerError, "internal")
 	if strings.Contains(rec.Body.String(), "no-such-namespace") || strings.Contains(rec.Body.String(), "lease") {
@@ -279,7 +279,7 @@ func TestInternalErrorDoesNotLeak(t *testing.T) {
 
 func TestHealthAndReadiness(t *testing.T) {
 	ready := false
-	_, api := newTestAPI(t, options{deps: func(d *openapi.Deps) {
+	_, api := newUnitTestAPI(t, options{deps: func(d *openapi.Deps) {
 		d.Ready = func(context.Context) error {
 			if !ready {
 				return huma.Error503ServiceUnavailable("cache not synced")
@@ -295,4 +295,11 @@ func TestHealthAndReadiness(t *testing.T) {
 	if rec := api.Get("/readyz"); rec.Code != 200 {
 		t.Errorf("readyz %d", rec.Code)
 	}
+}
+
+// failingLock fails the way a LeaseLock in a missing namespace does.
+type failingLock struct{}
+
+func (failingLock) Lock(context.Context, string) ([]string, func(string), error) {
+	return nil, nil, errors.New(`get lease no-such-namespace/storefleet-user-x: namespaces "no-such-namespace" not found`)
 }

@@ -28,16 +28,16 @@ func (r *CreateStoreRequest) Resolve(_ huma.Context, prefix *huma.PathBuffer) []
 
 // StoreSummary is a store as lists show it.
 type StoreSummary struct {
-	Name      string     `json:"name" example:"acme"`
-	Engine    string     `json:"engine" enum:"medusa,woocommerce"`
-	Plan      string     `json:"plan" enum:"small,medium,large"`
-	Owner     string     `json:"owner" example:"alice"`
-	Domain    string     `json:"domain,omitempty"`
-	Phase     string     `json:"phase" enum:"Pending,Provisioning,Ready,Failed,Deleting,ComingSoon" doc:"The store's state in one word."`
-	Ready     bool       `json:"ready"`
-	Message   string     `json:"message,omitempty" doc:"Why the store is not ready, in the words of the object that said so."`
-	URLs      *StoreURLs `json:"urls,omitempty"`
-	CreatedAt time.Time  `json:"createdAt"`
+	Name      string         `json:"name" example:"acme"`
+	Engine    string         `json:"engine" enum:"medusa,woocommerce"`
+	Plan      string         `json:"plan" enum:"small,medium,large"`
+	Owner     string         `json:"owner" example:"alice"`
+	Domain    string         `json:"domain,omitempty"`
+	Phase     v1alpha1.Phase `json:"phase" doc:"The store's state in one word."`
+	Ready     bool           `json:"ready"`
+	Message   string         `json:"message,omitempty" doc:"Why the store is not ready, in the words of the object that said so."`
+	URLs      *StoreURLs     `json:"urls,omitempty"`
+	CreatedAt time.Time      `json:"createdAt"`
 }
 
 // Store is one store in full.
@@ -113,14 +113,14 @@ type Health struct {
 
 // phaseOf is the phase a reader should see: a Store the operator has not
 // written yet is Pending; one being deleted is Deleting at once.
-func phaseOf(s *v1alpha1.Store) string {
+func phaseOf(s *v1alpha1.Store) v1alpha1.Phase {
 	switch {
 	case !s.DeletionTimestamp.IsZero():
-		return string(v1alpha1.PhaseDeleting)
+		return v1alpha1.PhaseDeleting
 	case s.Status.Phase == "":
-		return string(v1alpha1.PhasePending)
+		return v1alpha1.PhasePending
 	}
-	return string(s.Status.Phase)
+	return s.Status.Phase
 }
 
 func summaryOf(s *v1alpha1.Store) StoreSummary {

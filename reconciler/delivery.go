@@ -44,7 +44,7 @@ type ReleaseState struct {
 	Revision     int
 	ChartVersion string
 	// Status is Helm's release status (deployed, failed, pending-install, ...).
-	Status string
+	Status v1alpha1.HelmStatus
 	// Digest is the desired-release digest it was made from.
 	Digest string
 	// Manifest is the rendered manifest of the release, for drift checks.
@@ -60,4 +60,4 @@ type ReleaseState struct {
 }
 
 // Deployed reports whether the release is in Helm's deployed state.
-func (r ReleaseState) Deployed() bool { return r.Status == "deployed" }
+func (r ReleaseState) Deployed() bool { return r.Status == v1alpha1.HelmDeployed }

@@ -189,7 +189,7 @@ func differs(desired, live *helmv2.HelmRelease) (bool, error) {
 // stateOf reads a HelmRelease's status into a ReleaseState, passing
 // helm-controller's messages on verbatim.
 func (f *FluxDelivery) stateOf(ctx context.Context, hr *helmv2.HelmRelease, want DesiredRelease) (ReleaseState, error) {
-	st := ReleaseState{Status: "pending"}
+	st := ReleaseState{Status: v1alpha1.HelmPending}
 	if latest := hr.Status.History.Latest(); latest != nil {
 		st.Revision, st.ChartVersion = latest.Version, latest.ChartVersion
 	}
@@ -198,7 +198,7 @@ func (f *FluxDelivery) stateOf(ctx context.Context, hr *helmv2.HelmRelease, want
 	id := hr.Namespace + "/" + hr.Name
 	switch {
 	case current && ready != nil && ready.Status == metav1.ConditionTrue:
-		st.Status, st.Digest = "deployed", hr.Annotations[fluxDigestAnnotation]
+		st.Status, st.Digest = v1alpha1.HelmDeployed, hr.Annotations[fluxDigestAnnotation]
 		st.Reason, st.Message = ready.Reason, ready.Message
 		if rel, found, err := f.Helm.Observe(ctx, want.Namespace, want.Name); err != nil {
 			return st, err
@@ -206,7 +206,7 @@ func (f *FluxDelivery) stateOf(ctx context.Context, hr *helmv2.HelmRelease, want
 			st.Manifest = rel.Manifest
 		}
 	case ready != nil && ready.Status == metav1.ConditionFalse && (current || ready.Reason != meta.ProgressingReason):
-		st.Status, st.Reason, st.Message = "failed", ready.Reason, ready.Message
+		st.Status, st.Reason, st.Message = v1alpha1.HelmFailed, ready.Reason, ready.Message
 	case f.waitedTooLong(hr):
 		st.Reason = "HelmControllerUnresponsive"
 		st.Message = fmt.Sprintf("helm-controller has not handled HelmRelease %s for more than %s: is helm-controller running?", id, f.unresponsive())
@@ -218,14 +218,14 @@ func (f *FluxDelivery) stateOf(ctx context.Context, hr *helmv2.HelmRelease, want
 	default:
 		st.Reason, st.Message = meta.ProgressingReason, fmt.Sprintf("HelmRelease %s is waiting for helm-controller", id)
 	}
-	if st.Status == "deployed" && st.Revision > 1 && ready.Reason == helmv2.UpgradeSucceededReason {
+	if st.Status == v1alpha1.HelmDeployed && st.Revision > 1 && ready.Reason == helmv2.UpgradeSucceededReason {
 		// The message names the revision, so the log gets one entry per upgrade.
 		st.Events = append(st.Events, v1alpha1.ActivityEntry{Timestamp: ready.LastTransitionTime, Event: v1alpha1.EventHelmUpgraded, Message: ready.Message})
 	}
 	if rem := apimeta.FindStatusCondition(hr.Status.Conditions, helmv2.RemediatedCondition); rem != nil && rem.Status == metav1.ConditionTrue {
 		st.Events = append(st.Events, v1alpha1.ActivityEntry{Timestamp: rem.LastTransitionTime, Event: v1alpha1.EventHelmRemediated, Message: rem.Message})
 	}
-	if st.Status == "failed" && helmActionFailed(ready.Reason) {
+	if st.Status == v1alpha1.HelmFailed && helmActionFailed(ready.Reason) {
 		st.Events = append(st.Events, v1alpha1.ActivityEntry{Timestamp: ready.LastTransitionTime, Event: v1alpha1.EventHelmFailed, Message: ready.Message})
 	}
 	return st, nil

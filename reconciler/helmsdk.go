@@ -239,7 +239,7 @@ func (h *HelmSDK) Detach(context.Context, string, string) (string, error) { retu
 func stateOf(rel *release.Release, action string) ReleaseState {
 	s := ReleaseState{Revision: rel.Version, Manifest: rel.Manifest, Action: action, Digest: rel.Labels[digestLabel]}
 	if rel.Info != nil {
-		s.Status = rel.Info.Status.String()
+		s.Status = v1alpha1.HelmStatus(rel.Info.Status)
 	}
 	if rel.Chart != nil && rel.Chart.Metadata != nil {
 		s.ChartVersion = rel.Chart.Metadata.Version

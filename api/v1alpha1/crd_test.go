@@ -17,13 +17,14 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
-	"github.com/storefleet/storefleet/internal/devcluster"
 	"github.com/storefleet/storefleet/test/testenv"
 )
 
-var cluster *devcluster.Cluster
+// shared is the cluster of the tests that need an API server, started by
+// the first of them; the CRD's own checks run without one.
+var shared testenv.SharedCluster
 
-func TestMain(m *testing.M) { testenv.Main(m, devcluster.Options{}, &cluster) }
+func TestMain(m *testing.M) { testenv.RunShared(m, &shared) }
 
 func store(name, engine, owner string) *v1alpha1.Store {
 	return &v1alpha1.Store{
@@ -33,6 +34,7 @@ func store(name, engine, owner string) *v1alpha1.Store {
 }
 
 func TestValidStoreIsAcceptedWithDefaults(t *testing.T) {
+	cluster := shared.Get(t)
 	ctx := context.Background()
 	s := store("shop-1", "medusa", "alice")
 	if err := cluster.Client.Create(ctx, s); err != nil {
@@ -48,6 +50,7 @@ func TestValidStoreIsAcceptedWithDefaults(t *testing.T) {
 }
 
 func TestStoreRejectedByTheAPIServer(t *testing.T) {
+	cluster := shared.Get(t)
 	ctx := context.Background()
 	tooLong := "s" + strings.Repeat("x", v1alpha1.MaxNameLength)
 	cases := []struct {
@@ -84,6 +87,7 @@ func TestStoreRejectedByTheAPIServer(t *testing.T) {
 }
 
 func TestEveryReservedNameIsRefused(t *testing.T) {
+	cluster := shared.Get(t)
 	ctx := context.Background()
 	for _, name := range v1alpha1.ReservedNames {
 		err := cluster.Client.Create(ctx, store(name, "medusa", "alice"))
@@ -116,7 +120,28 @@ func TestReservedNamesMatchTheCRD(t *testing.T) {
 	}
 }
 
+// TestPhasesMatchTheCRD keeps v1alpha1.Phases (listed by the Intent API's
+// document) and the CRD's enum of status.phase equal, in order.
+func TestPhasesMatchTheCRD(t *testing.T) {
+	var crd apiextensionsv1.CustomResourceDefinition
+	if err := yaml.Unmarshal(v1alpha1.CRDManifest, &crd); err != nil {
+		t.Fatal(err)
+	}
+	var inCRD []v1alpha1.Phase
+	for _, v := range crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["status"].Properties["phase"].Enum {
+		var p v1alpha1.Phase
+		if err := json.Unmarshal(v.Raw, &p); err != nil {
+			t.Fatal(err)
+		}
+		inCRD = append(inCRD, p)
+	}
+	if !slices.Equal(inCRD, v1alpha1.Phases) {
+		t.Fatalf("CRD phases %v != v1alpha1.Phases %v", inCRD, v1alpha1.Phases)
+	}
+}
+
 func TestOwnerIsImmutable(t *testing.T) {
+	cluster := shared.Get(t)
 	ctx := context.Background()
 	s := store("shop-owned", "medusa", "alice")
 	if err := cluster.Client.Create(ctx, s); err != nil {
@@ -138,6 +163,7 @@ func TestOwnerIsImmutable(t *testing.T) {
 }
 
 func TestStatusIsOnlyWritableThroughTheSubresource(t *testing.T) {
+	cluster := shared.Get(t)
 	ctx := context.Background()
 	s := store("shop-status", "medusa", "alice")
 	if err := cluster.Client.Create(ctx, s); err != nil {
@@ -165,6 +191,7 @@ func TestStatusIsOnlyWritableThroughTheSubresource(t *testing.T) {
 
 // TestPrinterColumns asks the API server for a Table, as kubectl get does.
 func TestPrinterColumns(t *testing.T) {
+	cluster := shared.Get(t)
 	ctx := context.Background()
 	s := store("shop-columns", "medusa", "carol")
 	if err := cluster.Client.Create(ctx, s); err != nil {

@@ -3,7 +3,8 @@ package v1alpha1
 import "time"
 
 // StoreEvent is one step in a store's life, the same everywhere it travels:
-// an entry of status.activityLog, a Redis Streams entry, an SSE message.
+// an entry of status.activityLog, a Redis Streams entry (internal/eventstream),
+// an SSE message.
 // It is not stored as its own object; the activity log is its record.
 // +kubebuilder:object:generate=false
 type StoreEvent struct {
@@ -25,28 +26,12 @@ type StoreEvent struct {
 	Seq int64 `json:"seq"`
 }
 
-// Event sources.
-const (
-	EventSourceOperator = "operator"
-	EventSourceAPI      = "api"
-	EventSourceGitSync  = "gitsync"
-)
+// EventSourceOperator is the Source of the events the operator records.
+const EventSourceOperator = "operator"
 
 // EventDeleted is published when a store is gone (it has no activity log left
 // to record it in).
 const EventDeleted = "DELETED"
-
-// Redis names shared by the operator (writer) and the API (reader).
-const (
-	// FleetStream holds every store's events; its entries carry the store
-	// stream ID too.
-	FleetStream = "storefleet:events"
-	// EventsChannel announces each event (Pub/Sub) for live fan-out.
-	EventsChannel = "storefleet:events:live"
-)
-
-// StoreStream is the Redis stream of one store's events.
-func StoreStream(store string) string { return "storefleet:events:store:" + store }
 
 // conditionOfEvent names the condition a step event reports.
 var conditionOfEvent = map[string]string{

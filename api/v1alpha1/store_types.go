@@ -41,6 +41,10 @@ const (
 	PhaseComingSoon   Phase = "ComingSoon"
 )
 
+// Phases are the phases in the order of the enum above: the Intent API's
+// document lists them from here, and a test keeps the CRD's enum equal.
+var Phases = []Phase{PhasePending, PhaseProvisioning, PhaseReady, PhaseFailed, PhaseDeleting, PhaseComingSoon}
+
 // DeliveryMode is how a store's chart is installed.
 // +kubebuilder:validation:Enum=helm;flux
 type DeliveryMode string
@@ -241,6 +245,20 @@ type StoreURLs struct {
 	// +optional
 	Admin string `json:"admin,omitempty"`
 }
+
+// HelmStatus is the state of a store's Helm release in Helm's words: the
+// SDK's release status (deployed, failed, pending-install, ...) or, with
+// Flux, what helm-controller's conditions amount to.
+type HelmStatus string
+
+const (
+	// HelmDeployed: the release is deployed (it may still be rolling out).
+	HelmDeployed HelmStatus = "deployed"
+	// HelmFailed: the last install or upgrade failed.
+	HelmFailed HelmStatus = "failed"
+	// HelmPending: no outcome yet for the desired release (Flux).
+	HelmPending HelmStatus = "pending"
+)
 
 // ReleaseStatus describes the chart release that runs the store.
 type ReleaseStatus struct {

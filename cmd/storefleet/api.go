@@ -18,6 +18,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/storefleet/storefleet/gitsync"
+	"github.com/storefleet/storefleet/internal/eventstream"
+	"github.com/storefleet/storefleet/internal/gitintent"
 	"github.com/storefleet/storefleet/openapi"
 	"github.com/storefleet/storefleet/web"
 )
@@ -183,7 +185,7 @@ func newAPIServer(ctx context.Context, cfg *rest.Config, f apiFlags, log *slog.L
 	}
 	var live openapi.Feed
 	if f.redisURL != "" {
-		rf, err := openapi.NewRedisFeed(f.redisURL, log)
+		rf, err := eventstream.NewFeed(f.redisURL, log)
 		if err != nil {
 			return nil, fmt.Errorf("--redis-url: %w", err)
 		}
@@ -201,13 +203,14 @@ func newAPIServer(ctx context.Context, cfg *rest.Config, f apiFlags, log *slog.L
 		if err != nil {
 			return nil, err
 		}
-		intents, reads = w, openapi.PendingStores{Cache: stores, Intents: w}
+		git := gitintent.Intents{Writer: w}
+		intents, reads = git, openapi.PendingStores{Cache: stores, Intents: git}
 	}
 	host, _ := os.Hostname()
 	log.Info("Starting Intent API", "addr", f.addr, "auth", f.auth, "intent", f.intent, "maxStoresPerUser", f.maxStoresPerUser, "rateLimitPerMinute", f.rateLimit)
 	srv := openapi.New(openapi.Config{
 		Auth: auth, Trusted: trusted, MaxStoresPerUser: f.maxStoresPerUser, MutationsPerMinute: f.rateLimit, Log: log,
-		MaxStreamsPerUser: f.maxUserStreams, MaxStreams: f.maxStreams, Namespace: f.namespace,
+		MaxStreamsPerUser: f.maxUserStreams, MaxStreams: f.maxStreams,
 		UserSwitcher: f.userSwitcher,
 	}, openapi.Deps{
 		Live: live, Watch: watch,
@@ -215,6 +218,7 @@ func newAPIServer(ctx context.Context, cfg *rest.Config, f apiFlags, log *slog.L
 		Intents: intents,
 		Lock:    &openapi.LeaseLock{Client: cl, Namespace: f.namespace, Holder: host},
 		Client:  cl,
+		GitSync: gitintent.Status{Client: cl, Namespace: f.namespace},
 		Ready: func(ctx context.Context) error {
 			if !stores.Synced() {
 				return errors.New("store cache not synced")

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,24 +26,37 @@ import (
 	"github.com/storefleet/storefleet/test/testenv"
 )
 
-var binary string
+var (
+	built     sync.Once
+	binaryDir string
+	binary    string
+	buildErr  error
+)
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "storefleet-cli-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if binary, err = testenv.BuildStorefleet("../..", dir); err != nil {
-		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	if binaryDir != "" {
+		os.RemoveAll(binaryDir)
+	}
 	os.Exit(code)
 }
 
+// storefleet builds the binary the tests run, on the first call.
+func storefleet(t testing.TB) string {
+	t.Helper()
+	built.Do(func() {
+		if binaryDir, buildErr = os.MkdirTemp("", "storefleet-cli-test-"); buildErr == nil {
+			binary, buildErr = testenv.BuildStorefleet("../..", binaryDir)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binary
+}
+
 func TestUsageErrorsArePrecise(t *testing.T) {
+	binary := storefleet(t)
 	cases := []struct {
 		args []string
 		code int
@@ -85,6 +99,10 @@ func TestUsageErrorsArePrecise(t *testing.T) {
 // through the API becomes Ready (seen through the API), deleting it removes
 // it with its namespace, and Ctrl-C stops every process it started.
 func TestDevRunsThePlatformAndStopsCleanly(t *testing.T) {
+	if os.Getenv(testenv.UnitEnv) != "" {
+		// storefleet dev starts the local cluster itself.
+		t.Skip("cluster test: not part of make unit")
+	}
 	for _, c := range []struct {
 		name string
 		args []string
@@ -120,7 +138,7 @@ func testDev(t *testing.T, args []string, mode string) {
 		wantKubeconfig = existing.Kubeconfig
 		args = []string{"--kubeconfig", existing.Kubeconfig}
 	}
-	dev, err := testenv.StartDev(binary, workdir, args...)
+	dev, err := testenv.StartDev(storefleet(t), workdir, args...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/storefleet/storefleet/charts"
 	"github.com/storefleet/storefleet/clusters"
 	"github.com/storefleet/storefleet/gitsync"
+	"github.com/storefleet/storefleet/internal/eventstream"
 	"github.com/storefleet/storefleet/reconciler"
 )
 
@@ -227,6 +228,10 @@ func (f *operatorFlags) platform() (reconciler.Platform, error) {
 	return p, nil
 }
 
+// The event publisher's counters are on the operator's /metrics with or
+// without Redis (at 0 without).
+func init() { ctrlmetrics.Registry.MustRegister(eventstream.Metrics()...) }
+
 // startOperator runs the operator until ctx ends.
 func startOperator(ctx context.Context, cfg *rest.Config, f operatorFlags, platform reconciler.Platform, log *slog.Logger) error {
 	f.opts.Platform = platform
@@ -236,9 +241,9 @@ func startOperator(ctx context.Context, cfg *rest.Config, f operatorFlags, platf
 		return err
 	}
 	f.opts.Flux = flux
-	var publisher *reconciler.RedisPublisher
+	var publisher *eventstream.Publisher
 	if f.redisURL != "" {
-		if publisher, err = reconciler.NewRedisPublisher(f.redisURL, f.redisMaxLen, log); err != nil {
+		if publisher, err = eventstream.NewPublisher(f.redisURL, f.redisMaxLen, log); err != nil {
 			return fmt.Errorf("--redis-url: %w", err)
 		}
 		f.opts.Events = publisher

@@ -16,6 +16,7 @@ import (
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
 	"github.com/storefleet/storefleet/internal/devcluster"
+	"github.com/storefleet/storefleet/internal/eventstream"
 	"github.com/storefleet/storefleet/openapi"
 	"github.com/storefleet/storefleet/test/testenv"
 )
@@ -148,7 +149,7 @@ func TestStoreStreamWithRedis(t *testing.T) {
 	// The events really went through Redis.
 	rc := goredis.NewClient(&goredis.Options{Addr: strings.TrimPrefix(strings.TrimSuffix(redis.URL(), "/0"), "redis://")})
 	defer rc.Close()
-	n, err := rc.XLen(context.Background(), v1alpha1.StoreStream("ev-redis")).Result()
+	n, err := rc.XLen(context.Background(), eventstream.StoreStream("ev-redis")).Result()
 	if err != nil || n < 7 {
 		t.Fatalf("store stream has %d entries (%v)", n, err)
 	}

@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/storefleet/storefleet/internal/devcluster"
+	"github.com/storefleet/storefleet/internal/eventstream"
 	"github.com/storefleet/storefleet/openapi"
 	"github.com/storefleet/storefleet/test/testenv"
 )
@@ -79,7 +80,7 @@ func run(m *testing.M) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	live, err := openapi.NewRedisFeed(redis.URL(), silentLog())
+	live, err := eventstream.NewFeed(redis.URL(), silentLog())
 	if err != nil {
 		return 0, err
 	}

@@ -24,7 +24,7 @@ func BenchmarkGitIntentToReady(b *testing.B) {
 	gitAPI, _ := newGitAPI(b, gitsync.WriterOptions{Remote: gitsync.Remote{URL: storesURL, Path: "stores"}})
 	trusted, _ := openapi.ParseTrustedProxies("127.0.0.1/32")
 	kubeAPI := httptest.NewServer(openapi.New(openapi.Config{
-		Auth: openapi.HeaderAuth{Trusted: trusted}, Trusted: trusted, MaxStoresPerUser: 100, Namespace: namespace,
+		Auth: openapi.HeaderAuth{Trusted: trusted}, Trusted: trusted, MaxStoresPerUser: 100,
 	}, openapi.Deps{
 		Stores: stores, Intents: openapi.ClusterIntents{Client: cluster.Client},
 		Lock:   &openapi.LeaseLock{Client: cluster.Client, Namespace: namespace, Holder: "bench"},

@@ -22,6 +22,7 @@ import (
 
 	"github.com/storefleet/storefleet/gitsync"
 	"github.com/storefleet/storefleet/internal/devcluster"
+	"github.com/storefleet/storefleet/internal/gitintent"
 	"github.com/storefleet/storefleet/internal/gitserver"
 	"github.com/storefleet/storefleet/openapi"
 	"github.com/storefleet/storefleet/test/testenv"
@@ -131,12 +132,14 @@ func newGitAPI(t testing.TB, opts gitsync.WriterOptions) (*httptest.Server, *git
 		t.Fatal(err)
 	}
 	trusted, _ := openapi.ParseTrustedProxies("127.0.0.1/32")
+	intents := gitintent.Intents{Writer: w}
 	srv := openapi.New(openapi.Config{
-		Auth: openapi.HeaderAuth{Trusted: trusted}, Trusted: trusted, MaxStoresPerUser: 100, Namespace: namespace,
+		Auth: openapi.HeaderAuth{Trusted: trusted}, Trusted: trusted, MaxStoresPerUser: 100,
 	}, openapi.Deps{
-		Stores: openapi.PendingStores{Cache: stores, Intents: w}, Intents: w,
+		Stores: openapi.PendingStores{Cache: stores, Intents: intents}, Intents: intents,
 		Lock:   &openapi.LeaseLock{Client: cluster.Client, Namespace: namespace, Holder: t.Name()},
 		Client: cluster.Client, Ready: func(context.Context) error { return nil },
+		GitSync: gitintent.Status{Client: cluster.Client, Namespace: namespace},
 	})
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)

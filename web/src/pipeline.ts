@@ -1,3 +1,4 @@
+import { provisioning } from "./api/provisioning";
 import type { Condition, Store } from "./api/types";
 
 // The provisioning pipeline of a store as steps, from its conditions and
@@ -16,38 +17,17 @@ export interface Step {
   durationMs?: number;
 }
 
-interface ClusterStep {
-  key: string;
-  label: string;
-  condition: string;
-  event: string;
-}
-
-// The reconciler's steps in order (DESIGN §5): each one's condition turns
-// True and its event enters the activity ring when it is reached.
-export const clusterSteps: readonly ClusterStep[] = [
-  { key: "namespace", label: "Namespace", condition: "NamespaceReady", event: "NAMESPACE_READY" },
-  { key: "helm", label: "Helm release", condition: "HelmInstalled", event: "HELM_INSTALLED" },
-  { key: "database", label: "Database", condition: "DatabaseReady", event: "DATABASE_READY" },
-  { key: "backend", label: "Backend", condition: "BackendReady", event: "BACKEND_READY" },
-  { key: "storefront", label: "Storefront", condition: "StorefrontReady", event: "STOREFRONT_READY" },
-  { key: "ready", label: "Ready", condition: "Ready", event: "READY" },
-];
+// The reconciler's steps in order (DESIGN §4), as the API publishes them:
+// each one's condition turns True and its event enters the activity ring
+// when it is reached.
+export const clusterSteps = provisioning.steps.map((s) => ({ key: s.key, label: s.title, condition: s.condition, event: s.event }));
 
 // Reasons of a False condition that mean the step failed (not merely that it
 // is still in progress).
-const failureReasons = new Set([
-  "InvalidSpec",
-  "NamespaceConflict",
-  "InstallFailed",
-  "UpgradeFailed",
-  "WorkloadFailing",
-  "RetryLimitReached",
-  "DeliveryUnavailable",
-]);
+const failureReasons: ReadonlySet<string> = new Set(provisioning.failureReasons);
 
 // Ready reasons of a store that so far exists only in the stores repo.
-const gitPendingReasons = new Set(["Committed", "PullRequestOpen"]);
+const gitPendingReasons: ReadonlySet<string> = new Set([provisioning.committedReason, provisioning.pullRequestReason]);
 
 function condition(store: Store, type: string): Condition | undefined {
   return store.conditions?.find((c) => c.type === type);
@@ -72,9 +52,9 @@ export function shortCommit(sha?: string): string {
 // gitSteps are the steps before the cluster for a store asked for through the
 // stores repo: the commit (or pull request) and the sync into the cluster.
 function gitSteps(store: Store): Step[] {
-  const ready = condition(store, "Ready");
+  const ready = condition(store, provisioning.readyCondition);
   const inGitOnly = store.phase === "Pending" && !!ready && gitPendingReasons.has(ready.reason ?? "");
-  const prOpen = inGitOnly && ready?.reason === "PullRequestOpen";
+  const prOpen = inGitOnly && ready?.reason === provisioning.pullRequestReason;
   const commit = store.source?.commit;
   const committed: Step = prOpen
     ? { key: "committed", label: "Pull request", state: "active", message: ready?.message, at: ready?.lastTransitionTime }
@@ -93,7 +73,7 @@ function gitSteps(store: Store): Step[] {
 
 export function pipeline(store: Store): Step[] {
   const steps: Step[] = store.source?.channel === "git" ? gitSteps(store) : [];
-  const ready = condition(store, "Ready");
+  const ready = condition(store, provisioning.readyCondition);
   const inGitOnly = store.phase === "Pending" && !!ready && gitPendingReasons.has(ready.reason ?? "");
 
   if (store.phase === "ComingSoon") {
@@ -105,7 +85,7 @@ export function pipeline(store: Store): Step[] {
     return steps;
   }
 
-  let previousEnd = ms(lastEventTime(store, "PROVISIONING_START")) ?? ms(store.createdAt);
+  let previousEnd = ms(lastEventTime(store, provisioning.startEvent)) ?? ms(store.createdAt);
   let blocked = inGitOnly; // nothing in the cluster happens before the sync
   for (const s of clusterSteps) {
     const c = condition(store, s.condition);

@@ -444,7 +444,8 @@ export interface components {
             id?: string;
             message?: string;
             owner?: string;
-            phase?: string;
+            /** @enum {string} */
+            phase?: "Pending" | "Provisioning" | "Ready" | "Failed" | "Deleting" | "ComingSoon";
             requestId?: string;
             /** Format: int64 */
             seq: number;

@@ -1,15 +1,13 @@
-package reconciler
+package eventstream
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
 )
@@ -25,15 +23,18 @@ var (
 	})
 )
 
-func init() { metrics.Registry.MustRegister(eventsPublished, eventsDropped) }
+// Metrics are the Publisher's counters, for the operator's metrics registry.
+func Metrics() []prometheus.Collector {
+	return []prometheus.Collector{eventsPublished, eventsDropped}
+}
 
-// RedisPublisher writes store events to Redis: XADD to the store's stream
-// and to the fleet stream (both trimmed to about MaxLen entries), and
-// PUBLISH on the live channel. Publish only queues: a writer goroutine
-// talks to Redis, so Redis being slow or down never blocks a reconcile.
-// When the queue is full or Redis fails, events are dropped and counted; an
-// outage is logged once, and its end too.
-type RedisPublisher struct {
+// Publisher writes store events to Redis: XADD to the store's stream and to
+// the fleet stream (both trimmed to about MaxLen entries), and PUBLISH on
+// the live channel. Publish only queues: a writer goroutine talks to Redis,
+// so Redis being slow or down never blocks a reconcile. When the queue is
+// full or Redis fails, events are dropped and counted; an outage is logged
+// once, and its end too.
+type Publisher struct {
 	client *redis.Client
 	maxLen int64
 	queue  chan v1alpha1.StoreEvent
@@ -43,8 +44,8 @@ type RedisPublisher struct {
 	outage bool
 }
 
-// NewRedisPublisher connects lazily to url (redis://host:port/db).
-func NewRedisPublisher(url string, maxLen int64, log *slog.Logger) (*RedisPublisher, error) {
+// NewPublisher connects lazily to url (redis://host:port/db).
+func NewPublisher(url string, maxLen int64, log *slog.Logger) (*Publisher, error) {
 	opts, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, err
@@ -54,11 +55,11 @@ func NewRedisPublisher(url string, maxLen int64, log *slog.Logger) (*RedisPublis
 	if maxLen <= 0 {
 		maxLen = 1000
 	}
-	return &RedisPublisher{client: redis.NewClient(opts), maxLen: maxLen, queue: make(chan v1alpha1.StoreEvent, 4096), log: log}, nil
+	return &Publisher{client: redis.NewClient(opts), maxLen: maxLen, queue: make(chan v1alpha1.StoreEvent, 4096), log: log}, nil
 }
 
-// Publish implements EventPublisher.
-func (p *RedisPublisher) Publish(events ...v1alpha1.StoreEvent) {
+// Publish queues events for Redis; it never blocks.
+func (p *Publisher) Publish(events ...v1alpha1.StoreEvent) {
 	for _, e := range events {
 		select {
 		case p.queue <- e:
@@ -70,7 +71,7 @@ func (p *RedisPublisher) Publish(events ...v1alpha1.StoreEvent) {
 }
 
 // Start writes queued events until ctx ends (a manager Runnable).
-func (p *RedisPublisher) Start(ctx context.Context) error {
+func (p *Publisher) Start(ctx context.Context) error {
 	defer p.client.Close()
 	for {
 		select {
@@ -90,18 +91,18 @@ func (p *RedisPublisher) Start(ctx context.Context) error {
 
 // NeedLeaderElection: every replica publishes what it reconciles (only the
 // leader reconciles).
-func (p *RedisPublisher) NeedLeaderElection() bool { return false }
+func (p *Publisher) NeedLeaderElection() bool { return false }
 
-func (p *RedisPublisher) write(ctx context.Context, e v1alpha1.StoreEvent) error {
+func (p *Publisher) write(ctx context.Context, e v1alpha1.StoreEvent) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	data, err := json.Marshal(e)
+	data, err := encode(e)
 	if err != nil {
 		return err
 	}
 	id, err := p.client.XAdd(ctx, &redis.XAddArgs{
-		Stream: v1alpha1.StoreStream(e.Store), MaxLen: p.maxLen, Approx: true,
-		Values: map[string]any{"event": data},
+		Stream: StoreStream(e.Store), MaxLen: p.maxLen, Approx: true,
+		Values: map[string]any{field: data},
 	}).Result()
 	if err != nil {
 		return err
@@ -109,15 +110,15 @@ func (p *RedisPublisher) write(ctx context.Context, e v1alpha1.StoreEvent) error
 	// The fleet entry and the announcement carry the store stream ID, so a
 	// reader of either can resume the store's own stream.
 	e.ID = id
-	data, _ = json.Marshal(e)
+	data, _ = encode(e)
 	pipe := p.client.Pipeline()
-	pipe.XAdd(ctx, &redis.XAddArgs{Stream: v1alpha1.FleetStream, MaxLen: p.maxLen * 10, Approx: true, Values: map[string]any{"event": data}})
-	pipe.Publish(ctx, v1alpha1.EventsChannel, data)
+	pipe.XAdd(ctx, &redis.XAddArgs{Stream: FleetStream, MaxLen: p.maxLen * 10, Approx: true, Values: map[string]any{field: data}})
+	pipe.Publish(ctx, LiveChannel, data)
 	_, err = pipe.Exec(ctx)
 	return err
 }
 
-func (p *RedisPublisher) failed(reason string) {
+func (p *Publisher) failed(reason string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.outage {
@@ -126,7 +127,7 @@ func (p *RedisPublisher) failed(reason string) {
 	}
 }
 
-func (p *RedisPublisher) recovered() {
+func (p *Publisher) recovered() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.outage {
