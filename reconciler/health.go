@@ -207,6 +207,9 @@ func (r *StoreReconciler) podDiagnosis(ctx context.Context, sc *scope, w workloa
 		}
 		statuses := append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...)
 		for _, cs := range statuses {
+			if d := oomKilled(cs, object); d != nil {
+				return d, true, nil
+			}
 			if wt := cs.State.Waiting; wt != nil && failureReasons[wt.Reason] {
 				return &v1alpha1.Diagnosis{Reason: wt.Reason, Message: strings.TrimSpace(wt.Reason + ": " + wt.Message), Object: object}, true, nil
 			}
@@ -287,4 +290,23 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// oomKilled names a container the kernel killed for exceeding its memory
+// limit: on a real node a crash loop's cause is in the last termination
+// (CrashLoopBackOff alone would hide it), or in the current one for a pod
+// that does not restart.
+func oomKilled(cs corev1.ContainerStatus, object string) *v1alpha1.Diagnosis {
+	term := cs.State.Terminated
+	if term == nil || term.Reason != "OOMKilled" {
+		if cs.Ready || cs.LastTerminationState.Terminated == nil || cs.LastTerminationState.Terminated.Reason != "OOMKilled" {
+			return nil
+		}
+		term = cs.LastTerminationState.Terminated
+	}
+	return &v1alpha1.Diagnosis{
+		Reason:  "OOMKilled",
+		Message: fmt.Sprintf("container %s was killed for exceeding its memory limit (exit code %d, %d restarts); the plan's memory limit is too small for it", cs.Name, term.ExitCode, cs.RestartCount),
+		Object:  object,
+	}
 }

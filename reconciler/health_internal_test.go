@@ -173,6 +173,22 @@ func TestPodDiagnosis(t *testing.T) {
 		wantFailure   bool
 	}{
 		{name: "no pods", workload: backend},
+		{name: "a container crash-looping after the kernel killed it for its memory", workload: backend, objs: []client.Object{
+			pod("medusa-backend-1", "backend", time.Minute, corev1.PodRunning, nil, nil, []corev1.ContainerStatus{{
+				Name: "medusa", RestartCount: 3,
+				State:                corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: "back-off 40s restarting failed container"}},
+				LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: "OOMKilled", ExitCode: 137}},
+			}}),
+		},
+			wantDiagnosis: &v1alpha1.Diagnosis{Reason: "OOMKilled", Message: "container medusa was killed for exceeding its memory limit (exit code 137, 3 restarts); the plan's memory limit is too small for it", Object: "pod medusa-backend-1"},
+			wantFailure:   true},
+		{name: "a Job's container OOMKilled without restarting", workload: backend, objs: []client.Object{
+			pod("medusa-backend-1", "backend", time.Minute, corev1.PodFailed, nil, nil, []corev1.ContainerStatus{{
+				Name: "medusa", State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: "OOMKilled", ExitCode: 137}},
+			}}),
+		},
+			wantDiagnosis: &v1alpha1.Diagnosis{Reason: "OOMKilled", Message: "container medusa was killed for exceeding its memory limit (exit code 137, 0 restarts); the plan's memory limit is too small for it", Object: "pod medusa-backend-1"},
+			wantFailure:   true},
 		{name: "unschedulable, still within the start timeout", workload: backend, objs: []client.Object{
 			pod("medusa-backend-1", "backend", time.Minute, corev1.PodPending, unschedulable, nil, nil)},
 			wantDiagnosis: &v1alpha1.Diagnosis{Reason: "Unschedulable", Message: "0/1 nodes are available: 1 Insufficient memory.", Object: "pod medusa-backend-1"}},

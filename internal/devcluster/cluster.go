@@ -159,6 +159,8 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 			return nil, err
 		}
 		c.ownWorkdir = true
+	} else if err := os.MkdirAll(c.Workdir, 0o755); err != nil {
+		return nil, err
 	}
 	c.Kubeconfig = filepath.Join(c.Workdir, "kubeconfig")
 	defer func() {
