@@ -117,9 +117,16 @@ func jumpsToNodeChain(rule []string) bool {
 func ruleFields(line string) []string {
 	var fields []string
 	var cur strings.Builder
-	quoted, inWord := false, false
+	quoted, inWord, escaped := false, false, false
 	for _, r := range line {
 		switch {
+		case escaped:
+			// iptables writes a quote inside a comment as \" (the CNI
+			// plugins' `name: "storefleet" id: "..."`).
+			cur.WriteRune(r)
+			escaped = false
+		case r == '\\' && quoted:
+			escaped = true
 		case r == '"':
 			quoted, inWord = !quoted, true
 		case r == ' ' && !quoted:

@@ -69,6 +69,10 @@ func TestRuleFieldsKeepsQuotedComments(t *testing.T) {
 	if !jumpsToNodeChain(got) {
 		t.Error("a jump to KUBE-ROUTER-FORWARD is one of the node's rules")
 	}
+	cni := ruleFields(`-A POSTROUTING -s 10.244.0.2/32 -m comment --comment "name: \"storefleet\" id: \"2414d7\"" -j CNI-9c7c96fbd9`)
+	if want := `name: "storefleet" id: "2414d7"`; len(cni) != 10 || cni[7] != want {
+		t.Errorf("ruleFields of a CNI rule = %q, want the comment %q", cni, want)
+	}
 	if jumpsToNodeChain(ruleFields("-A INPUT -i lo -j ACCEPT")) {
 		t.Error("an ACCEPT rule is not the node's")
 	}

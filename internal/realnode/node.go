@@ -97,9 +97,10 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	if previous != "" {
+		// What could not be removed now is removed by this node's own
+		// teardown (it clears every chain and cgroup of a node).
 		if err := cleanStale(previous, cfg.Log); err != nil {
-			n.lock.release()
-			return nil, fmt.Errorf("clean up after the previous real node: %w", err)
+			fmt.Fprintf(cfg.Log, "Warning: cleaning up after the previous real node: %v\n", err)
 		}
 	}
 	defer func() {

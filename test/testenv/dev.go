@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/storefleet/storefleet/internal/devcluster"
+	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
@@ -77,7 +78,15 @@ func StartDev(binary, workdir string, args ...string) (*Dev, error) {
 	}()
 	select {
 	case <-ready:
-		return d, nil
+		// The instructions come as the API starts listening: wait for it.
+		for i := 0; i < 150; i++ {
+			if resp, err := http.Get(d.URL + "/healthz"); err == nil {
+				resp.Body.Close()
+				return d, nil
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		return d, fmt.Errorf("storefleet dev's API at %s does not answer:\n%s", d.URL, d.Output())
 	case err := <-d.done:
 		return nil, fmt.Errorf("storefleet dev exited before it was ready (%v):\n%s", err, d.Output())
 	case <-time.After(8 * time.Minute):
