@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"golang.org/x/mod/modfile"
+
+	"github.com/storefleet/storefleet/internal/imagebuild"
 )
 
 // component is one upstream Go module from which binaries are built through a
@@ -66,20 +68,9 @@ func (t Tools) Asset(componentName, rel string) string {
 	return filepath.Join(t.Dir, "assets", componentName, filepath.FromSlash(rel))
 }
 
-// CacheDir is where storefleet keeps what it builds outside the clone:
-// $STOREFLEET_CACHE, else $XDG_CACHE_HOME/storefleet, else ~/.cache/storefleet.
-func CacheDir() string {
-	if d := os.Getenv("STOREFLEET_CACHE"); d != "" {
-		return d
-	}
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "storefleet")
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(home, ".cache", "storefleet")
-	}
-	return filepath.Join(os.TempDir(), "storefleet-cache")
-}
+// CacheDir is where storefleet keeps what it builds outside the clone
+// (imagebuild.CacheRoot: the images live beside the binaries).
+func CacheDir() string { return imagebuild.CacheRoot() }
 
 // DefaultTools is the versioned directory for the pinned component set: a
 // change of any version or build flag yields a new directory, so a stale

@@ -108,10 +108,13 @@ func (i Image) Ref() string { return i.Name + ":" + i.Tag }
 // the control-plane binaries). A change of the cache layout gets a new
 // directory rather than a migration.
 func DefaultDir() string {
-	return filepath.Join(cacheRoot(), "images-v1")
+	return filepath.Join(CacheRoot(), "images-v1")
 }
 
-func cacheRoot() string {
+// CacheRoot is where storefleet keeps what it builds outside the clone
+// (images here, the local cluster's binaries in internal/devcluster):
+// $STOREFLEET_CACHE, else $XDG_CACHE_HOME/storefleet, else ~/.cache/storefleet.
+func CacheRoot() string {
 	if d := os.Getenv("STOREFLEET_CACHE"); d != "" {
 		return d
 	}
