@@ -160,11 +160,12 @@ func TestRealStoreServesShoppers(t *testing.T) {
 		if err != nil || code != http.StatusOK {
 			t.Fatalf("product page %s: %d %v", link[1], code, err)
 		}
-		variant := regexp.MustCompile(`name="variant_id"[^>]*value="(variant_[0-9A-Za-z]+)"|value="(variant_[0-9A-Za-z]+)"[^>]*name="variant_id"`).FindStringSubmatch(product)
+		// The form's variant choice: <select name="variant_id"><option value="variant_…">.
+		variant := regexp.MustCompile(`(?s)name="variant_id".*?value="(variant_[0-9A-Za-z]+)"`).FindStringSubmatch(product)
 		if variant == nil {
 			t.Fatalf("no variant to add on the product page:\n%s", trim(product))
 		}
-		id := variant[1] + variant[2]
+		id := variant[1]
 		form := url.Values{"variant_id": {id}, "quantity": {"1"}, "handle": {strings.TrimPrefix(link[1], "/products/")}}
 		resp, err := s.c.PostForm(s.url("/cart/items"), form)
 		if err != nil {
