@@ -135,6 +135,7 @@ func assertTmpEmpty(t *testing.T, b *Builder) {
 }
 
 func TestBase(t *testing.T) {
+	realBuild(t)
 	requireHost(t, toolsBase...)
 	b, _ := newTestBuilder(t)
 	ctx := context.Background()
@@ -184,6 +185,7 @@ func TestBase(t *testing.T) {
 }
 
 func TestBuild(t *testing.T) {
+	realBuild(t)
 	requireHost(t, append(toolsBase, toolsBuild...)...)
 	b, _ := newTestBuilder(t)
 	ctx := context.Background()
@@ -325,6 +327,7 @@ func TestBuild(t *testing.T) {
 }
 
 func TestBuildRejectsNamedUser(t *testing.T) {
+	realBuild(t)
 	requireHost(t, append(toolsBase, toolsBuild...)...)
 	b, _ := newTestBuilder(t)
 	_, err := b.Build(context.Background(), Spec{Name: "localhost/storefleet/imagebuild-nameduser", Tag: "v1", Context: filepath.Join("testdata", "nameduser")})
@@ -335,6 +338,7 @@ func TestBuildRejectsNamedUser(t *testing.T) {
 }
 
 func TestPause(t *testing.T) {
+	realBuild(t)
 	requireHost(t, toolsPause...)
 	b, _ := newTestBuilder(t)
 	start := time.Now()

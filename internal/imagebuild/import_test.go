@@ -124,6 +124,7 @@ func startContainerd(t *testing.T) (ctr, address string) {
 }
 
 func TestImport(t *testing.T) {
+	realBuild(t)
 	requireHost(t, append(append(toolsContainerd, toolsPause...), toolsBase...)...)
 	b, log := newTestBuilder(t)
 	ctx := context.Background()

@@ -213,3 +213,13 @@ func TestContextKeySkipsIgnoredPaths(t *testing.T) {
 		t.Error("a file of the build did not change the key")
 	}
 }
+
+// realBuild marks a test that runs the real image builder (root,
+// debootstrap, buildah, the Debian mirror): part of make test, not of make
+// unit (STOREFLEET_UNIT=1), which runs no network and no build tool.
+func realBuild(t *testing.T) {
+	t.Helper()
+	if os.Getenv("STOREFLEET_UNIT") != "" {
+		t.Skip("image build test: not part of make unit")
+	}
+}

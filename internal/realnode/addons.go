@@ -13,6 +13,8 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -71,7 +73,12 @@ func (n *Node) startAddons(ctx context.Context) error {
 	objs := append(coreDNSObjects(n.cfg.Addons.CoreDNSImage), traefikObjects(n.cfg.Addons.TraefikImage)...)
 	objs = append(objs, storageClass())
 	for _, o := range objs {
-		if err := n.cfg.Client.Patch(ctx, o, client.Apply, client.FieldOwner(fieldOwner), client.ForceOwnership); err != nil {
+		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(o)
+		if err != nil {
+			return err
+		}
+		apply := client.ApplyConfigurationFromUnstructured(&unstructured.Unstructured{Object: u})
+		if err := n.cfg.Client.Apply(ctx, apply, client.FieldOwner(fieldOwner), client.ForceOwnership); err != nil {
 			return fmt.Errorf("apply %T %s: %w", o, o.GetName(), err)
 		}
 	}
@@ -117,15 +124,16 @@ func (n *Node) podProblem(ctx context.Context, ns string, labels map[string]stri
 	if err := n.cfg.Client.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabels(labels)); err != nil {
 		return err
 	}
-	for _, p := range pods.Items {
-		for _, cs := range p.Status.ContainerStatuses {
-			if cs.State.Waiting != nil {
-				return fmt.Errorf("pod %s: %s: %s", p.Name, cs.State.Waiting.Reason, cs.State.Waiting.Message)
-			}
-		}
-		return fmt.Errorf("pod %s: %s", p.Name, p.Status.Phase)
+	if len(pods.Items) == 0 {
+		return errors.New("no pod yet")
 	}
-	return errors.New("no pod yet")
+	p := pods.Items[0]
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.State.Waiting != nil {
+			return fmt.Errorf("pod %s: %s: %s", p.Name, cs.State.Waiting.Reason, cs.State.Waiting.Message)
+		}
+	}
+	return fmt.Errorf("pod %s: %s", p.Name, p.Status.Phase)
 }
 
 func typed[T client.Object](o T, kind, apiVersion string) T {
