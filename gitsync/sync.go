@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -114,7 +115,10 @@ func (r *Reader) sync(ctx context.Context, st *SyncStatus) error {
 	if err != nil {
 		errs = append(errs, err.Error())
 	}
-	return joinErrors(errs)
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
+	}
+	return nil
 }
 
 // apply server-side applies one manifest as field manager storefleet-gitsync.
@@ -196,10 +200,3 @@ func sortedKeys(m map[string][]byte) []string {
 }
 
 func short(h plumbing.Hash) string { return h.String()[:12] }
-
-func joinErrors(errs []string) error {
-	if len(errs) == 0 {
-		return nil
-	}
-	return fmt.Errorf("%s", strings.Join(errs, "; "))
-}

@@ -64,7 +64,7 @@ type FluxDelivery struct {
 
 // Annotations the operator keeps on its HelmReleases.
 const (
-	fluxDigestAnnotation  = "storefleet.dev/digest"
+	fluxDigestAnnotation  = digestKey
 	fluxAppliedAnnotation = "storefleet.dev/applied-at"
 )
 
@@ -104,7 +104,7 @@ func (f *FluxDelivery) desired(want DesiredRelease) (*helmv2.HelmRelease, error)
 			ReleaseName:      want.Name,
 			TargetNamespace:  want.Namespace,
 			StorageNamespace: want.Namespace,
-			MaxHistory:       ptr.To(5),
+			MaxHistory:       ptr.To(releaseHistory),
 			Chart: &helmv2.HelmChartTemplate{Spec: helmv2.HelmChartTemplateSpec{
 				Chart:     f.Source.Chart,
 				Version:   version,

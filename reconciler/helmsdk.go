@@ -36,7 +36,7 @@ import (
 )
 
 // digestLabel is the Helm release label carrying the desired-release digest.
-const digestLabel = "storefleet.dev/digest"
+const digestLabel = digestKey
 
 // HelmSDK installs store charts in-process with the Helm SDK. One cached
 // discovery client and one REST mapper serve every release, so an install
@@ -49,9 +49,6 @@ type HelmSDK struct {
 	timeout   time.Duration
 	log       *slog.Logger
 }
-
-// maxHistory caps the release revisions Helm keeps per store.
-const maxHistory = 5
 
 // NewHelmSDK loads the chart from chartFS and prepares the shared clients.
 // mapper should be the manager's REST mapper, shared with the controllers.
@@ -109,7 +106,7 @@ func (h *HelmSDK) actionConfig(namespace string) (*action.Configuration, error) 
 	if err := cfg.Init(getter, namespace, "secret", debug); err != nil {
 		return nil, err
 	}
-	cfg.Releases.MaxHistory = maxHistory
+	cfg.Releases.MaxHistory = releaseHistory
 	return cfg, nil
 }
 
@@ -185,7 +182,7 @@ func (h *HelmSDK) upgrade(ctx context.Context, cfg *action.Configuration, want D
 	up := action.NewUpgrade(cfg)
 	up.Namespace = want.Namespace
 	up.Timeout = h.timeout
-	up.MaxHistory = maxHistory
+	up.MaxHistory = releaseHistory
 	up.Labels = map[string]string{digestLabel: want.Digest}
 	up.DisableOpenAPIValidation = true
 	h.count("upgrade")

@@ -19,6 +19,15 @@ import (
 // fluxRecheck is the backstop re-check of a store waiting on helm-controller.
 const fluxRecheck = 15 * time.Second
 
+// Both deliveries mark a release the same way and keep the same history.
+const (
+	// digestKey carries the desired release's digest (chart version +
+	// values): a Helm release label, a HelmRelease annotation.
+	digestKey = "storefleet.dev/digest"
+	// releaseHistory caps the release revisions kept per store.
+	releaseHistory = 5
+)
+
 // releaseName is the Helm release of a store: its name, in its own namespace.
 func releaseName(s *v1alpha1.Store) string { return s.Name }
 

@@ -93,8 +93,6 @@ const (
 	ReasonDriftDetected = "DriftDetected"
 	// ReasonNoDrift: managed objects match the release.
 	ReasonNoDrift = "NoDrift"
-	// ReasonSuspended: spec.suspend is set.
-	ReasonSuspended = "Suspended"
 	// ReasonDeleting: the store is being deleted.
 	ReasonDeleting = "Deleting"
 	// ReasonDeliveryUnavailable: the store's delivery (e.g. Flux) cannot be used now.
