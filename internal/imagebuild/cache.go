@@ -67,6 +67,11 @@ func (k *keyHasher) addTree(name, dir string) error {
 		if err != nil {
 			return err
 		}
+		if d.IsDir() {
+			// Directories count through what they hold, as in Git: an empty
+			// one a checkout does not have must not change the key.
+			return nil
+		}
 		entry := fmt.Sprintf("%s %s", filepath.ToSlash(rel), fi.Mode().String())
 		switch {
 		case fi.Mode().IsRegular():
