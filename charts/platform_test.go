@@ -282,3 +282,40 @@ func TestPlatformRBACIsTheGeneratedOne(t *testing.T) {
 		}
 	}
 }
+
+// TestPlatformChartPassesTheAllowedDomains: the operator and the API get the
+// same allow-list of store domains, the default domain always on it.
+func TestPlatformChartPassesTheAllowedDomains(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		env   string
+		extra []any
+		want  string
+	}{
+		{name: "prod default", env: "prod", want: "--allowed-domains=stores.example.com"},
+		{name: "prod with more", env: "prod", extra: []any{"shops.example.com"}, want: "--allowed-domains=stores.example.com,shops.example.com"},
+		{name: "local", env: "local", want: "--allowed-domains=localtest.me"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			vals := envValues(t, tc.env)
+			if tc.extra != nil {
+				vals["allowedDomains"] = tc.extra
+			}
+			files, err := render(t, loadPlatformChart(t), "domains", "storefleet-system", vals)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range []string{"storefleet/templates/operator.yaml", "storefleet/templates/api.yaml"} {
+				if !strings.Contains(files[f], tc.want+"\n") {
+					t.Errorf("%s lacks %s", f, tc.want)
+				}
+			}
+			if !strings.Contains(files["storefleet/templates/api.yaml"], "--environment="+tc.env) {
+				t.Errorf("the API lacks --environment=%s", tc.env)
+			}
+		})
+	}
+	if _, err := render(t, loadPlatformChart(t), "domains", "storefleet-system", map[string]any{"allowedDomains": []any{"Not A Domain"}}); err == nil {
+		t.Error("the schema accepted an allowed domain that is not a DNS name")
+	}
+}

@@ -110,6 +110,9 @@ func build(t testing.TB, opts options, deps openapi.Deps) *openapi.Server {
 	if cfg.Auth == nil {
 		cfg.Auth = openapi.HeaderAuth{Trusted: cfg.Trusted, AdminGroup: "admins"}
 	}
+	if cfg.AllowedDomains == nil {
+		cfg.AllowedDomains = []string{"localtest.me", "shops.example.com"}
+	}
 	if cfg.MaxStoresPerUser == 0 {
 		cfg.MaxStoresPerUser = 5
 	}

@@ -139,6 +139,13 @@ func visible(s *v1alpha1.Store, id Identity) bool { return s.Spec.Owner == id.Us
 func (s *Server) createStore(ctx context.Context, in *CreateStoreInput) (*CreateStoreOutput, error) {
 	id, req := identityFrom(ctx), in.Body
 	auditStore(ctx, req.Name)
+	// The hosts must be the platform's: another domain would let a user
+	// claim someone else's host (and certificate) on the shared ingress.
+	if err := v1alpha1.CheckHost(req.Name, req.Domain, s.cfg.AllowedDomains); err != nil {
+		p := problemFor(ctx, s.log, errorf(KindInvalid, "validation failed"))
+		p.Errors = []*huma.ErrorDetail{{Location: "body.domain", Message: err.Error(), Value: req.Domain}}
+		return nil, p
+	}
 	if existing, err := s.deps.Stores.Get(ctx, req.Name); err != nil {
 		return nil, s.fail(ctx, err)
 	} else if existing != nil {

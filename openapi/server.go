@@ -24,6 +24,10 @@ type Config struct {
 	Trusted TrustedProxies
 	// MaxStoresPerUser is the per-user store quota.
 	MaxStoresPerUser int
+	// AllowedDomains are the domains a create may name (the platform's store
+	// domains, as the operator's --allowed-domains); empty allows only the
+	// default domain (no domain in the request).
+	AllowedDomains []string
 	// MutationsPerMinute limits mutating requests per client IP; 0 disables.
 	MutationsPerMinute int
 	// MaxBodyBytes bounds request bodies.

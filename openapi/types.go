@@ -14,7 +14,7 @@ type CreateStoreRequest struct {
 	Name   string `json:"name" minLength:"1" maxLength:"40" pattern:"^[a-z]([-a-z0-9]*[a-z0-9])?$" patternDescription:"lowercase letters, digits and '-', starting with a letter and ending with a letter or digit" doc:"The store's name: its hosts are <name>.<domain> and its namespace store-<name>. Some names are reserved." example:"acme"`
 	Engine string `json:"engine" enum:"medusa,woocommerce" doc:"E-commerce engine. WooCommerce is accepted and shown as coming soon." example:"medusa"`
 	Plan   string `json:"plan,omitempty" enum:"small,medium,large" default:"small" doc:"Size: quota, limits and replicas." example:"small"`
-	Domain string `json:"domain,omitempty" maxLength:"200" pattern:"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$" patternDescription:"a DNS name" doc:"DNS suffix of the store's hosts; empty means the platform's default domain." example:"shops.example.com"`
+	Domain string `json:"domain,omitempty" maxLength:"200" pattern:"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$" patternDescription:"a DNS name" doc:"DNS suffix of the store's hosts: one of the platform's allowed domains; empty means the platform's default domain." example:"shops.example.com"`
 }
 
 // Resolve adds the rule a schema cannot express, so it is reported together

@@ -76,6 +76,7 @@ var provisioning = Provisioning{
 	FailureReasons: []string{
 		v1alpha1.ReasonInvalidSpec, v1alpha1.ReasonNamespaceConflict, v1alpha1.ReasonInstallFailed, v1alpha1.ReasonUpgradeFailed,
 		v1alpha1.ReasonWorkloadFailing, v1alpha1.ReasonRetryLimitReached, v1alpha1.ReasonDeliveryUnavailable,
+		v1alpha1.ReasonCredentialsLost,
 	},
 	CommittedReason:   ReasonCommitted,
 	PullRequestReason: ReasonPullRequestOpen,

@@ -71,6 +71,10 @@ func (r *StoreReconciler) reconcileDelete(ctx context.Context, sc *scope) (ctrl.
 			return waiting("waiting for PersistentVolume %s (claim %s) to be released", pv.Name, ref.Name)
 		}
 	}
+	// The operator's copy of the credentials goes with the store's data.
+	if err := r.deleteCredentialsCopy(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
 	orig := s.DeepCopy()
 	controllerutil.RemoveFinalizer(s, v1alpha1.Finalizer)
 	if err := r.Patch(ctx, s, client.MergeFrom(orig)); err != nil {

@@ -2,18 +2,23 @@ package reconciler_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
 	"github.com/storefleet/storefleet/internal/devcluster"
+	"github.com/storefleet/storefleet/reconciler"
 )
 
 // setPodLabel edits a workload's pod template the way a broken rollout
@@ -264,4 +269,144 @@ func TestSuspendedStoreIsLeftAlone(t *testing.T) {
 	})
 	waitPhase(t, "quiet-shop", v1alpha1.PhaseReady, 30*time.Second)
 	deleteStore(t, "quiet-shop")
+}
+
+// TestForeignDomainStallsWithoutAnIngress: a Store applied with kubectl (or
+// from Git) whose spec.domain is not the platform's is Stalled before
+// anything is created, so its host never reaches an Ingress.
+func TestForeignDomainStallsWithoutAnIngress(t *testing.T) {
+	suite(t)
+	ctx := context.Background()
+	createStore(t, newStore("claim-shop", func(s *v1alpha1.Store) { s.Spec.Domain = "example.com" }))
+	s := waitPhase(t, "claim-shop", v1alpha1.PhaseFailed, 30*time.Second)
+	c := condition(s, v1alpha1.StalledCondition)
+	if c == nil || c.Reason != v1alpha1.ReasonInvalidSpec || !strings.Contains(c.Message, `domain "example.com" is not one of the platform's domains (localtest.me)`) {
+		t.Errorf("Stalled = %+v", c)
+	}
+	var ingresses networkingv1.IngressList
+	if err := cluster.Client.List(ctx, &ingresses, client.InNamespace(v1alpha1.NamespaceFor("claim-shop"))); err != nil {
+		t.Fatal(err)
+	}
+	if len(ingresses.Items) != 0 {
+		t.Errorf("an Ingress was rendered for a foreign domain: %v", ingresses.Items[0].Spec.Rules)
+	}
+	var ns corev1.Namespace
+	if err := cluster.Client.Get(ctx, client.ObjectKey{Name: v1alpha1.NamespaceFor("claim-shop")}, &ns); !apierrors.IsNotFound(err) {
+		t.Errorf("namespace of a store with a foreign domain: %v", err)
+	}
+	// Leaving the domain to the platform recovers.
+	orig := s.DeepCopy()
+	s.Spec.Domain = ""
+	if err := cluster.Client.Patch(ctx, s, client.MergeFrom(orig)); err != nil {
+		t.Fatal(err)
+	}
+	waitPhase(t, "claim-shop", v1alpha1.PhaseReady, 60*time.Second)
+	deleteStore(t, "claim-shop")
+}
+
+// TestCredentialsAreNeverRegenerated: a deleted store-credentials Secret is
+// restored from the operator's copy with the same values; without a copy,
+// while the database volume exists, the store stalls (CredentialsLost)
+// instead of minting passwords its database does not know, and resumes once
+// the Secret is restored. Deleting the store deletes the copy.
+func TestCredentialsAreNeverRegenerated(t *testing.T) {
+	suite(t)
+	ctx := context.Background()
+	const name = "vault-shop"
+	ns := v1alpha1.NamespaceFor(name)
+	secretKey := client.ObjectKey{Namespace: ns, Name: reconciler.CredentialsSecret}
+	copyKey := client.ObjectKey{Namespace: reconciler.DefaultCredentialsNamespace, Name: reconciler.CredentialsCopyPrefix + name}
+	createStore(t, newStore(name))
+	waitPhase(t, name, v1alpha1.PhaseReady, 90*time.Second)
+	var original, cp corev1.Secret
+	if err := cluster.Client.Get(ctx, secretKey, &original); err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.Client.Get(ctx, copyKey, &cp); err != nil {
+		t.Fatalf("the operator keeps no copy of the credentials: %v", err)
+	}
+	if !equality.Semantic.DeepEqual(cp.Data, original.Data) {
+		t.Fatal("the copy differs from the store's Secret")
+	}
+	if err := cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: reconciler.DatabaseVolumeClaim}, &corev1.PersistentVolumeClaim{}); err != nil {
+		t.Fatalf("the database volume claim: %v", err)
+	}
+
+	// Deleted: restored with the same values.
+	if err := cluster.Client.Delete(ctx, &original); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "credentials restored", func() (bool, error) {
+		var restored corev1.Secret
+		if err := cluster.Client.Get(ctx, secretKey, &restored); err != nil {
+			return false, err
+		}
+		if restored.UID == original.UID {
+			return false, fmt.Errorf("not deleted yet")
+		}
+		if !equality.Semantic.DeepEqual(restored.Data, original.Data) {
+			t.Fatal("the store's Secret came back with new values")
+		}
+		return true, nil
+	})
+	eventually(t, 30*time.Second, "activity "+v1alpha1.EventCredentialsRestored, func() (bool, error) {
+		s := getStore(t, name)
+		for _, e := range s.Status.ActivityLog {
+			if e.Event == v1alpha1.EventCredentialsRestored {
+				return true, nil
+			}
+		}
+		return false, fmt.Errorf("activity %+v", s.Status.ActivityLog)
+	})
+
+	// Secret and copy gone while the operator was away (as after an
+	// upgrade from a version without copies): stall, never new passwords.
+	operator.stop()
+	var current corev1.Secret
+	if err := cluster.Client.Get(ctx, secretKey, &current); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []client.ObjectKey{secretKey, copyKey} {
+		if err := cluster.Client.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var err error
+	if operator, err = startOperator("primary"); err != nil {
+		t.Fatal(err)
+	}
+	s := waitPhase(t, name, v1alpha1.PhaseFailed, 30*time.Second)
+	c := condition(s, v1alpha1.StalledCondition)
+	if c == nil || c.Reason != v1alpha1.ReasonCredentialsLost || !strings.Contains(c.Message, "Restore the Secret") {
+		t.Errorf("Stalled = %+v", c)
+	}
+	if r := condition(s, v1alpha1.ReadyCondition); r == nil || r.Status != metav1.ConditionFalse {
+		t.Errorf("Ready = %+v", r)
+	}
+	time.Sleep(3 * time.Second)
+	if err := cluster.Client.Get(ctx, secretKey, &corev1.Secret{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("credentials were minted for a store with a database volume: %v", err)
+	}
+	for _, e := range s.Status.ActivityLog {
+		for _, v := range current.Data {
+			if strings.Contains(e.Message, string(v)) {
+				t.Errorf("activity carries a secret value: %s", e.Message)
+			}
+		}
+	}
+
+	// Restoring the Secret (from a backup) resumes the store by itself.
+	restore := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: reconciler.CredentialsSecret, Labels: current.Labels}, Data: current.Data}
+	if err := cluster.Client.Create(ctx, restore); err != nil {
+		t.Fatal(err)
+	}
+	waitPhase(t, name, v1alpha1.PhaseReady, 60*time.Second)
+	if err := cluster.Client.Get(ctx, copyKey, &cp); err != nil || !equality.Semantic.DeepEqual(cp.Data, current.Data) {
+		t.Errorf("the copy is not made again from the restored Secret: %v", err)
+	}
+
+	deleteStore(t, name)
+	if err := cluster.Client.Get(ctx, copyKey, &corev1.Secret{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the copy outlived its store: %v", err)
+	}
 }

@@ -1,10 +1,12 @@
 package reconciler
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"strings"
 
 	"github.com/fluxcd/pkg/runtime/conditions"
 	corev1 "k8s.io/api/core/v1"
@@ -146,17 +148,56 @@ func (r *StoreReconciler) reconcileIsolation(ctx context.Context, sc *scope) (ct
 // credentialKeys are the keys of the credentials Secret the chart reads.
 var credentialKeys = []string{"postgres-password", "jwt-secret", "cookie-secret"}
 
-// reconcileCredentials creates the store's Secret once. It is never
-// regenerated: not on upgrade, not after a restart, not when the chart changes.
+// DatabaseVolumeClaim is the claim of the store's PostgreSQL data (the
+// chart's StatefulSet postgres, volume data): while it exists the database
+// holds the passwords of the credentials Secret.
+const DatabaseVolumeClaim = "data-postgres-0"
+
+// CredentialsCopyPrefix names the operator's copy of a store's credentials
+// in the platform namespace: store-credentials-<name>.
+const CredentialsCopyPrefix = CredentialsSecret + "-"
+
+// credentialsCopyLabel marks the operator's copies, which only its role
+// reads in the platform namespace.
+const credentialsCopyLabel = "storefleet.dev/credentials-copy"
+
+// credentialsCopyKey is where the operator keeps a store's credentials.
+func (r *StoreReconciler) credentialsCopyKey(s *v1alpha1.Store) client.ObjectKey {
+	return client.ObjectKey{Namespace: r.credentialsNamespace(), Name: CredentialsCopyPrefix + s.Name}
+}
+
+func (r *StoreReconciler) credentialsNamespace() string {
+	if r.CredentialsNamespace != "" {
+		return r.CredentialsNamespace
+	}
+	return DefaultCredentialsNamespace
+}
+
+// reconcileCredentials creates the store's Secret once, together with the
+// operator's copy in the platform namespace. It is never regenerated: not on
+// upgrade, not after a restart, not when the chart changes. A Secret that
+// disappears is restored from the copy; without a copy, while the database
+// volume exists, the store stalls (CredentialsLost) instead of minting
+// passwords the database does not know.
 func (r *StoreReconciler) reconcileCredentials(ctx context.Context, sc *scope) (ctrl.Result, error) {
 	s := sc.store
 	key := client.ObjectKey{Namespace: sc.namespace, Name: CredentialsSecret}
 	var existing corev1.Secret
 	err := r.Get(ctx, key, &existing)
+	if apierrors.IsNotFound(err) {
+		// The cache may not hold a Secret created moments ago: only the
+		// API server's word makes it missing.
+		err = r.APIReader.Get(ctx, key, &existing)
+	}
 	if err == nil {
 		if missing := missingKeys(existing.Data); len(missing) > 0 {
 			// Regenerating would lock the application out of its database.
 			return ctrl.Result{}, terminal(fmt.Errorf("secret %s/%s lacks keys %v; restore it (values are never regenerated)", key.Namespace, key.Name, missing))
+		}
+		// The store's Secret is the truth while it exists; the copy follows it
+		// (and is made for stores created before copies were kept).
+		if err := r.keepCredentialsCopy(ctx, s, existing.Data); err != nil {
+			return ctrl.Result{}, err
 		}
 		markNamespaceReady(sc)
 		return ctrl.Result{}, nil
@@ -164,24 +205,160 @@ func (r *StoreReconciler) reconcileCredentials(ctx context.Context, sc *scope) (
 	if !apierrors.IsNotFound(err) {
 		return ctrl.Result{}, err
 	}
+	data, err := r.credentialsCopy(ctx, s)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	restored := data != nil
+	if !restored {
+		var pvc corev1.PersistentVolumeClaim
+		err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: sc.namespace, Name: DatabaseVolumeClaim}, &pvc)
+		if err == nil {
+			msg := credentialsLostMessage(sc.namespace, r.credentialsCopyKey(s))
+			conditions.MarkFalse(s, v1alpha1.NamespaceReadyCondition, v1alpha1.ReasonCredentialsLost, "%s", msg)
+			sc.stallOn(v1alpha1.ReasonCredentialsLost, "%s", msg)
+			sc.done = true
+			return ctrl.Result{}, nil
+		}
+		if !apierrors.IsNotFound(err) {
+			return ctrl.Result{}, err
+		}
+		// A new store (no data yet): mint its credentials.
+		if data, err = newCredentials(); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	// The copy first, so a store Secret never exists without one.
+	if err := r.keepCredentialsCopy(ctx, s, data); err != nil {
+		return ctrl.Result{}, err
+	}
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace, Labels: storeLabels(s)},
 		Type:       corev1.SecretTypeOpaque,
-		Data:       map[string][]byte{},
+		Data:       data,
 	}
-	for _, k := range credentialKeys {
-		v, err := randomSecret()
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		secret.Data[k] = v
-	}
-	// Create, not apply: an existing Secret must never be overwritten.
+	// Create, not apply: an existing Secret must never be overwritten. Should
+	// another create have won, the next reconcile makes the copy follow it.
 	if err := r.Create(ctx, secret); err != nil && !apierrors.IsAlreadyExists(err) {
 		return ctrl.Result{}, fmt.Errorf("create credentials secret: %w", err)
 	}
+	if restored {
+		r.record(sc, v1alpha1.EventCredentialsRestored, fmt.Sprintf("secret %s/%s was missing and was restored from the operator's copy %s", key.Namespace, key.Name, r.credentialsCopyKey(s)))
+	}
 	markNamespaceReady(sc)
 	return ctrl.Result{}, nil
+}
+
+// credentialsLostMessage says what happened and how to recover, without a
+// secret value.
+func credentialsLostMessage(namespace string, copyKey client.ObjectKey) string {
+	return fmt.Sprintf("secret %s/%s is missing and the operator has no copy (%s), but the database volume %s/%s exists: "+
+		"new passwords would lock the store out of its data, so none were generated. "+
+		"Restore the Secret (keys %s) from a backup, e.g. kubectl apply -f store-credentials.yaml; "+
+		"the store resumes by itself once it is back",
+		namespace, CredentialsSecret, copyKey, namespace, DatabaseVolumeClaim, strings.Join(credentialKeys, ", "))
+}
+
+// newCredentials mints a store's credentials from crypto/rand.
+func newCredentials() (map[string][]byte, error) {
+	data := map[string][]byte{}
+	for _, k := range credentialKeys {
+		v, err := randomSecret()
+		if err != nil {
+			return nil, err
+		}
+		data[k] = v
+	}
+	return data, nil
+}
+
+// credentialsCopy returns the operator's complete copy of a store's
+// credentials, or nil when there is none.
+func (r *StoreReconciler) credentialsCopy(ctx context.Context, s *v1alpha1.Store) (map[string][]byte, error) {
+	var cp corev1.Secret
+	err := r.APIReader.Get(ctx, r.credentialsCopyKey(s), &cp)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("read credentials copy: %w", err)
+	case cp.Labels[v1alpha1.StoreLabel] != s.Name || cp.Labels[credentialsCopyLabel] != "true" || len(missingKeys(cp.Data)) > 0:
+		// Not the operator's copy for this store, or incomplete.
+		return nil, nil
+	}
+	return cp.Data, nil
+}
+
+// keepCredentialsCopy makes the operator's copy hold data. The copy lives in
+// the platform namespace (where only the operator's role reads Secrets)
+// and carries the store label, so its deletion reconciles the store, which
+// writes it again.
+func (r *StoreReconciler) keepCredentialsCopy(ctx context.Context, s *v1alpha1.Store, data map[string][]byte) error {
+	key := r.credentialsCopyKey(s)
+	var existing corev1.Secret
+	err := r.Get(ctx, key, &existing)
+	if err == nil {
+		if sameCredentials(existing.Data, data) {
+			return nil
+		}
+		existing.Data = data
+		if err := r.Update(ctx, &existing); err != nil {
+			return fmt.Errorf("update credentials copy: %w", err)
+		}
+		return nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return err
+	}
+	labels := storeLabels(s)
+	labels[credentialsCopyLabel] = "true"
+	cp := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace, Labels: labels},
+		Type:       corev1.SecretTypeOpaque,
+		Data:       data,
+	}
+	err = r.Create(ctx, cp)
+	if apierrors.IsNotFound(err) {
+		// The platform namespace does not exist yet (e.g. a bare cluster).
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: key.Namespace}}
+		if err := r.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create namespace %s for the credentials copy: %w", key.Namespace, err)
+		}
+		err = r.Create(ctx, cp)
+	}
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create credentials copy: %w", err)
+	}
+	return nil
+}
+
+// deleteCredentialsCopy removes the operator's copy of a deleted store's
+// credentials.
+func (r *StoreReconciler) deleteCredentialsCopy(ctx context.Context, s *v1alpha1.Store) error {
+	cp := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: r.credentialsNamespace(), Name: CredentialsCopyPrefix + s.Name}}
+	var existing corev1.Secret
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(cp), &existing); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if existing.Labels[v1alpha1.StoreLabel] != s.Name || existing.Labels[credentialsCopyLabel] != "true" {
+		return nil
+	}
+	if err := r.Delete(ctx, &existing); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete credentials copy: %w", err)
+	}
+	return nil
+}
+
+func sameCredentials(a, b map[string][]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || !bytes.Equal(v, w) {
+			return false
+		}
+	}
+	return true
 }
 
 // markNamespaceReady records that the namespace step (namespace, isolation,

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -297,6 +298,33 @@ func TestURLsOf(t *testing.T) {
 			got := urlsOf(s, tc.platform)
 			if (got == nil) != (tc.want == nil) || (got != nil && *got != *tc.want) {
 				t.Fatalf("urlsOf = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestHostProblem(t *testing.T) {
+	p := Platform{Domain: "localtest.me"}
+	two := Platform{Domain: "localtest.me", AllowedDomains: []string{"localtest.me", "shops.example.com"}}
+	for _, tc := range []struct {
+		name     string
+		platform Platform
+		store    string
+		domain   string
+		wantErr  string
+	}{
+		{name: "default domain", platform: p, store: "acme"},
+		{name: "the platform domain", platform: p, store: "acme", domain: "localtest.me"},
+		{name: "another service's domain", platform: p, store: "grafana", domain: "example.com", wantErr: `spec.domain: domain "example.com" is not one of the platform's domains (localtest.me); use one of them or leave it empty for localtest.me`},
+		{name: "second allowed domain", platform: two, store: "acme", domain: "shops.example.com"},
+		{name: "not on a longer list", platform: two, store: "acme", domain: "example.org", wantErr: "(localtest.me, shops.example.com)"},
+		{name: "default domain too long for DNS", platform: Platform{Domain: strings.Repeat("d", 250)}, store: "acme", wantErr: "DNS allows 253"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &v1alpha1.Store{ObjectMeta: metav1.ObjectMeta{Name: tc.store}, Spec: v1alpha1.StoreSpec{Domain: tc.domain}}
+			err := hostProblem(s, tc.platform)
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Errorf("hostProblem = %v, want %q", err, tc.wantErr)
 			}
 		})
 	}

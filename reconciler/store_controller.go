@@ -51,6 +51,10 @@ type Options struct {
 	Delivery DeliveryChoice
 	// Flux configures Flux delivery; nil leaves it off.
 	Flux *FluxOptions
+	// CredentialsNamespace holds the operator's copy of each store's
+	// credentials (the platform namespace); empty means
+	// DefaultCredentialsNamespace.
+	CredentialsNamespace string
 	// Events receives every activity entry once it is saved in the status
 	// (e.g. to Redis Streams); nil publishes nothing beyond the status.
 	Events EventPublisher
@@ -72,6 +76,9 @@ type FluxOptions struct {
 	// before the store says it may not be running (default 30 s).
 	Unresponsive time.Duration
 }
+
+// DefaultCredentialsNamespace is the platform namespace the chart installs into.
+const DefaultCredentialsNamespace = "storefleet-system"
 
 // DefaultOptions are the operator's defaults.
 func DefaultOptions() Options {
@@ -158,6 +165,7 @@ type step func(ctx context.Context, sc *scope) (ctrl.Result, error)
 
 func (r *StoreReconciler) steps() []step {
 	return []step{
+		r.reconcileHost,
 		r.reconcileEngine,
 		r.reconcileNamespace,
 		r.reconcileIsolation,
@@ -180,6 +188,7 @@ func (r *StoreReconciler) steps() []step {
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies;ingresses,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
 
@@ -290,10 +299,12 @@ func (r *StoreReconciler) retryLimitReached(sc *scope) bool {
 		sc.retried = true
 		return false
 	}
-	if conditions.IsStalled(s) {
+	if conditions.IsStalled(s) && conditions.GetReason(s, v1alpha1.StalledCondition) != v1alpha1.ReasonCredentialsLost {
 		sc.stalled = true
 		return true
 	}
+	// Lost credentials are looked at again on every reconcile: restoring the
+	// Secret (a watched object) resumes the store without a retry request.
 	return false
 }
 
@@ -346,6 +357,28 @@ func (t *terminalError) Error() string { return t.err.Error() }
 func (t *terminalError) Unwrap() error { return t.err }
 
 func terminal(err error) error { return &terminalError{err: err} }
+
+// reconcileHost stalls a store whose hosts the platform does not own: a
+// spec.domain outside the allow-list (a Store applied with kubectl or from
+// Git meets the same rule as the Intent API), or a host beyond DNS limits.
+// It runs before anything is created, so such a host never reaches an Ingress.
+func (r *StoreReconciler) reconcileHost(_ context.Context, sc *scope) (ctrl.Result, error) {
+	if err := hostProblem(sc.store, r.Platform); err != nil {
+		return ctrl.Result{}, terminal(err)
+	}
+	return ctrl.Result{}, nil
+}
+
+// hostProblem is why a store may not have its hosts, or nil.
+func hostProblem(s *v1alpha1.Store, p Platform) error {
+	if err := v1alpha1.CheckHost(s.Name, s.Spec.Domain, p.Allowed()); err != nil {
+		return fmt.Errorf("spec.domain: %w; use one of them or leave it empty for %s", err, p.Domain)
+	}
+	if err := v1alpha1.CheckHostLength(s.Name, storeDomain(s, p)); err != nil {
+		return fmt.Errorf("spec.domain: %w", err)
+	}
+	return nil
+}
 
 // reconcileEngine stops at a known engine that is not provisioned yet.
 func (r *StoreReconciler) reconcileEngine(_ context.Context, sc *scope) (ctrl.Result, error) {

@@ -21,6 +21,9 @@ const CredentialsSecret = "store-credentials"
 type Platform struct {
 	// Domain is used when a Store has no spec.domain.
 	Domain string
+	// AllowedDomains are the domains a Store's spec.domain may name; empty
+	// means only Domain.
+	AllowedDomains []string
 	// EnvironmentValues are chart values of the environment (storage class,
 	// ingress, TLS, images); the Store's own values are merged over them.
 	EnvironmentValues map[string]any
@@ -42,6 +45,14 @@ func ChartValues(s *v1alpha1.Store, p Platform) map[string]any {
 		set(vals, resources(c), name, "resources")
 	}
 	return vals
+}
+
+// Allowed is the allow-list of store domains: AllowedDomains, or Domain alone.
+func (p Platform) Allowed() []string {
+	if len(p.AllowedDomains) > 0 {
+		return p.AllowedDomains
+	}
+	return []string{p.Domain}
 }
 
 // storeDomain is the store's own domain, or the platform's default.

@@ -27,12 +27,13 @@ const (
 )
 
 // ReservedNames cannot name a store: they would shadow platform hosts
-// (<name>.<domain>) or read as platform namespaces. The CRD's CEL rule on
+// (<name>.<domain>: the platform chart's ingress host storefleet.<domain>, the
+// forge, dashboards, metrics, sign-in) or read as platform namespaces. The CRD's CEL rule on
 // Store carries the same list; a test keeps the two equal.
 var ReservedNames = []string{
-	"admin", "api", "app", "apps", "dashboard", "default", "docs", "flux", "flux-system",
-	"kube", "kube-system", "kube-public", "kube-node-lease", "platform", "root", "status",
-	"storefleet", "system", "www",
+	"admin", "api", "app", "apps", "auth", "dashboard", "default", "docs", "flux", "flux-system",
+	"git", "gitea", "grafana", "hooks", "kube", "kube-system", "kube-public", "kube-node-lease",
+	"login", "metrics", "platform", "prometheus", "root", "sso", "status", "storefleet", "system", "www",
 }
 
 // NamespaceFor returns the namespace that holds a store's workloads.
@@ -97,6 +98,11 @@ const (
 	ReasonDeleting = "Deleting"
 	// ReasonDeliveryUnavailable: the store's delivery (e.g. Flux) cannot be used now.
 	ReasonDeliveryUnavailable = "DeliveryUnavailable"
+	// ReasonCredentialsLost: the store's credentials Secret is gone, the
+	// operator has no copy of it and the database volume exists, so new
+	// passwords would lock the store out of its data. The store stays
+	// Stalled until the Secret is restored.
+	ReasonCredentialsLost = "CredentialsLost"
 )
 
 // Activity log events, in the order a healthy store records them.
@@ -119,4 +125,7 @@ const (
 	EventRetry             = "RETRY"
 	EventSuspended         = "SUSPENDED"
 	EventDeleting          = "DELETING"
+	// EventCredentialsRestored: the store's credentials Secret was missing
+	// and was restored from the operator's copy.
+	EventCredentialsRestored = "CREDENTIALS_RESTORED"
 )

@@ -84,7 +84,7 @@ const (
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="name must consist of lowercase letters, digits and '-', start with a letter and end with a letter or digit"
 // +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 40",message="name must be at most 40 characters (the namespace store-<name>, the Helm release and the chart's object names are derived from it)"
-// +kubebuilder:validation:XValidation:rule="!(self.metadata.name in ['admin', 'api', 'app', 'apps', 'dashboard', 'default', 'docs', 'flux', 'flux-system', 'kube', 'kube-system', 'kube-public', 'kube-node-lease', 'platform', 'root', 'status', 'storefleet', 'system', 'www'])",message="name is reserved"
+// +kubebuilder:validation:XValidation:rule="!(self.metadata.name in ['admin', 'api', 'app', 'apps', 'auth', 'dashboard', 'default', 'docs', 'flux', 'flux-system', 'git', 'gitea', 'grafana', 'hooks', 'kube', 'kube-system', 'kube-public', 'kube-node-lease', 'login', 'metrics', 'platform', 'prometheus', 'root', 'sso', 'status', 'storefleet', 'system', 'www'])",message="name is reserved"
 type Store struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -115,7 +115,9 @@ type StoreSpec struct {
 	Plan Plan `json:"plan,omitempty"`
 
 	// Domain is the DNS suffix of the store's hosts (<name>.<domain>); empty
-	// means the platform's default domain.
+	// means the platform's default domain. It must be one of the platform's
+	// allowed domains (the operator's --allowed-domains); another stalls the
+	// store before anything is rendered.
 	// +kubebuilder:validation:MaxLength=200
 	// +kubebuilder:validation:Pattern=`^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	// +optional

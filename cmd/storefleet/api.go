@@ -16,7 +16,10 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
+	"github.com/storefleet/storefleet/api/v1alpha1"
+	"github.com/storefleet/storefleet/clusters"
 	"github.com/storefleet/storefleet/gitsync"
 	"github.com/storefleet/storefleet/internal/eventstream"
 	"github.com/storefleet/storefleet/internal/gitintent"
@@ -44,6 +47,10 @@ type apiFlags struct {
 	maxUserStreams   int
 	gitMode          string
 	git              gitFlags
+	// allowedDomains (comma-separated) and environment, whose store domain
+	// is the default allow-list; dev sets allowedDomains from the operator's.
+	allowedDomains string
+	environment    string
 }
 
 func (f *apiFlags) register(fs *flag.FlagSet) {
@@ -72,6 +79,8 @@ func runAPI(args []string) error {
 	f.git.register(fs)
 	fs.StringVar(&f.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig file (default: in-cluster config)")
 	fs.StringVar(&f.addr, "addr", ":8080", "address the API listens on")
+	fs.StringVar(&f.allowedDomains, "allowed-domains", "", "comma-separated domains a created store may name (default: store.domain of --environment's values; give the operator the same list)")
+	fs.StringVar(&f.environment, "environment", "local", fmt.Sprintf("built-in store chart values whose store.domain is the default --allowed-domains: %v", clusters.Environments))
 	fs.StringVar(&f.redisURL, "redis-url", os.Getenv("REDIS_URL"), "Redis with the operator's event streams (redis://host:6379/0); without it event streams follow the cluster watch")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -135,7 +144,35 @@ func (f *apiFlags) validate() (openapi.TrustedProxies, error) {
 	if f.rateLimit < 0 {
 		return nil, fmt.Errorf("--rate-limit must not be negative")
 	}
+	if _, err := f.domains(); err != nil {
+		return nil, err
+	}
 	return trusted, nil
+}
+
+// domains is the allow-list of store domains: --allowed-domains, or the
+// store domain of --environment's built-in values.
+func (f *apiFlags) domains() ([]string, error) {
+	if list := v1alpha1.ParseDomains(f.allowedDomains); len(list) > 0 {
+		return list, nil
+	}
+	env := f.environment
+	if env == "" {
+		env = "local"
+	}
+	data, err := clusters.Values(env)
+	if err != nil {
+		return nil, fmt.Errorf("--environment: %w", err)
+	}
+	var vals struct {
+		Store struct {
+			Domain string `json:"domain"`
+		} `json:"store"`
+	}
+	if err := yaml.Unmarshal(data, &vals); err != nil || vals.Store.Domain == "" {
+		return nil, fmt.Errorf("no store domain in the %s values: set --allowed-domains", env)
+	}
+	return v1alpha1.ParseDomains(vals.Store.Domain), nil
 }
 
 // newAPIServer checks the settings, connects to the cluster and waits for the
@@ -207,9 +244,14 @@ func newAPIServer(ctx context.Context, cfg *rest.Config, f apiFlags, log *slog.L
 		intents, reads = git, openapi.PendingStores{Cache: stores, Intents: git}
 	}
 	host, _ := os.Hostname()
-	log.Info("Starting Intent API", "addr", f.addr, "auth", f.auth, "intent", f.intent, "maxStoresPerUser", f.maxStoresPerUser, "rateLimitPerMinute", f.rateLimit)
+	domains, err := f.domains()
+	if err != nil {
+		return nil, err
+	}
+	log.Info("Starting Intent API", "addr", f.addr, "auth", f.auth, "intent", f.intent, "maxStoresPerUser", f.maxStoresPerUser, "rateLimitPerMinute", f.rateLimit, "allowedDomains", domains)
 	srv := openapi.New(openapi.Config{
-		Auth: auth, Trusted: trusted, MaxStoresPerUser: f.maxStoresPerUser, MutationsPerMinute: f.rateLimit, Log: log,
+		AllowedDomains: domains,
+		Auth:           auth, Trusted: trusted, MaxStoresPerUser: f.maxStoresPerUser, MutationsPerMinute: f.rateLimit, Log: log,
 		MaxStreamsPerUser: f.maxUserStreams, MaxStreams: f.maxStreams,
 		UserSwitcher: f.userSwitcher,
 	}, openapi.Deps{

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	corev1 "k8s.io/api/core/v1"
@@ -133,6 +134,8 @@ func runDev(args []string) error {
 	if err != nil {
 		return err
 	}
+	// The API accepts exactly the domains the operator provisions.
+	api.allowedDomains = strings.Join(platform.Allowed(), ",")
 
 	metricsPort, err := devcluster.FreePort()
 	if err != nil {
@@ -143,6 +146,7 @@ func runDev(args []string) error {
 	// The platform namespace holds the quota Leases and, with Flux, the
 	// HelmReleases; a real installation's chart creates it.
 	op.fluxNamespace = api.namespace
+	op.opts.CredentialsNamespace = api.namespace
 	if err := ensureNamespace(ctx, cfg, api.namespace); err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -43,6 +44,7 @@ type operatorFlags struct {
 	environment     string
 	valuesFile      string
 	domain          string
+	allowedDomains  string
 	realNode        bool
 	metricsAddr     string
 	healthAddr      string
@@ -73,6 +75,7 @@ func (f *operatorFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.environment, "environment", "local", fmt.Sprintf("built-in store chart values to use: %v", clusters.Environments))
 	fs.StringVar(&f.valuesFile, "values", "", "store chart values file of the environment (overrides --environment)")
 	fs.StringVar(&f.domain, "domain", "", "default domain of store hosts (default: store.domain of the environment values)")
+	fs.StringVar(&f.allowedDomains, "allowed-domains", "", "comma-separated domains a Store's spec.domain may name; a Store with another domain is Stalled (default: the default domain only)")
 	fs.BoolVar(&f.realNode, "stores-on-real-node", false, "run stores on the local cluster's real node: merge clusters/local/real-node-values.yaml over the environment's values")
 	fs.IntVar(&f.opts.Workers, "workers", d.Workers, "stores reconciled concurrently")
 	fs.IntVar(&f.opts.MaxAttempts, "max-attempts", d.MaxAttempts, "failed attempts before a store is marked Failed")
@@ -82,6 +85,7 @@ func (f *operatorFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.leaderElect, "leader-elect", true, "elect a leader through a Lease so only one replica acts")
 	fs.StringVar(&f.leaderNamespace, "leader-election-namespace", envOr("POD_NAMESPACE", "kube-system"), "namespace of the leader election Lease")
 	fs.StringVar(&f.delivery, "delivery", string(reconciler.DeliveryAuto), "how new stores are installed: auto (Flux when its CRDs are served, else Helm SDK), flux or helm")
+	fs.StringVar(&f.opts.CredentialsNamespace, "credentials-namespace", envOr("POD_NAMESPACE", reconciler.DefaultCredentialsNamespace), "platform namespace where the operator keeps a copy of each store's credentials (store-credentials-<name>), to restore a deleted store Secret")
 	fs.StringVar(&f.fluxNamespace, "flux-namespace", envOr("POD_NAMESPACE", "storefleet-system"), "namespace of the stores' HelmReleases (Flux delivery)")
 	fs.StringVar(&f.fluxSource, "flux-source", "builtin", "chart source of the HelmReleases: builtin (this operator serves its chart; needs --chart-url) or Kind/namespace/name of a Flux HelmRepository, GitRepository or OCIRepository")
 	fs.StringVar(&f.fluxChart, "flux-chart", "", "chart name in the source (path for a GitRepository; default medusa-store, or charts/medusa-store for Git)")
@@ -225,6 +229,13 @@ func (f *operatorFlags) platform() (reconciler.Platform, error) {
 	if p.Domain == "" {
 		return p, fmt.Errorf("no default domain: set --domain or store.domain in the values")
 	}
+	if list := v1alpha1.ParseDomains(f.allowedDomains); len(list) > 0 {
+		// The default domain is always the platform's.
+		if !slices.Contains(list, strings.ToLower(p.Domain)) {
+			list = append([]string{strings.ToLower(p.Domain)}, list...)
+		}
+		p.AllowedDomains = list
+	}
 	return p, nil
 }
 
@@ -297,7 +308,7 @@ func startOperator(ctx context.Context, cfg *rest.Config, f operatorFlags, platf
 	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
-	log.Info("Starting operator", "delivery", f.delivery, "fluxConfigured", flux != nil, "chart", deliveries.Helm.ChartVersion(), "workers", f.opts.Workers, "domain", platform.Domain)
+	log.Info("Starting operator", "delivery", f.delivery, "fluxConfigured", flux != nil, "chart", deliveries.Helm.ChartVersion(), "workers", f.opts.Workers, "domain", platform.Domain, "allowedDomains", platform.Allowed())
 	return mgr.Start(ctx)
 }
 

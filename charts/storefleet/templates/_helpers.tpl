@@ -115,3 +115,15 @@ seccompProfile:
     defaultMode: 0400
 {{- end }}
 {{- end }}
+
+{{/*
+The domains stores may name (spec.domain), comma-separated, for the operator and the API alike:
+allowedDomains, else the default store domain (storeDomain, or store.domain of storeValues);
+empty lets both binaries default to the environment's store domain.
+*/}}
+{{- define "storefleet.allowedDomains" -}}
+{{- $default := .Values.storeDomain | default (dig "store" "domain" "" .Values.storeValues) -}}
+{{- $list := .Values.allowedDomains | default list -}}
+{{- if and $list $default -}}{{- $list = prepend $list $default -}}{{- end -}}
+{{- if $list -}}{{ $list | uniq | join "," }}{{- else -}}{{ $default }}{{- end -}}
+{{- end }}

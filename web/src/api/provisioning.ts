@@ -47,7 +47,8 @@ export const provisioning = {
     "UpgradeFailed",
     "WorkloadFailing",
     "RetryLimitReached",
-    "DeliveryUnavailable"
+    "DeliveryUnavailable",
+    "CredentialsLost"
   ],
   "committedReason": "Committed",
   "pullRequestReason": "PullRequestOpen"

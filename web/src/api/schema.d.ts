@@ -251,7 +251,7 @@ export interface components {
         };
         CreateStoreRequest: {
             /**
-             * @description DNS suffix of the store's hosts; empty means the platform's default domain.
+             * @description DNS suffix of the store's hosts: one of the platform's allowed domains; empty means the platform's default domain.
              * @example shops.example.com
              */
             domain?: string;
