@@ -11,7 +11,7 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-//go:embed local/platform/platform-values.yaml prod/platform/platform-values.yaml local/real-node-values.yaml
+//go:embed local/platform/platform-values.yaml prod/platform/platform-values.yaml local/platform/real-node-values.yaml
 var files embed.FS
 
 // Environments are the environments with values files.
@@ -36,9 +36,9 @@ func Values(env string) ([]byte, error) {
 }
 
 // RealNodeValues are the store chart values that put a store on the local
-// cluster's real node (clusters/local/real-node-values.yaml), merged over
+// cluster's real node (clusters/local/platform/real-node-values.yaml), merged over
 // the local environment's by the operator's --stores-on-real-node.
-func RealNodeValues() ([]byte, error) { return files.ReadFile("local/real-node-values.yaml") }
+func RealNodeValues() ([]byte, error) { return files.ReadFile("local/platform/real-node-values.yaml") }
 
 // Merge merges src into dst: maps key by key, anything else replaced.
 func Merge(dst, src map[string]any) {

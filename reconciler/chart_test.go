@@ -80,7 +80,7 @@ func TestChartLintsAndEveryObjectPassesServerSideDryRun(t *testing.T) {
 						t.Errorf("%s %s rejected by the API server: %v", o.GetKind(), o.GetName(), err)
 					}
 				}
-				for kind, n := range map[string]int{"Deployment": 3, "StatefulSet": 1, "Service": 3, "Ingress": 1, "NetworkPolicy": 5} {
+				for kind, n := range map[string]int{"Deployment": 4, "StatefulSet": 1, "Service": 4, "Ingress": 1, "NetworkPolicy": 6, "Job": 1, "PersistentVolumeClaim": 1} {
 					if kinds[kind] != n {
 						t.Errorf("%d %s objects, want %d", kinds[kind], kind, n)
 					}

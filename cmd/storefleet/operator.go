@@ -76,7 +76,7 @@ func (f *operatorFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.valuesFile, "values", "", "store chart values file of the environment (overrides --environment)")
 	fs.StringVar(&f.domain, "domain", "", "default domain of store hosts (default: store.domain of the environment values)")
 	fs.StringVar(&f.allowedDomains, "allowed-domains", "", "comma-separated domains a Store's spec.domain may name; a Store with another domain is Stalled (default: the default domain only)")
-	fs.BoolVar(&f.realNode, "stores-on-real-node", false, "run stores on the local cluster's real node: merge clusters/local/real-node-values.yaml over the environment's values")
+	fs.BoolVar(&f.realNode, "stores-on-real-node", false, "run stores on the local cluster's real node: merge clusters/local/platform/real-node-values.yaml over the environment's values")
 	fs.IntVar(&f.opts.Workers, "workers", d.Workers, "stores reconciled concurrently")
 	fs.IntVar(&f.opts.MaxAttempts, "max-attempts", d.MaxAttempts, "failed attempts before a store is marked Failed")
 	fs.DurationVar(&f.opts.DriftInterval, "drift-interval", d.DriftInterval, "periodic drift re-check of ready stores (managed objects are also watched)")
