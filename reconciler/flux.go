@@ -64,7 +64,6 @@ type FluxDelivery struct {
 
 // Annotations the operator keeps on its HelmReleases.
 const (
-	fluxDigestAnnotation  = digestKey
 	fluxAppliedAnnotation = "storefleet.dev/applied-at"
 )
 
@@ -93,7 +92,7 @@ func (f *FluxDelivery) desired(want DesiredRelease) (*helmv2.HelmRelease, error)
 		TypeMeta: metav1.TypeMeta{APIVersion: helmv2.GroupVersion.String(), Kind: helmv2.HelmReleaseKind},
 		ObjectMeta: metav1.ObjectMeta{
 			Name: s.Name, Namespace: f.Namespace, Labels: storeLabels(s),
-			Annotations: map[string]string{fluxDigestAnnotation: want.Digest},
+			Annotations: map[string]string{digestKey: want.Digest},
 			OwnerReferences: []metav1.OwnerReference{{
 				APIVersion: v1alpha1.GroupVersion.String(), Kind: "Store", Name: s.Name, UID: s.UID,
 				Controller: ptr.To(true),
@@ -198,7 +197,7 @@ func (f *FluxDelivery) stateOf(ctx context.Context, hr *helmv2.HelmRelease, want
 	id := hr.Namespace + "/" + hr.Name
 	switch {
 	case current && ready != nil && ready.Status == metav1.ConditionTrue:
-		st.Status, st.Digest = v1alpha1.HelmDeployed, hr.Annotations[fluxDigestAnnotation]
+		st.Status, st.Digest = v1alpha1.HelmDeployed, hr.Annotations[digestKey]
 		st.Reason, st.Message = ready.Reason, ready.Message
 		if rel, found, err := f.Helm.Observe(ctx, want.Namespace, want.Name); err != nil {
 			return st, err

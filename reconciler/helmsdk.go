@@ -35,9 +35,6 @@ import (
 	"github.com/storefleet/storefleet/api/v1alpha1"
 )
 
-// digestLabel is the Helm release label carrying the desired-release digest.
-const digestLabel = digestKey
-
 // HelmSDK installs store charts in-process with the Helm SDK. One cached
 // discovery client and one REST mapper serve every release, so an install
 // never re-downloads the API server's discovery or OpenAPI documents.
@@ -149,7 +146,7 @@ func (h *HelmSDK) Ensure(ctx context.Context, want DesiredRelease, force bool) (
 		}
 		h.count("uninstall")
 		return h.install(ctx, cfg, want)
-	case force || last.Info.Status != release.StatusDeployed || last.Labels[digestLabel] != want.Digest:
+	case force || last.Info.Status != release.StatusDeployed || last.Labels[digestKey] != want.Digest:
 		return h.upgrade(ctx, cfg, want)
 	}
 	return stateOf(last, ""), nil
@@ -165,7 +162,7 @@ func (h *HelmSDK) install(ctx context.Context, cfg *action.Configuration, want D
 	in.ReleaseName = want.Name
 	in.Namespace = want.Namespace
 	in.Timeout = h.timeout
-	in.Labels = map[string]string{digestLabel: want.Digest}
+	in.Labels = map[string]string{digestKey: want.Digest}
 	// The API server validates what is applied; skipping the client-side
 	// OpenAPI validation avoids downloading the OpenAPI document per install.
 	in.DisableOpenAPIValidation = true
@@ -183,7 +180,7 @@ func (h *HelmSDK) upgrade(ctx context.Context, cfg *action.Configuration, want D
 	up.Namespace = want.Namespace
 	up.Timeout = h.timeout
 	up.MaxHistory = releaseHistory
-	up.Labels = map[string]string{digestLabel: want.Digest}
+	up.Labels = map[string]string{digestKey: want.Digest}
 	up.DisableOpenAPIValidation = true
 	h.count("upgrade")
 	h.log.Info("Upgrading release", "namespace", want.Namespace, "release", want.Name, "digest", want.Digest)
@@ -234,7 +231,7 @@ func (h *HelmSDK) Remove(_ context.Context, namespace, name string) (string, err
 func (h *HelmSDK) Detach(context.Context, string, string) (string, error) { return "", nil }
 
 func stateOf(rel *release.Release, action string) ReleaseState {
-	s := ReleaseState{Revision: rel.Version, Manifest: rel.Manifest, Action: action, Digest: rel.Labels[digestLabel]}
+	s := ReleaseState{Revision: rel.Version, Manifest: rel.Manifest, Action: action, Digest: rel.Labels[digestKey]}
 	if rel.Info != nil {
 		s.Status = v1alpha1.HelmStatus(rel.Info.Status)
 	}

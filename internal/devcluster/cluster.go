@@ -141,11 +141,10 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		if err := realnode.Check(); err != nil {
 			return nil, err
 		}
-		if node, err = nodeConfig(ctx, opts.Log); err != nil {
+		if node, err = nodeConfig(ctx, opts.Log, opts.NodeImages); err != nil {
 			return nil, err
 		}
 		node.Addons.IngressAddr = opts.IngressAddr
-		node.Import = importAlso(node.Import, ImageBuilder(opts.Log), opts.NodeImages)
 	}
 	c = &Cluster{Name: opts.Name, Workdir: opts.Workdir, tools: tools, log: opts.Log, realNode: opts.RealNode}
 	if c.log == nil {

@@ -93,7 +93,7 @@ func writeNodeImageContext(dir, name, binary string) error {
 
 // nodeConfig is the real node's configuration from the built tools and
 // images; the caller fills in the cluster's paths.
-func nodeConfig(ctx context.Context, log io.Writer) (realnode.Config, error) {
+func nodeConfig(ctx context.Context, log io.Writer, extra []imagebuild.Image) (realnode.Config, error) {
 	cp, nt := DefaultTools(), NodeTools()
 	var missing []string
 	for _, t := range []Tools{cp, nt} {
@@ -114,7 +114,7 @@ func nodeConfig(ctx context.Context, log io.Writer) (realnode.Config, error) {
 		},
 		Addons: realnode.Addons{CoreDNSImage: imgs.CoreDNS.Ref(), TraefikImage: imgs.Traefik.Ref()},
 		Import: func(ctx context.Context, ctr, address string) error {
-			for _, img := range imgs.All() {
+			for _, img := range append(imgs.All(), extra...) {
 				if err := b.Import(ctx, ctr, address, img); err != nil {
 					return err
 				}
@@ -181,19 +181,4 @@ func StoreImageTags(dir string) (map[string]string, error) {
 		return nil, fmt.Errorf("medusa/package.json does not pin @medusajs/medusa")
 	}
 	return map[string]string{"medusa": medusa, "storefront": medusa, "postgres": "15", "redis": "7"}, nil
-}
-
-// importAlso extends a node's image import with more images.
-func importAlso(first func(ctx context.Context, ctr, address string) error, b *imagebuild.Builder, more []imagebuild.Image) func(ctx context.Context, ctr, address string) error {
-	return func(ctx context.Context, ctr, address string) error {
-		if err := first(ctx, ctr, address); err != nil {
-			return err
-		}
-		for _, img := range more {
-			if err := b.Import(ctx, ctr, address, img); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
 }

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -58,26 +59,12 @@ func isKubeRouterSet(name string) bool {
 // DEL that never ran leaves its NAT chains.
 func cleanNetfilter() []error {
 	var errs []error
-	for _, fam := range []string{"iptables", "ip6tables"} {
-		for _, table := range []string{"filter", "nat", "mangle"} {
-			rules, err := run(fam, "-t", table, "-S")
-			if err != nil {
-				continue
-			}
-			var chains []string
-			sc := bufio.NewScanner(strings.NewReader(rules))
-			for sc.Scan() {
-				f := ruleFields(sc.Text())
-				switch {
-				case len(f) >= 2 && f[0] == "-N" && isNodeChain(f[1]):
-					chains = append(chains, f[1])
-				case len(f) >= 2 && f[0] == "-A" && !isNodeChain(f[1]) && jumpsToNodeChain(f):
-					// A rule in a base chain (INPUT, FORWARD, POSTROUTING...)
-					// jumping into one of ours.
-					del := append([]string{"-t", table, "-D"}, f[1:]...)
-					if _, err := run(fam, del...); err != nil {
-						errs = append(errs, err)
-					}
+	for _, fam := range families {
+		for _, table := range tables {
+			chains, jumps := nodeRules(fam, table)
+			for _, rule := range jumps {
+				if _, err := run(fam, append([]string{"-t", table, "-D"}, rule...)...); err != nil {
+					errs = append(errs, err)
 				}
 			}
 			for _, c := range chains {
@@ -90,16 +77,54 @@ func cleanNetfilter() []error {
 			}
 		}
 	}
-	if sets, err := run("ipset", "list", "-n"); err == nil {
-		for _, s := range strings.Fields(sets) {
-			if isKubeRouterSet(s) {
-				if _, err := run("ipset", "destroy", s); err != nil {
-					errs = append(errs, err)
-				}
-			}
+	for _, set := range kubeRouterSets() {
+		if _, err := run("ipset", "destroy", set); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errs
+}
+
+// The iptables families and tables the node's components write to.
+var (
+	families = []string{"iptables", "ip6tables"}
+	tables   = []string{"filter", "nat", "mangle"}
+)
+
+// nodeRules lists, in one table, the chains of the node's components and the
+// rules of base chains (INPUT, FORWARD, POSTROUTING...) that jump into them,
+// each as the arguments that follow -A.
+func nodeRules(fam, table string) (chains []string, jumps [][]string) {
+	rules, err := run(fam, "-t", table, "-S")
+	if err != nil {
+		return nil, nil
+	}
+	sc := bufio.NewScanner(strings.NewReader(rules))
+	for sc.Scan() {
+		f := ruleFields(sc.Text())
+		switch {
+		case len(f) >= 2 && f[0] == "-N" && isNodeChain(f[1]):
+			chains = append(chains, f[1])
+		case len(f) >= 2 && f[0] == "-A" && !isNodeChain(f[1]) && jumpsToNodeChain(f):
+			jumps = append(jumps, f[1:])
+		}
+	}
+	return chains, jumps
+}
+
+// kubeRouterSets lists kube-router's ipsets.
+func kubeRouterSets() []string {
+	out, err := run("ipset", "list", "-n")
+	if err != nil {
+		return nil
+	}
+	var sets []string
+	for _, s := range strings.Fields(out) {
+		if isKubeRouterSet(s) {
+			sets = append(sets, s)
+		}
+	}
+	return sets
 }
 
 func jumpsToNodeChain(rule []string) bool {
@@ -150,8 +175,9 @@ func ruleFields(line string) []string {
 // the host did not have before that are now empty.
 func cleanNFT(before []string) []error {
 	var errs []error
+	present := nftTables()
 	for _, fam := range []string{"ip", "ip6"} {
-		if strings.Contains(strings.Join(nftTables(), "\n"), "table "+fam+" kube-proxy") {
+		if slices.Contains(present, "table "+fam+" kube-proxy") {
 			if _, err := run("nft", "delete", "table", fam, "kube-proxy"); err != nil {
 				errs = append(errs, err)
 			}

@@ -407,23 +407,16 @@ func Leftovers(dir string, before hostState) []string {
 	if linkExists(Bridge) {
 		left = append(left, "link "+Bridge)
 	}
-	for _, fam := range []string{"iptables", "ip6tables"} {
-		for _, table := range []string{"filter", "nat", "mangle"} {
-			out, _ := run(fam, "-t", table, "-S")
-			for _, line := range strings.Split(out, "\n") {
-				f := strings.Fields(line)
-				if len(f) >= 2 && f[0] == "-N" && isNodeChain(f[1]) {
-					left = append(left, fmt.Sprintf("%s %s chain %s", fam, table, f[1]))
-				}
+	for _, fam := range families {
+		for _, table := range tables {
+			chains, _ := nodeRules(fam, table)
+			for _, c := range chains {
+				left = append(left, fmt.Sprintf("%s %s chain %s", fam, table, c))
 			}
 		}
 	}
-	if sets, err := run("ipset", "list", "-n"); err == nil {
-		for _, s := range strings.Fields(sets) {
-			if isKubeRouterSet(s) {
-				left = append(left, "ipset "+s)
-			}
-		}
+	for _, set := range kubeRouterSets() {
+		left = append(left, "ipset "+set)
 	}
 	if strings.Contains(strings.Join(nftTables(), "\n"), "kube-proxy") {
 		left = append(left, "nft table kube-proxy")
