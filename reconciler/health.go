@@ -34,12 +34,6 @@ var healthChecks = []struct {
 	{v1alpha1.StorefrontReadyCondition, []workload{{"Deployment", "storefront", "storefront"}}},
 }
 
-// failureReasons are container waiting reasons that mean a failure, not progress.
-var failureReasons = map[string]bool{
-	"CrashLoopBackOff": true, "ImagePullBackOff": true, "ErrImagePull": true, "InvalidImageName": true,
-	"CreateContainerConfigError": true, "CreateContainerError": true, "RunContainerError": true,
-}
-
 // workloadStatus is what one workload says about itself.
 type workloadStatus struct {
 	ready     bool
@@ -194,41 +188,10 @@ func (r *StoreReconciler) podDiagnosis(ctx context.Context, sc *scope, w workloa
 		return nil, false, err
 	}
 	sort.Slice(pods.Items, func(i, j int) bool { return pods.Items[i].Name < pods.Items[j].Name })
-	for _, p := range pods.Items {
-		if !p.DeletionTimestamp.IsZero() {
-			continue
-		}
-		object := "pod " + p.Name
-		timedOut := p.CreationTimestamp.Add(r.PodStartTimeout).Before(time.Now())
-		for _, c := range p.Status.Conditions {
-			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
-				return &v1alpha1.Diagnosis{Reason: orDefault(c.Reason, "Unschedulable"), Message: c.Message, Object: object}, timedOut, nil
-			}
-		}
-		statuses := append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...)
-		for _, cs := range statuses {
-			if d := oomKilled(cs, object); d != nil {
-				return d, true, nil
-			}
-			if wt := cs.State.Waiting; wt != nil && failureReasons[wt.Reason] {
-				return &v1alpha1.Diagnosis{Reason: wt.Reason, Message: strings.TrimSpace(wt.Reason + ": " + wt.Message), Object: object}, true, nil
-			}
-		}
-		for _, cs := range statuses {
-			if wt := cs.State.Waiting; wt != nil && !cs.Ready {
-				d := &v1alpha1.Diagnosis{Reason: "Starting", Message: fmt.Sprintf("container %s waiting: %s", cs.Name, wt.Reason), Object: object}
-				if wt.Message != "" {
-					d.Message += ": " + wt.Message
-				}
-				if timedOut {
-					d.Reason = "StartTimeout"
-					d.Message += fmt.Sprintf(" (not started within %s)", r.PodStartTimeout)
-				}
-				return d, timedOut, nil
-			}
-		}
-		if p.Status.Phase == corev1.PodPending && timedOut {
-			return &v1alpha1.Diagnosis{Reason: "StartTimeout", Message: fmt.Sprintf("pending for more than %s", r.PodStartTimeout), Object: object}, true, nil
+	now := time.Now()
+	for i := range pods.Items {
+		if d, failure := PodDiagnosis(&pods.Items[i], r.PodStartTimeout, now); d != nil {
+			return d, failure, nil
 		}
 	}
 	if w.kind == "StatefulSet" {
@@ -290,23 +253,4 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
-}
-
-// oomKilled names a container the kernel killed for exceeding its memory
-// limit: on a real node a crash loop's cause is in the last termination
-// (CrashLoopBackOff alone would hide it), or in the current one for a pod
-// that does not restart.
-func oomKilled(cs corev1.ContainerStatus, object string) *v1alpha1.Diagnosis {
-	term := cs.State.Terminated
-	if term == nil || term.Reason != "OOMKilled" {
-		if cs.Ready || cs.LastTerminationState.Terminated == nil || cs.LastTerminationState.Terminated.Reason != "OOMKilled" {
-			return nil
-		}
-		term = cs.LastTerminationState.Terminated
-	}
-	return &v1alpha1.Diagnosis{
-		Reason:  "OOMKilled",
-		Message: fmt.Sprintf("container %s was killed for exceeding its memory limit (exit code %d, %d restarts); the plan's memory limit is too small for it", cs.Name, term.ExitCode, cs.RestartCount),
-		Object:  object,
-	}
 }

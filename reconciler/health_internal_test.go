@@ -204,6 +204,18 @@ func TestPodDiagnosis(t *testing.T) {
 			pod("medusa-backend-1", "backend", time.Minute, corev1.PodPending, nil, waiting("migrate", "ImagePullBackOff", ""), waiting("medusa", "PodInitializing", ""))},
 			wantDiagnosis: &v1alpha1.Diagnosis{Reason: "ImagePullBackOff", Message: "ImagePullBackOff:", Object: "pod medusa-backend-1"},
 			wantFailure:   true},
+		{name: "an image the node does not have under pull policy Never", workload: backend, objs: []client.Object{
+			pod("medusa-backend-1", "backend", time.Minute, corev1.PodPending, nil, nil, waiting("medusa", "ErrImageNeverPull", `Container image "localhost/storefleet/medusa:none" is not present with pull policy of Never`))},
+			wantDiagnosis: &v1alpha1.Diagnosis{Reason: "ErrImageNeverPull", Message: `ErrImageNeverPull: Container image "localhost/storefleet/medusa:none" is not present with pull policy of Never`, Object: "pod medusa-backend-1"},
+			wantFailure:   true},
+		{name: "a crash loop says how the container last exited", workload: backend, objs: []client.Object{
+			pod("medusa-backend-1", "backend", time.Minute, corev1.PodRunning, nil, nil, []corev1.ContainerStatus{{
+				Name: "medusa", RestartCount: 2,
+				State:                corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: "back-off 20s restarting failed container=medusa"}},
+				LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: "Error", ExitCode: 1}},
+			}})},
+			wantDiagnosis: &v1alpha1.Diagnosis{Reason: "CrashLoopBackOff", Message: "CrashLoopBackOff: back-off 20s restarting failed container=medusa (container medusa last exited with code 1, Error; 2 restarts)", Object: "pod medusa-backend-1"},
+			wantFailure:   true},
 		{name: "container still starting", workload: backend, objs: []client.Object{
 			pod("medusa-backend-1", "backend", time.Minute, corev1.PodPending, nil, nil, waiting("medusa", "ContainerCreating", ""))},
 			wantDiagnosis: &v1alpha1.Diagnosis{Reason: "Starting", Message: "container medusa waiting: ContainerCreating", Object: "pod medusa-backend-1"}},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +15,9 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/storefleet/storefleet/api/v1alpha1"
 	"github.com/storefleet/storefleet/internal/realnode"
+	"github.com/storefleet/storefleet/reconciler"
 	"github.com/storefleet/storefleet/test/testenv"
 )
 
@@ -139,4 +142,19 @@ func podIP(t *testing.T, p *corev1.Pod) string {
 		t.Fatalf("pod %s has no IP", p.Name)
 	}
 	return p.Status.PodIP
+}
+
+// expectDiagnosis waits until the operator's reading of the pod is a failure
+// whose reason is one of reasons ("A|B") and whose message mentions detail.
+func expectDiagnosis(t *testing.T, p *corev1.Pod, reasons, detail string) {
+	t.Helper()
+	var d *v1alpha1.Diagnosis
+	testenv.Eventually(t, 90*time.Second, fmt.Sprintf("the operator diagnosing pod %s as %s", p.Name, reasons), func() (bool, error) {
+		if err := cluster.Client.Get(context.Background(), client.ObjectKeyFromObject(p), p); err != nil {
+			return false, err
+		}
+		var failure bool
+		d, failure = reconciler.PodDiagnosis(p, 5*time.Minute, time.Now())
+		return failure && d != nil && slices.Contains(strings.Split(reasons, "|"), d.Reason) && strings.Contains(d.Message, detail), nil
+	}, func() string { return fmt.Sprintf("diagnosis %+v, containers %+v", d, p.Status.ContainerStatuses) })
 }

@@ -161,6 +161,30 @@ func TestQuotaAndOOMKill(t *testing.T) {
 	if term := hog.Status.ContainerStatuses[0].State.Terminated; term.Reason != "OOMKilled" {
 		t.Fatalf("a container allocating 200 MiB under a 64 MiB limit ended %q (exit %d), want OOMKilled", term.Reason, term.ExitCode)
 	}
+	expectDiagnosis(t, hog, "OOMKilled", "killed for exceeding its memory limit")
+}
+
+// The operator's diagnosis reads a real kubelet's statuses: a crash loop
+// with the exit code behind it, an image that was never built (pulled from a
+// registry that is not there, or absent under pull policy Never).
+func TestOperatorDiagnosesRealFailures(t *testing.T) {
+	ns := restrictedNamespace(t, "rn-diagnosis")
+	crasher := probePod(ns, "crasher", nil, "fail", "3")
+	unbuilt := probePod(ns, "unbuilt", nil, "serve", "unbuilt", "8080")
+	unbuilt.Spec.Containers[0].Image = "localhost/storefleet/never-built:0.0.1"
+	unbuilt.Spec.Containers[0].ImagePullPolicy = corev1.PullIfNotPresent
+	absent := unbuilt.DeepCopy()
+	absent.Name = "absent"
+	absent.Spec.Containers[0].ImagePullPolicy = corev1.PullNever
+	for _, p := range []*corev1.Pod{crasher, unbuilt, absent} {
+		create(t, p)
+	}
+	expectDiagnosis(t, crasher, "CrashLoopBackOff", "last exited with code 3")
+	expectDiagnosis(t, unbuilt, "ImagePullBackOff|ErrImagePull", "localhost/storefleet/never-built:0.0.1")
+	expectDiagnosis(t, absent, "ErrImageNeverPull", "localhost/storefleet/never-built:0.0.1")
+	if out, err := kubectl("logs", "-n", ns, "crasher", "--previous"); err != nil || !strings.Contains(out, "failing on purpose with exit code 3") {
+		t.Errorf("kubectl logs --previous of the crash-looping pod: %q (%v)", out, err)
+	}
 }
 
 // Data written to a volume of the real node's StorageClass survives the

@@ -1,11 +1,13 @@
 // Command netprobe is the real-node tests' workload: an HTTP server that
 // names itself, so a test checks the application's reply and not a TCP
 // connect (egress here goes through a proxy that accepts any connection),
-// an HTTP client, and a memory hog for the OOM test.
+// an HTTP client, a memory hog for the OOM test and a failing start for the
+// crash-loop test.
 //
 //	netprobe serve NAME PORT...   answer "netprobe NAME" on every port
 //	netprobe get URL              print the reply; exit 1 when there is none
 //	netprobe alloc MIB            touch MIB MiB of memory, then sleep
+//	netprobe fail CODE            print why, exit with CODE
 package main
 
 import (
@@ -21,7 +23,7 @@ import (
 
 func main() {
 	if len(os.Args) < 3 {
-		fmt.Fprintln(os.Stderr, "usage: netprobe serve NAME PORT... | get URL | alloc MIB")
+		fmt.Fprintln(os.Stderr, "usage: netprobe serve NAME PORT... | get URL | alloc MIB | fail CODE")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
@@ -62,6 +64,10 @@ func main() {
 		}
 		fmt.Printf("allocated %d MiB\n", len(blocks))
 		time.Sleep(time.Hour)
+	case "fail":
+		code, _ := strconv.Atoi(os.Args[2])
+		fmt.Fprintln(os.Stderr, "netprobe: failing on purpose with exit code", code)
+		os.Exit(code)
 	default:
 		fmt.Fprintln(os.Stderr, "unknown command", os.Args[1])
 		os.Exit(2)
