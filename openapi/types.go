@@ -37,6 +37,7 @@ type StoreSummary struct {
 	Ready     bool           `json:"ready"`
 	Message   string         `json:"message,omitempty" doc:"Why the store is not ready, in the words of the object that said so."`
 	URLs      *StoreURLs     `json:"urls,omitempty"`
+	Runtime   string         `json:"runtime,omitempty" enum:"Real,Simulated,Mixed" doc:"Whether the store's pods really run (Real) or are simulated by kwok nodes (Simulated; a Ready then proves the manifests, not the store), or both (Mixed). Empty until a pod is scheduled."`
 	CreatedAt time.Time      `json:"createdAt"`
 }
 
@@ -127,6 +128,7 @@ func summaryOf(s *v1alpha1.Store) StoreSummary {
 	out := StoreSummary{
 		Name: s.Name, Engine: string(s.Spec.Engine), Plan: string(s.Spec.Plan), Owner: s.Spec.Owner,
 		Domain: s.Spec.Domain, Phase: phaseOf(s), CreatedAt: s.CreationTimestamp.UTC(),
+		Runtime: string(s.Status.Runtime),
 	}
 	if out.Plan == "" {
 		out.Plan = string(v1alpha1.PlanSmall)

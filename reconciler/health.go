@@ -48,6 +48,13 @@ type workloadStatus struct {
 // of anything not ready.
 func (r *StoreReconciler) reconcileHealth(ctx context.Context, sc *scope) (ctrl.Result, error) {
 	s := sc.store
+	runtime, err := r.storeRuntime(ctx, sc)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if runtime != "" {
+		s.Status.Runtime = runtime
+	}
 	allReady := true
 	var first *workloadStatus
 	for _, hc := range healthChecks {

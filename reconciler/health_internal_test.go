@@ -269,3 +269,37 @@ func equalDiagnosis(a, b *v1alpha1.Diagnosis) bool {
 	}
 	return *a == *b
 }
+
+func TestStoreRuntime(t *testing.T) {
+	kwokNode := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "kwok-0", Annotations: map[string]string{v1alpha1.SimulatedNodeAnnotation: "fake"}}}
+	realNode := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "real-0"}}
+	on := func(name, node string) *corev1.Pod {
+		p := pod(name, "backend", time.Minute, corev1.PodRunning, nil, nil, nil)
+		p.Spec.NodeName = node
+		return p
+	}
+	cases := []struct {
+		name string
+		objs []client.Object
+		want v1alpha1.Runtime
+	}{
+		{name: "no pods yet", objs: []client.Object{kwokNode, realNode}},
+		{name: "unscheduled pods say nothing", objs: []client.Object{kwokNode, on("a", "")}},
+		{name: "every pod on kwok", objs: []client.Object{kwokNode, on("a", "kwok-0"), on("b", "kwok-0")}, want: v1alpha1.RuntimeSimulated},
+		{name: "every pod on a kubelet", objs: []client.Object{realNode, on("a", "real-0")}, want: v1alpha1.RuntimeReal},
+		{name: "both", objs: []client.Object{kwokNode, realNode, on("a", "real-0"), on("b", "kwok-0")}, want: v1alpha1.RuntimeMixed},
+		{name: "a pod on a node that is gone is skipped", objs: []client.Object{kwokNode, on("a", "kwok-0"), on("b", "gone")}, want: v1alpha1.RuntimeSimulated},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r, sc := healthReconciler(t, tc.objs...)
+			got, err := r.storeRuntime(context.Background(), sc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("runtime %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -49,6 +49,10 @@ func TestMedusaStoreBecomesReady(t *testing.T) {
 	if s.Status.ObservedGeneration != s.Generation {
 		t.Errorf("observedGeneration %d, generation %d", s.Status.ObservedGeneration, s.Generation)
 	}
+	// kwok's nodes ran nothing: the store says so.
+	if s.Status.Runtime != v1alpha1.RuntimeSimulated {
+		t.Errorf("runtime %q of a store on kwok nodes, want Simulated", s.Status.Runtime)
+	}
 	if s.Status.URLs == nil || s.Status.URLs.Storefront != "http://ready-shop.localtest.me" || s.Status.URLs.Admin != "http://ready-shop.localtest.me/app" {
 		t.Errorf("urls = %+v", s.Status.URLs)
 	}

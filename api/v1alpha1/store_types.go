@@ -56,6 +56,25 @@ const (
 	DeliveryFlux DeliveryMode = "flux"
 )
 
+// Runtime says whether a store's pods really run. kwok's nodes only
+// simulate pods (a Ready on them proves the manifests, not the store), so a
+// store on them says so wherever its state is shown.
+// +kubebuilder:validation:Enum=Real;Simulated;Mixed
+type Runtime string
+
+const (
+	// RuntimeReal: every scheduled pod is on a node with a kubelet.
+	RuntimeReal Runtime = "Real"
+	// RuntimeSimulated: every scheduled pod is on a kwok node.
+	RuntimeSimulated Runtime = "Simulated"
+	// RuntimeMixed: some pods run, some are simulated.
+	RuntimeMixed Runtime = "Mixed"
+)
+
+// SimulatedNodeAnnotation marks the nodes kwok manages (and only those):
+// their pods' statuses are written by kwok, no container runs.
+const SimulatedNodeAnnotation = "kwok.x-k8s.io/node"
+
 // Channel is the way a store was asked for.
 // +kubebuilder:validation:Enum=api;git;kubectl
 type Channel string
@@ -80,6 +99,7 @@ const (
 // +kubebuilder:printcolumn:name="Owner",type=string,JSONPath=`.spec.owner`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Runtime",type=string,JSONPath=`.status.runtime`
 // +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.status.urls.storefront`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="name must consist of lowercase letters, digits and '-', start with a letter and end with a letter or digit"
@@ -201,6 +221,12 @@ type StoreStatus struct {
 	// Source records how the store was asked for.
 	// +optional
 	Source *SourceStatus `json:"source,omitempty"`
+
+	// Runtime says whether the store's scheduled pods really run (Real), are
+	// simulated by kwok (Simulated) or both (Mixed); empty until one is
+	// scheduled.
+	// +optional
+	Runtime Runtime `json:"runtime,omitempty"`
 
 	// Diagnosis names the pod-level root cause while the store is not ready.
 	// +optional

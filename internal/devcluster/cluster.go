@@ -47,8 +47,8 @@ const (
 	// FluxNamespace is where the Flux controllers look for their own objects.
 	FluxNamespace = "flux-system"
 	// kwokNodeAnnotation marks the nodes kwok simulates; kwok-controller
-	// manages only those.
-	kwokNodeAnnotation = "kwok.x-k8s.io/node"
+	// manages only those, and the operator calls their stores Simulated.
+	kwokNodeAnnotation = storefleetv1alpha1.SimulatedNodeAnnotation
 	// fieldManager owns what the launcher applies.
 	fieldManager = "storefleet-localcluster"
 )

@@ -94,6 +94,9 @@ func TestRealStoreServesShoppers(t *testing.T) {
 		return fmt.Sprintf("store: %v\npods:\n%s", last, pods)
 	})
 	t.Logf("store Ready %s after the API call", time.Since(start).Round(time.Second))
+	if last["runtime"] != "Real" {
+		t.Errorf("the API calls a store on the real node %v, want runtime Real", last["runtime"])
+	}
 
 	t.Run("every container runs on the real node", func(t *testing.T) {
 		out, err := kubectl("get", "pods", "-n", "store-shop", "-o", "json")

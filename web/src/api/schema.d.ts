@@ -436,6 +436,11 @@ export interface components {
             plan: "small" | "medium" | "large";
             ready: boolean;
             release?: components["schemas"]["Release"];
+            /**
+             * @description Whether the store's pods really run (Real) or are simulated by kwok nodes (Simulated; a Ready then proves the manifests, not the store), or both (Mixed). Empty until a pod is scheduled.
+             * @enum {string}
+             */
+            runtime?: "Real" | "Simulated" | "Mixed";
             source?: components["schemas"]["Source"];
             urls?: components["schemas"]["StoreURLs"];
         };
@@ -480,6 +485,11 @@ export interface components {
             /** @enum {string} */
             plan: "small" | "medium" | "large";
             ready: boolean;
+            /**
+             * @description Whether the store's pods really run (Real) or are simulated by kwok nodes (Simulated; a Ready then proves the manifests, not the store), or both (Mixed). Empty until a pod is scheduled.
+             * @enum {string}
+             */
+            runtime?: "Real" | "Simulated" | "Mixed";
             urls?: components["schemas"]["StoreURLs"];
         };
         StoreURLs: {

@@ -8,6 +8,7 @@ import { useStoreStream } from "../events";
 import { age, formatDuration, pipeline, shortCommit, type Step } from "../pipeline";
 import { LiveIndicator } from "./LiveIndicator";
 import { PhaseBadge } from "./PhaseBadge";
+import { RuntimeBadge } from "./RuntimeBadge";
 import { StoreLinks } from "./StoreLinks";
 import { useNow } from "../useNow";
 
@@ -65,6 +66,7 @@ export function StorePage({ name, user }: { name: string; user: string }) {
         <div className="panel-head">
           <h1 id="store-title">{s.name}</h1>
           <PhaseBadge phase={s.phase} />
+          <RuntimeBadge runtime={s.runtime} />
           <LiveIndicator state={state} />
         </div>
         <p className="summary">

@@ -7,6 +7,7 @@ import { useFleetStream } from "../events";
 import { age } from "../pipeline";
 import { CreateStoreForm } from "./CreateStoreForm";
 import { PhaseBadge } from "./PhaseBadge";
+import { RuntimeBadge } from "./RuntimeBadge";
 import { LiveIndicator } from "./LiveIndicator";
 import { StoreLinks } from "./StoreLinks";
 import { useNow } from "../useNow";
@@ -75,6 +76,7 @@ function StoreRow({ store, now }: { store: StoreSummary; now: number }) {
       <td data-label="Plan">{store.plan}</td>
       <td data-label="Phase">
         <PhaseBadge phase={store.phase} />
+        <RuntimeBadge runtime={store.runtime} />
       </td>
       <td data-label="Links">
         <StoreLinks store={store} />
