@@ -23,6 +23,7 @@ const (
 	KindUnauthenticated Kind = "unauthenticated"
 	KindNotFound        Kind = "not-found"
 	KindConflict        Kind = "conflict"
+	KindNotReady        Kind = "not-ready"
 	KindQuotaExceeded   Kind = "quota-exceeded"
 	KindRateLimited     Kind = "rate-limited"
 	KindTooManyStreams  Kind = "too-many-streams"
@@ -43,6 +44,7 @@ var problemTypes = map[Kind]problemType{
 	KindQuotaExceeded:   {http.StatusForbidden, "Store quota exceeded"},
 	KindNotFound:        {http.StatusNotFound, "Not found"},
 	KindConflict:        {http.StatusConflict, "Name already taken"},
+	KindNotReady:        {http.StatusConflict, "Store not ready"},
 	KindTooLarge:        {http.StatusRequestEntityTooLarge, "Request body too large"},
 	KindInvalid:         {http.StatusUnprocessableEntity, "Invalid request"},
 	KindRateLimited:     {http.StatusTooManyRequests, "Too many requests"},

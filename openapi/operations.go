@@ -107,6 +107,7 @@ func (s *Server) register() {
 		Errors:        append(common, http.StatusNotFound, http.StatusTooManyRequests),
 	}, s.retryStore)
 
+	s.registerAdminInvite(mutate, common)
 	s.registerGitSync()
 
 	huma.Register(s.api, huma.Operation{

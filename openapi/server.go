@@ -58,6 +58,9 @@ type Deps struct {
 	// GitSync reads the Git reader's status for GET /api/v1/gitsync; nil
 	// answers 404 as when no reader has synced.
 	GitSync GitSyncReader
+	// Admin asks a store's backend for its owner's one-time admin link; nil
+	// answers 503.
+	Admin AdminInviter
 }
 
 // Server is the Intent API.
@@ -235,6 +238,8 @@ func (s *Server) limitRate(ctx huma.Context, next func(huma.Context)) {
 
 type auditRecord struct {
 	user, store string
+	// detail is what an operation adds to its audit line (key, value pairs).
+	detail []any
 }
 
 // audit writes one log line per mutating request, whatever its outcome.
@@ -243,9 +248,17 @@ func (s *Server) audit(ctx huma.Context, next func(huma.Context)) {
 	ctx = huma.WithValue(ctx, auditKey, rec)
 	next(ctx)
 	r := requestFrom(ctx.Context())
-	s.log.Info("Audit", "user", rec.user, "clientIP", s.cfg.Trusted.ClientIP(r).String(),
+	attrs := []any{"user", rec.user, "clientIP", s.cfg.Trusted.ClientIP(r).String(),
 		"requestId", requestIDFrom(ctx.Context()), "operation", ctx.Operation().OperationID,
-		"store", rec.store, "status", ctx.Status())
+		"store", rec.store, "status", ctx.Status()}
+	s.log.Info("Audit", append(attrs, rec.detail...)...)
+}
+
+// auditDetail adds key, value pairs to the request's audit line.
+func auditDetail(ctx context.Context, kv ...any) {
+	if rec, ok := ctx.Value(auditKey).(*auditRecord); ok {
+		rec.detail = append(rec.detail, kv...)
+	}
 }
 
 func auditStore(ctx context.Context, name string) {

@@ -144,6 +144,7 @@ func (r *StoreReconciler) inventory(sc *scope, manifest string) ([]v1alpha1.Inve
 		{APIVersion: "v1", Kind: "LimitRange", Namespace: sc.namespace, Name: limitRangeName},
 		{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy", Namespace: sc.namespace, Name: denyPolicyName},
 		{APIVersion: "v1", Kind: "Secret", Namespace: sc.namespace, Name: CredentialsSecret},
+		{APIVersion: "v1", Kind: "Secret", Namespace: sc.namespace, Name: v1alpha1.AdminInviteSecret},
 	}
 	objs, err := manifestObjects(manifest, sc.namespace)
 	if err != nil {

@@ -170,6 +170,7 @@ func (r *StoreReconciler) steps() []step {
 		r.reconcileNamespace,
 		r.reconcileIsolation,
 		r.reconcileCredentials,
+		r.reconcileAdminInvite,
 		r.reconcileRelease,
 		// Drift before health: a deleted workload is repaired, not waited for.
 		r.reconcileDrift,

@@ -38,6 +38,7 @@ func ChartValues(s *v1alpha1.Store, p Platform) map[string]any {
 	plan := planFor(s)
 	set(vals, map[string]any{"name": s.Name, "owner": s.Spec.Owner, "domain": storeDomain(s, p)}, "store")
 	set(vals, map[string]any{"existingSecret": CredentialsSecret}, "credentials")
+	set(vals, map[string]any{"existingSecret": v1alpha1.AdminInviteSecret}, "adminInvite")
 	set(vals, plan.DatabaseStorage.String(), "database", "size")
 	set(vals, resources(plan.Database), "database", "resources")
 	for name, c := range map[string]componentSize{"backend": plan.Backend, "worker": plan.Worker, "storefront": plan.Storefront} {

@@ -39,6 +39,17 @@ var ReservedNames = []string{
 // NamespaceFor returns the namespace that holds a store's workloads.
 func NamespaceFor(storeName string) string { return NamespacePrefix + storeName }
 
+// AdminInviteSecret (in the store's namespace) holds, under
+// AdminInviteTokenKey, the platform token that authorises the store
+// backend's POST /storefleet/admin-invite, by which the Intent API gets an
+// owner's one-time admin link. The operator creates it; the chart mounts it
+// into the backend; the API may read Secrets of this name only. It is kept
+// apart from the credentials so that reading it reveals no password.
+const (
+	AdminInviteSecret   = "store-admin-invite"
+	AdminInviteTokenKey = "token"
+)
+
 // Condition types. Ready, Reconciling and Stalled follow kstatus, so generic
 // tools (kubectl wait, Flux health checks) understand a Store; the others are
 // one per provisioning step, in the order they become True.

@@ -10,7 +10,8 @@ import (
 type Engine string
 
 const (
-	// EngineMedusa runs a MedusaJS v2 backend, worker and Next.js storefront.
+	// EngineMedusa runs a MedusaJS v2 server, worker and storefleet's own
+	// server-rendered storefront.
 	EngineMedusa Engine = "medusa"
 	// EngineWooCommerce is accepted and recorded but not provisioned yet: its
 	// stores stay in phase ComingSoon.

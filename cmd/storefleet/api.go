@@ -23,6 +23,7 @@ import (
 	"github.com/storefleet/storefleet/gitsync"
 	"github.com/storefleet/storefleet/internal/eventstream"
 	"github.com/storefleet/storefleet/internal/gitintent"
+	"github.com/storefleet/storefleet/internal/storeadmin"
 	"github.com/storefleet/storefleet/openapi"
 	"github.com/storefleet/storefleet/web"
 )
@@ -261,6 +262,7 @@ func newAPIServer(ctx context.Context, cfg *rest.Config, f apiFlags, log *slog.L
 		Lock:    &openapi.LeaseLock{Client: cl, Namespace: f.namespace, Holder: host},
 		Client:  cl,
 		GitSync: gitintent.Status{Client: cl, Namespace: f.namespace},
+		Admin:   storeadmin.Inviter{Client: cl},
 		Ready: func(ctx context.Context) error {
 			if !stores.Synced() {
 				return errors.New("store cache not synced")

@@ -132,6 +132,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/stores/{name}/admin-invite": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Get a one-time admin link
+         * @description For the store's owner only (anyone else gets 404): asks the store's running Medusa for a link that opens its admin to set a password. The link is in this answer and nowhere else (not in the Store, events, logs or Git); each call rotates it, so an earlier link stops working. The call is audited (user, store, e-mail, request id). 409 while the store is not Ready; 503 when its backend does not answer.
+         */
+        post: operations["create-admin-invite"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/stores/{name}/events": {
         parameters: {
             query?: never;
@@ -222,6 +242,26 @@ export interface components {
             message?: string;
             /** Format: date-time */
             timestamp: string;
+        };
+        AdminInvite: {
+            /** @example alice@example.com */
+            email: string;
+            /** Format: date-time */
+            expiresAt: string;
+            /**
+             * @description invite: a new admin account (valid 24 h, usable once); reset: the account exists, a password-reset link (valid 15 min).
+             * @enum {string}
+             */
+            kind: "invite" | "reset";
+            /** @description Open once to choose the admin password. A credential until used: do not share it. */
+            url: string;
+        };
+        AdminInviteRequest: {
+            /**
+             * Format: email
+             * @description The e-mail the admin account is for; default: your user id, when it is an e-mail address.
+             */
+            email?: string;
         };
         AuthInfo: {
             /** @description The OIDC issuer whose tokens are accepted in jwt mode. */
@@ -993,6 +1033,96 @@ export interface operations {
             };
             /** @description Internal Server Error */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "create-admin-invite": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["AdminInviteRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "Cache-Control"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminInvite"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
