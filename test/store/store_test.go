@@ -197,11 +197,89 @@ func TestRealStoreServesShoppers(t *testing.T) {
 		}
 	})
 
+	t.Run("the owner's one-time admin link opens the admin", func(t *testing.T) {
+		code, inv := api(t, http.MethodPost, "/api/v1/stores/shop/admin-invite", "alice", map[string]any{"email": "alice@example.com"})
+		if code != http.StatusOK {
+			t.Fatalf("admin invite: %d %v", code, inv)
+		}
+		link, _ := url.Parse(fmt.Sprint(inv["url"]))
+		if link == nil || link.Host != s.host || link.Path != "/app/invite" || link.Query().Get("token") == "" {
+			t.Fatalf("invite link %v, want http://%s/app/invite?token=…", inv["url"], s.host)
+		}
+		if code, other := api(t, http.MethodPost, "/api/v1/stores/shop/admin-invite", "bob", map[string]any{"email": "bob@example.com"}); code != http.StatusNotFound {
+			t.Fatalf("bob asking for alice's admin: %d %v, want 404", code, other)
+		}
+		// The admin UI's own flow: register the e-mail and password, accept
+		// the invite with that identity, log in, use the admin API.
+		const password = "correct horse battery staple"
+		var reg struct{ Token string }
+		if code := s.postJSON("/auth/user/emailpass/register", "", map[string]any{"email": "alice@example.com", "password": password}, &reg); code != http.StatusOK || reg.Token == "" {
+			t.Fatalf("register the admin identity: %d", code)
+		}
+		var accepted struct{ User struct{ Email string } }
+		if code := s.postJSON("/admin/invites/accept?token="+url.QueryEscape(link.Query().Get("token")), reg.Token,
+			map[string]any{"first_name": "Alice", "last_name": "Owner"}, &accepted); code != http.StatusOK || accepted.User.Email != "alice@example.com" {
+			t.Fatalf("accept the invite: %d %+v", code, accepted)
+		}
+		var login struct{ Token string }
+		if code := s.postJSON("/auth/user/emailpass", "", map[string]any{"email": "alice@example.com", "password": password}, &login); code != http.StatusOK || login.Token == "" {
+			t.Fatalf("log in to the admin: %d", code)
+		}
+		var products struct{ Products []struct{ Title string } }
+		if code := s.getJSON("/admin/products?fields=title", login.Token, &products); code != http.StatusOK || len(products.Products) == 0 || products.Products[0].Title != "Sample T-Shirt" {
+			t.Fatalf("admin products: %d %+v, want the seeded product", code, products)
+		}
+		// The link is spent: it opens nothing a second time.
+		var again struct{ Message string }
+		if code := s.postJSON("/admin/invites/accept?token="+url.QueryEscape(link.Query().Get("token")), reg.Token,
+			map[string]any{"first_name": "Mallory"}, &again); code == http.StatusOK {
+			t.Errorf("the invite was accepted a second time")
+		}
+		// Asking again for an existing admin gives a password-reset link.
+		if code, inv := api(t, http.MethodPost, "/api/v1/stores/shop/admin-invite", "alice", map[string]any{"email": "alice@example.com"}); code != http.StatusOK || inv["kind"] != "reset" {
+			t.Errorf("second admin link for an existing admin: %d %v, want kind reset", code, inv)
+		}
+		// Nothing of it in the store's record or the operator's and API's output.
+		if strings.Contains(dev.Output(), link.Query().Get("token")) {
+			t.Errorf("the invite token appeared in storefleet dev's output")
+		}
+		if out, _ := kubectl("get", "store", "shop", "-o", "yaml"); strings.Contains(out, link.Query().Get("token")) {
+			t.Errorf("the invite token appeared in the Store")
+		}
+	})
+
 	t.Run("another user does not see the store", func(t *testing.T) {
 		if code, _ := api(t, http.MethodGet, "/api/v1/stores/shop", "bob", nil); code != http.StatusNotFound {
 			t.Fatalf("bob reading alice's store: %d, want 404", code)
 		}
 	})
+}
+
+// postJSON posts body as JSON (with a bearer token when given) and decodes
+// the answer into out.
+func (s *shopper) postJSON(path, bearer string, body, out any) int {
+	data, _ := json.Marshal(body)
+	req, _ := http.NewRequest(http.MethodPost, s.url(path), strings.NewReader(string(data)))
+	req.Header.Set("Content-Type", "application/json")
+	return s.do(req, bearer, out)
+}
+
+func (s *shopper) getJSON(path, bearer string, out any) int {
+	req, _ := http.NewRequest(http.MethodGet, s.url(path), nil)
+	return s.do(req, bearer, out)
+}
+
+func (s *shopper) do(req *http.Request, bearer string, out any) int {
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := s.c.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	_ = json.NewDecoder(resp.Body).Decode(out)
+	return resp.StatusCode
 }
 
 func trim(s string) string {

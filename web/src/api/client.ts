@@ -47,4 +47,7 @@ export const deleteStore = (name: string) =>
 export const retryStore = (name: string) =>
   must(api.POST("/api/v1/stores/{name}/retry", { params: { path: { name } } }));
 
+export const createAdminInvite = (name: string, email?: string) =>
+  must(api.POST("/api/v1/stores/{name}/admin-invite", { params: { path: { name } }, body: email ? { email } : {} }));
+
 export { ApiError };

@@ -6,6 +6,7 @@ import { ApiError, describeError } from "../api/problem";
 import type { Store, StoreEvent } from "../api/types";
 import { useStoreStream } from "../events";
 import { age, formatDuration, pipeline, shortCommit, type Step } from "../pipeline";
+import { AdminAccess } from "./AdminAccess";
 import { LiveIndicator } from "./LiveIndicator";
 import { PhaseBadge } from "./PhaseBadge";
 import { RuntimeBadge } from "./RuntimeBadge";
@@ -103,6 +104,8 @@ export function StorePage({ name, user }: { name: string; user: string }) {
         ) : null}
         {retry.isSuccess ? <p className="muted">The operator was asked to try again.</p> : null}
       </section>
+
+      <AdminAccess store={s} user={user} />
 
       {s.diagnosis ? (
         <section className="panel diagnosis" role="alert" aria-labelledby="diag-title">
