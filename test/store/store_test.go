@@ -197,6 +197,7 @@ func TestRealStoreServesShoppers(t *testing.T) {
 		}
 	})
 
+	var adminToken string
 	t.Run("the owner's one-time admin link opens the admin", func(t *testing.T) {
 		code, inv := api(t, http.MethodPost, "/api/v1/stores/shop/admin-invite", "alice", map[string]any{"email": "alice@example.com"})
 		if code != http.StatusOK {
@@ -225,6 +226,7 @@ func TestRealStoreServesShoppers(t *testing.T) {
 		if code := s.postJSON("/auth/user/emailpass", "", map[string]any{"email": "alice@example.com", "password": password}, &login); code != http.StatusOK || login.Token == "" {
 			t.Fatalf("log in to the admin: %d", code)
 		}
+		adminToken = login.Token
 		var products struct{ Products []struct{ Title string } }
 		if code := s.getJSON("/admin/products?fields=title", login.Token, &products); code != http.StatusOK || len(products.Products) == 0 || products.Products[0].Title != "Sample T-Shirt" {
 			t.Fatalf("admin products: %d %+v, want the seeded product", code, products)
@@ -245,6 +247,32 @@ func TestRealStoreServesShoppers(t *testing.T) {
 		}
 		if out, _ := kubectl("get", "store", "shop", "-o", "yaml"); strings.Contains(out, link.Query().Get("token")) {
 			t.Errorf("the invite token appeared in the Store")
+		}
+	})
+
+	t.Run("an event the server raises is handled by the worker", func(t *testing.T) {
+		if adminToken == "" {
+			t.Skip("no admin session (the admin test failed)")
+		}
+		var created struct{ Product struct{ ID string } }
+		code := s.postJSON("/admin/products", adminToken, map[string]any{
+			"title": "Worker Mug", "status": "published",
+			"options":  []map[string]any{{"title": "Size", "values": []string{"One"}}},
+			"variants": []map[string]any{{"title": "One", "options": map[string]string{"Size": "One"}, "prices": []map[string]any{{"currency_code": "eur", "amount": 9}}}},
+		}, &created)
+		if code != http.StatusOK || created.Product.ID == "" {
+			t.Fatalf("create a product through the admin API: %d %+v", code, created)
+		}
+		// The subscriber logs the process that handled product.created: with
+		// Redis it is the worker, never the server that emitted it.
+		want := "product.created " + created.Product.ID + " handled by"
+		var worker string
+		testenv.Eventually(t, time.Minute, "the worker handling product.created", func() (bool, error) {
+			worker, _ = kubectl("logs", "-n", "store-shop", "deploy/medusa-worker", "--tail=200")
+			return strings.Contains(worker, want) && strings.Contains(worker, "worker mode worker"), nil
+		}, func() string { return "worker log:\n" + trim(worker) })
+		if server, _ := kubectl("logs", "-n", "store-shop", "deploy/medusa-backend", "--tail=500"); strings.Contains(server, want) {
+			t.Errorf("the server handled its own event (Redis event bus not shared?):\n%s", trim(server))
 		}
 	})
 
