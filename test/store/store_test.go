@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -142,7 +143,7 @@ func TestRealStoreServesShoppers(t *testing.T) {
 	})
 
 	s := newShopper(t, "shop.localhost")
-	var home string
+	var home, cartID string
 	t.Run("the storefront lists the seeded product with its price", func(t *testing.T) {
 		testenv.Eventually(t, 2*time.Minute, "the storefront's home page", func() (bool, error) {
 			code, body, err := s.get("/")
@@ -180,7 +181,7 @@ func TestRealStoreServesShoppers(t *testing.T) {
 			t.Fatalf("cart page: %d %v\n%s", code, err, trim(cart))
 		}
 		u, _ := url.Parse(s.url("/"))
-		var cartID string
+		cartID = ""
 		for _, c := range s.c.Jar.Cookies(u) {
 			if c.Name == "sf_cart" {
 				cartID = c.Value
@@ -280,6 +281,84 @@ func TestRealStoreServesShoppers(t *testing.T) {
 		if code, _ := api(t, http.MethodGet, "/api/v1/stores/shop", "bob", nil); code != http.StatusNotFound {
 			t.Fatalf("bob reading alice's store: %d, want 404", code)
 		}
+	})
+
+	// cartLines is the shopper's cart in the store's PostgreSQL.
+	cartLines := func() (string, error) {
+		return kubectl("exec", "-n", "store-shop", "postgres-0", "--", "psql", "-U", "medusa", "-d", "medusa", "-tAc",
+			fmt.Sprintf("select count(*) from cart_line_item where cart_id = '%s' and deleted_at is null", cartID))
+	}
+	waitServing := func(t *testing.T, what string) {
+		t.Helper()
+		var body string
+		testenv.Eventually(t, 5*time.Minute, what, func() (bool, error) {
+			_, st := api(t, http.MethodGet, "/api/v1/stores/shop", "alice", nil)
+			code, b, err := s.get("/")
+			body = b
+			return st["ready"] == true && code == http.StatusOK && strings.Contains(b, "Sample T-Shirt"), err
+		}, func() string { return "page: " + trim(body) })
+	}
+
+	t.Run("data survives deleting the database pod", func(t *testing.T) {
+		if out, err := kubectl("delete", "pod", "-n", "store-shop", "postgres-0", "--wait=true"); err != nil {
+			t.Fatalf("delete postgres-0: %v %s", err, out)
+		}
+		waitServing(t, "the store serving again after its database pod was replaced")
+		var lines string
+		testenv.Eventually(t, time.Minute, "the cart in the new database pod", func() (bool, error) {
+			var err error
+			lines, err = cartLines()
+			return err == nil && lines == "1", nil
+		}, func() string { return "line items: " + lines })
+	})
+
+	t.Run("a deleted workload is healed by the operator", func(t *testing.T) {
+		if out, err := kubectl("delete", "deployment", "-n", "store-shop", "storefront", "--wait=true"); err != nil {
+			t.Fatalf("delete the storefront Deployment: %v %s", err, out)
+		}
+		waitServing(t, "the storefront back after its Deployment was deleted")
+		_, st := api(t, http.MethodGet, "/api/v1/stores/shop", "alice", nil)
+		if drift, _ := st["drift"].(map[string]any); drift == nil || drift["corrections"] == nil {
+			t.Errorf("no drift correction recorded: %v", st["drift"])
+		}
+	})
+
+	t.Run("deleting the store leaves nothing behind", func(t *testing.T) {
+		out, err := kubectl("get", "pv", "-o", `jsonpath={range .items[?(@.spec.claimRef.namespace=="store-shop")]}{.metadata.name}={.spec.local.path}{"\n"}{end}`)
+		if err != nil {
+			t.Fatal(err, out)
+		}
+		volumes := map[string]string{}
+		for _, line := range strings.Fields(out) {
+			name, dir, _ := strings.Cut(line, "=")
+			volumes[name] = dir
+		}
+		if len(volumes) < 2 {
+			t.Fatalf("volumes of the store: %v, want the database's and the uploads'", volumes)
+		}
+		if code, body := api(t, http.MethodDelete, "/api/v1/stores/shop", "alice", nil); code != http.StatusAccepted {
+			t.Fatalf("delete: %d %v", code, body)
+		}
+		testenv.Eventually(t, 3*time.Minute, "the store, its namespace, volumes and data directories gone", func() (bool, error) {
+			if code, _ := api(t, http.MethodGet, "/api/v1/stores/shop", "alice", nil); code != http.StatusNotFound {
+				return false, nil
+			}
+			if _, err := kubectl("get", "namespace", "store-shop"); err == nil {
+				return false, nil
+			}
+			for name, dir := range volumes {
+				if _, err := kubectl("get", "pv", name); err == nil {
+					return false, nil
+				}
+				if _, err := os.Stat(dir); !os.IsNotExist(err) {
+					return false, nil
+				}
+			}
+			return true, nil
+		}, func() string {
+			left, _ := kubectl("get", "pv,namespace")
+			return fmt.Sprintf("volumes %v\n%s", volumes, left)
+		})
 	})
 }
 
