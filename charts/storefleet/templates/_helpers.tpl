@@ -127,3 +127,30 @@ empty lets both binaries default to the environment's store domain.
 {{- if and $list $default -}}{{- $list = prepend $list $default -}}{{- end -}}
 {{- if $list -}}{{ $list | uniq | join "," }}{{- else -}}{{ $default }}{{- end -}}
 {{- end }}
+
+{{/*
+checkIdentity refuses an API that would believe identities nobody checked:
+no default auth mode, no wide trusted range, and in header mode the Ingress
+reaches the API only through the authenticating proxy.
+*/}}
+{{- define "storefleet.checkIdentity" -}}
+{{- $a := .Values.api -}}
+{{- if not $a.auth -}}
+{{- fail "api.auth is required: jwt (OIDC bearer tokens: api.oidc.issuer and api.oidc.audience) or header (behind an authenticating proxy: api.trustedProxies and api.authProxy). There is no default: an API that believed any X-User-Id would let anyone who reaches it be any user, admins included." -}}
+{{- end -}}
+{{- if eq $a.auth "header" -}}
+{{- if not $a.trustedProxies -}}
+{{- fail "api.auth=header needs api.trustedProxies: the CIDRs of the authenticating proxy's pods (there is no default; the pod network would include the ingress controller, which forwards clients' headers)" -}}
+{{- end -}}
+{{- if and .Values.ingress.enabled (not $a.insecureLocalIdentity) -}}
+{{- if not (and $a.authProxy.service $a.authProxy.port $a.authProxy.namespace $a.authProxy.podSelector) -}}
+{{- fail "api.auth=header with ingress.enabled needs api.authProxy (service, port, namespace, podSelector): the Ingress must reach the API only through the proxy that sets X-User-Id and X-User-Groups. Or use api.auth=jwt." -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end }}
+
+{{/* behindAuthProxy: header mode whose only way in is the authenticating proxy. */}}
+{{- define "storefleet.behindAuthProxy" -}}
+{{- if and (eq .Values.api.auth "header") (not .Values.api.insecureLocalIdentity) .Values.api.authProxy.service -}}true{{- end -}}
+{{- end }}
