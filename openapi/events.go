@@ -129,11 +129,21 @@ func (s *Server) storeEvents(ctx context.Context, in *StoreEventsInput) (*huma.S
 	if st == nil || !visible(st, id) {
 		return nil, s.fail(ctx, notFound(in.Name))
 	}
-	name := in.Name
-	return s.stream(ctx, id, func(e v1alpha1.StoreEvent) bool { return e.Store == name },
-		func(ctx context.Context, feed Feed, w *sseWriter) (int64, bool) {
+	name, uid := in.Name, st.UID
+	// This Store object's events only: a store deleted and created again
+	// under the same name (by anyone) is another store with another UID.
+	ours := func(e v1alpha1.StoreEvent) bool { return e.Store == name && (e.UID == "" || e.UID == uid) }
+	return s.stream(ctx, id, streamSpec{
+		filter: ours,
+		// Its deletion ends the stream, after the DELETED event itself.
+		final: func(e v1alpha1.StoreEvent) bool { return e.Type == v1alpha1.EventDeleted },
+		gone: func(ctx context.Context) bool {
+			cur, err := s.deps.Stores.Get(ctx, name)
+			return err == nil && (cur == nil || cur.UID != uid)
+		},
+		open: func(ctx context.Context, feed Feed, w *sseWriter) (int64, bool) {
 			if in.LastEventID != "" {
-				events, ok, err := feed.Replay(ctx, name, in.LastEventID)
+				events, ok, err := feed.Replay(ctx, st, in.LastEventID)
 				if err == nil && ok {
 					for _, e := range events {
 						w.activity(e)
@@ -142,20 +152,21 @@ func (s *Server) storeEvents(ctx context.Context, in *StoreEventsInput) (*huma.S
 				}
 			}
 			cur, err := s.deps.Stores.Get(ctx, name)
-			if err != nil || cur == nil {
+			if err != nil || cur == nil || cur.UID != uid {
 				w.end(fmt.Sprintf("store %q is gone", name))
 				return 0, false
 			}
 			w.send("snapshot", "", StoreOf(cur))
 			last := v1alpha1.LastSeq(cur.Status.ActivityLog)
-			if missed, err := feed.Since(ctx, name, last); err == nil {
+			if missed, err := feed.Since(ctx, cur, last); err == nil {
 				for _, e := range missed {
 					w.activity(e)
 					last = e.Seq
 				}
 			}
 			return last, true
-		})
+		},
+	})
 }
 
 func (s *Server) fleetEvents(ctx context.Context, in *FleetEventsInput) (*huma.StreamResponse, error) {
@@ -167,8 +178,9 @@ func (s *Server) fleetEvents(ctx context.Context, in *FleetEventsInput) (*huma.S
 	if in.All {
 		owner = ""
 	}
-	return s.stream(ctx, id, func(e v1alpha1.StoreEvent) bool { return owner == "" || e.Owner == owner },
-		func(ctx context.Context, _ Feed, w *sseWriter) (int64, bool) {
+	return s.stream(ctx, id, streamSpec{
+		filter: func(e v1alpha1.StoreEvent) bool { return owner == "" || e.Owner == owner },
+		open: func(ctx context.Context, _ Feed, w *sseWriter) (int64, bool) {
 			stores, err := s.deps.Stores.List(ctx, owner)
 			if err != nil {
 				w.end("stores unavailable")
@@ -182,15 +194,29 @@ func (s *Server) fleetEvents(ctx context.Context, in *FleetEventsInput) (*huma.S
 			// Per-store sequence numbers cannot dedupe a fleet: live
 			// events may repeat the snapshot's last moments.
 			return -1, true
-		})
+		},
+	})
+}
+
+// streamSpec is what one kind of event stream delivers.
+type streamSpec struct {
+	// filter picks the feed's events for this stream.
+	filter func(v1alpha1.StoreEvent) bool
+	// open sends the opening messages; it returns the sequence number up to
+	// which live events were already sent (-1: none to skip).
+	open func(ctx context.Context, feed Feed, w *sseWriter) (skipSeq int64, ok bool)
+	// final, when set, ends the stream after an event it accepts.
+	final func(v1alpha1.StoreEvent) bool
+	// gone, when set, is asked at every heartbeat whether the stream's
+	// subject no longer exists (a deletion whose event was not delivered).
+	gone func(ctx context.Context) bool
 }
 
 // stream runs an event stream: it takes a stream slot, subscribes before
 // sending the opening messages (so nothing falls between them), skips live
 // events already sent, sends heartbeats, and ends when the client leaves or
 // the feed stops.
-func (s *Server) stream(ctx context.Context, id Identity, filter func(v1alpha1.StoreEvent) bool,
-	open func(ctx context.Context, feed Feed, w *sseWriter) (skipSeq int64, ok bool)) (*huma.StreamResponse, error) {
+func (s *Server) stream(ctx context.Context, id Identity, spec streamSpec) (*huma.StreamResponse, error) {
 	feed := s.feed()
 	if feed == nil {
 		return nil, s.fail(ctx, errorf(KindUnavailable, "event streams are not available"))
@@ -202,7 +228,7 @@ func (s *Server) stream(ctx context.Context, id Identity, filter func(v1alpha1.S
 	return &huma.StreamResponse{Body: func(hctx huma.Context) {
 		ctx := hctx.Context()
 		defer s.streams.release(id.User)
-		events, cancel := feed.Subscribe(filter)
+		events, cancel := feed.Subscribe(spec.filter)
 		defer cancel()
 		_, rw := humago.Unwrap(hctx)
 		w := &sseWriter{w: rw, rc: http.NewResponseController(rw)}
@@ -210,7 +236,7 @@ func (s *Server) stream(ctx context.Context, id Identity, filter func(v1alpha1.S
 		hctx.SetHeader("Cache-Control", "no-cache")
 		hctx.SetHeader("X-Accel-Buffering", "no")
 		hctx.SetStatus(http.StatusOK)
-		skipSeq, ok := open(ctx, feed, w)
+		skipSeq, ok := spec.open(ctx, feed, w)
 		if !ok {
 			return
 		}
@@ -228,7 +254,15 @@ func (s *Server) stream(ctx context.Context, id Identity, filter func(v1alpha1.S
 				if e.Seq > skipSeq && !w.sent(e.ID) {
 					w.activity(e)
 				}
+				if spec.final != nil && spec.final(e) {
+					w.end("the store was deleted")
+					return
+				}
 			case <-heartbeat.C:
+				if spec.gone != nil && spec.gone(ctx) {
+					w.end("the store was deleted")
+					return
+				}
 				w.comment("heartbeat")
 			}
 		}

@@ -19,12 +19,13 @@ type Feed interface {
 	// called; the channel is closed when the feed can no longer deliver
 	// (the client then reconnects and resumes).
 	Subscribe(filter func(v1alpha1.StoreEvent) bool) (events <-chan v1alpha1.StoreEvent, cancel func())
-	// Replay returns the events after id, of one store or (store "") of
-	// every store; ok is false when id cannot be resumed from here.
-	Replay(ctx context.Context, store, id string) (events []v1alpha1.StoreEvent, ok bool, err error)
+	// Replay returns the store's events after id: this Store object's (by
+	// UID), never an earlier store's of the same name; ok is false when id
+	// cannot be resumed from here.
+	Replay(ctx context.Context, store *v1alpha1.Store, id string) (events []v1alpha1.StoreEvent, ok bool, err error)
 	// Since returns a store's latest events with a sequence number above seq
 	// (what happened between a snapshot and the subscription).
-	Since(ctx context.Context, store string, seq int64) ([]v1alpha1.StoreEvent, error)
+	Since(ctx context.Context, store *v1alpha1.Store, seq int64) ([]v1alpha1.StoreEvent, error)
 	// Healthy reports whether the feed delivers now.
 	Healthy() bool
 	// Name says where the events come from, for clients and logs.
@@ -84,20 +85,20 @@ func (f *WatchFeed) Healthy() bool { return true }
 
 // Since has nothing to add: the watch updates the cache before it
 // dispatches, so a snapshot from the cache already holds what came before.
-func (f *WatchFeed) Since(context.Context, string, int64) ([]v1alpha1.StoreEvent, error) {
+func (f *WatchFeed) Since(context.Context, *v1alpha1.Store, int64) ([]v1alpha1.StoreEvent, error) {
 	return nil, nil
 }
 func (f *WatchFeed) Name() string { return "cluster watch" }
 
 // Replay resumes a store stream from the activity ring, when the entry
 // after id is still in it.
-func (f *WatchFeed) Replay(ctx context.Context, store, id string) ([]v1alpha1.StoreEvent, bool, error) {
+func (f *WatchFeed) Replay(ctx context.Context, store *v1alpha1.Store, id string) ([]v1alpha1.StoreEvent, bool, error) {
 	seq, err := strconv.ParseInt(id, 10, 64)
-	if err != nil || store == "" {
+	if err != nil {
 		return nil, false, nil
 	}
-	s, err := f.cache.Get(ctx, store)
-	if err != nil || s == nil {
+	s, err := f.cache.Get(ctx, store.Name)
+	if err != nil || s == nil || s.UID != store.UID {
 		return nil, false, err
 	}
 	log := s.Status.ActivityLog

@@ -1,6 +1,10 @@
 package v1alpha1
 
-import "time"
+import (
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+)
 
 // StoreEvent is one step in a store's life, the same everywhere it travels:
 // an entry of status.activityLog, a Redis Streams entry (internal/eventstream),
@@ -14,6 +18,9 @@ type StoreEvent struct {
 	ID        string    `json:"id,omitempty"`
 	Time      time.Time `json:"time"`
 	Store     string    `json:"store"`
+	// UID is the Store object's: a name can be used again by someone else,
+	// the UID never, so a store's stream is keyed by it.
+	UID       types.UID `json:"uid,omitempty"`
 	Owner     string    `json:"owner,omitempty"`
 	Type      string    `json:"type"`
 	Message   string    `json:"message,omitempty"`
@@ -55,7 +62,7 @@ func EventOf(s *Store, e ActivityEntry) StoreEvent {
 		phase = PhasePending
 	}
 	return StoreEvent{
-		Time: e.Timestamp.Time, Store: s.Name, Owner: s.Spec.Owner, Type: e.Event, Message: e.Message,
+		Time: e.Timestamp.Time, Store: s.Name, UID: s.UID, Owner: s.Spec.Owner, Type: e.Event, Message: e.Message,
 		Condition: conditionOfEvent[e.Event], Phase: phase, Source: EventSourceOperator,
 		RequestID: s.Annotations[RequestIDAnnotation], Seq: e.Seq,
 	}

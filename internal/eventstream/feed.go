@@ -102,8 +102,8 @@ func (f *Feed) Healthy() bool { return f.healthy.Load() }
 
 // Since reads the end of the store's stream: the operator publishes after
 // saving the status, so an event can reach Redis before the API's cache.
-func (f *Feed) Since(ctx context.Context, store string, seq int64) ([]v1alpha1.StoreEvent, error) {
-	msgs, err := f.client.XRevRangeN(ctx, StoreStream(store), "+", "-", 50).Result()
+func (f *Feed) Since(ctx context.Context, store *v1alpha1.Store, seq int64) ([]v1alpha1.StoreEvent, error) {
+	msgs, err := f.client.XRevRangeN(ctx, StoreStream(store.UID), "+", "-", 50).Result()
 	if err != nil {
 		return nil, err
 	}
@@ -120,13 +120,13 @@ func (f *Feed) Since(ctx context.Context, store string, seq int64) ([]v1alpha1.S
 // Name says where the events come from.
 func (f *Feed) Name() string { return "redis" }
 
-// Replay reads the store's stream after id. For the fleet (store "") there
-// is no single position to resume from: the client gets a fresh snapshot.
-func (f *Feed) Replay(ctx context.Context, store, id string) ([]v1alpha1.StoreEvent, bool, error) {
-	if store == "" || !validID(id) {
+// Replay reads the store's stream after id: the stream of this Store object
+// (its UID), never of an earlier store of the same name.
+func (f *Feed) Replay(ctx context.Context, store *v1alpha1.Store, id string) ([]v1alpha1.StoreEvent, bool, error) {
+	if !validID(id) {
 		return nil, false, nil
 	}
-	msgs, err := f.client.XRange(ctx, StoreStream(store), "("+id, "+").Result()
+	msgs, err := f.client.XRange(ctx, StoreStream(store.UID), "("+id, "+").Result()
 	if err != nil {
 		return nil, false, err
 	}

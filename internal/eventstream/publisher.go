@@ -2,6 +2,7 @@ package eventstream
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -100,8 +101,11 @@ func (p *Publisher) write(ctx context.Context, e v1alpha1.StoreEvent) error {
 	if err != nil {
 		return err
 	}
+	if e.UID == "" {
+		return fmt.Errorf("event %s of store %s has no store UID", e.Type, e.Store)
+	}
 	id, err := p.client.XAdd(ctx, &redis.XAddArgs{
-		Stream: StoreStream(e.Store), MaxLen: p.maxLen, Approx: true,
+		Stream: StoreStream(e.UID), MaxLen: p.maxLen, Approx: true,
 		Values: map[string]any{field: data},
 	}).Result()
 	if err != nil {
@@ -114,6 +118,10 @@ func (p *Publisher) write(ctx context.Context, e v1alpha1.StoreEvent) error {
 	pipe := p.client.Pipeline()
 	pipe.XAdd(ctx, &redis.XAddArgs{Stream: FleetStream, MaxLen: p.maxLen * 10, Approx: true, Values: map[string]any{field: data}})
 	pipe.Publish(ctx, LiveChannel, data)
+	if e.Type == v1alpha1.EventDeleted {
+		// The store is gone: its stream goes too, after a grace period.
+		pipe.Expire(ctx, StoreStream(e.UID), DeletedStreamTTL)
+	}
 	_, err = pipe.Exec(ctx)
 	return err
 }

@@ -10,8 +10,10 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
 )
@@ -26,8 +28,14 @@ const (
 	field = "event"
 )
 
-// StoreStream is the Redis stream of one store's events.
-func StoreStream(store string) string { return "storefleet:events:store:" + store }
+// StoreStream is the Redis stream of one store's events, keyed by the Store
+// object's UID: a name used again (by another owner) starts a new stream
+// instead of replaying the previous store's.
+func StoreStream(uid types.UID) string { return "storefleet:events:store:" + string(uid) }
+
+// DeletedStreamTTL is how long a deleted store's stream stays readable, so a
+// client reconnecting just after the deletion still gets its last events.
+const DeletedStreamTTL = time.Hour
 
 // encode is the JSON of e, as entries and announcements carry it.
 func encode(e v1alpha1.StoreEvent) ([]byte, error) { return json.Marshal(e) }

@@ -12,7 +12,7 @@ import (
 // The names are the contract with every reader of the streams (the API, and
 // anyone tailing Redis): they change only on purpose.
 func TestStreamNames(t *testing.T) {
-	if got := StoreStream("acme"); got != "storefleet:events:store:acme" {
+	if got := StoreStream("6a1f0c3e-uid"); got != "storefleet:events:store:6a1f0c3e-uid" {
 		t.Errorf("StoreStream = %q", got)
 	}
 	if FleetStream != "storefleet:events" || LiveChannel != "storefleet:events:live" {

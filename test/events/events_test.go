@@ -13,6 +13,7 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
 	"github.com/storefleet/storefleet/internal/devcluster"
@@ -149,7 +150,11 @@ func TestStoreStreamWithRedis(t *testing.T) {
 	// The events really went through Redis.
 	rc := goredis.NewClient(&goredis.Options{Addr: strings.TrimPrefix(strings.TrimSuffix(redis.URL(), "/0"), "redis://")})
 	defer rc.Close()
-	n, err := rc.XLen(context.Background(), eventstream.StoreStream("ev-redis")).Result()
+	var st v1alpha1.Store
+	if err := cluster.Client.Get(context.Background(), client.ObjectKey{Name: "ev-redis"}, &st); err != nil {
+		t.Fatal(err)
+	}
+	n, err := rc.XLen(context.Background(), eventstream.StoreStream(st.UID)).Result()
 	if err != nil || n < 7 {
 		t.Fatalf("store stream has %d entries (%v)", n, err)
 	}
@@ -157,6 +162,83 @@ func TestStoreStreamWithRedis(t *testing.T) {
 
 func TestStoreStreamWithoutRedis(t *testing.T) {
 	testStream(t, withoutRedis.URL, "ev-watch")
+}
+
+func deleteStore(t testing.TB, base, user, name string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodDelete, base+"/api/v1/stores/"+name, nil)
+	req.Header.Set(openapi.UserHeader, user)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("delete %s: %d", name, resp.StatusCode)
+	}
+}
+
+// TestEventsStayWithTheirStore: an open store stream ends when its store is
+// deleted, and a name used again by another user is a new stream: resuming
+// it from the earlier store's last event ID replays nothing of the earlier
+// owner's.
+func TestEventsStayWithTheirStore(t *testing.T) {
+	for _, tc := range []struct{ base, name string }{{withRedis.URL, "reused"}, {withoutRedis.URL, "reused-watch"}} {
+		createStore(t, tc.base, "alice", tc.name)
+		s, code := openStream(t, tc.base, "/api/v1/stores/"+tc.name+"/events", "alice", "")
+		if code != http.StatusOK {
+			t.Fatalf("alice's stream: %d", code)
+		}
+		_, events := collect(t, s, true)
+		lastID := events[len(events)-1].ID
+
+		deleteStore(t, tc.base, "alice", tc.name)
+		ended := false
+		for !ended {
+			m, ok := s.next(t, 60*time.Second)
+			if !ok {
+				t.Fatalf("%s: alice's stream still open a minute after the deletion", tc.name)
+			}
+			ended = m.event == "end" && strings.Contains(m.data, "deleted")
+		}
+		if _, more := s.next(t, 2*time.Second); more {
+			t.Errorf("%s: the stream went on after its end message", tc.name)
+		}
+		s.close()
+		testenv.Eventually(t, 60*time.Second, tc.name+" gone", func() (bool, error) {
+			st, err := stores.Get(context.Background(), tc.name)
+			return st == nil, err
+		})
+
+		createStore(t, tc.base, "bob", tc.name)
+		b, code := openStream(t, tc.base, "/api/v1/stores/"+tc.name+"/events", "bob", lastID)
+		if code != http.StatusOK {
+			t.Fatalf("bob's stream: %d", code)
+		}
+		// Whatever it resumes with (bob's own events after that position,
+		// or a snapshot), nothing of alice's store comes.
+		deadline := time.Now().Add(15 * time.Second)
+		for time.Now().Before(deadline) {
+			m, ok := b.next(t, time.Until(deadline))
+			if !ok {
+				break
+			}
+			if m.event != "activity" {
+				continue
+			}
+			var e v1alpha1.StoreEvent
+			if err := json.Unmarshal([]byte(m.data), &e); err != nil {
+				t.Fatal(err)
+			}
+			if e.Owner != "bob" {
+				t.Fatalf("%s: bob's stream replayed the earlier owner's event %+v", tc.name, e)
+			}
+			if e.Type == v1alpha1.EventReady {
+				break
+			}
+		}
+		b.close()
+	}
 }
 
 // TestStreamsAreOwnersOnly: bob cannot open alice's store stream, and bob's

@@ -499,6 +499,7 @@ export interface components {
             /** Format: date-time */
             time: string;
             type: string;
+            uid?: string;
         };
         StoreList: {
             items: components["schemas"]["StoreSummary"][] | null;
