@@ -29,8 +29,12 @@ tools: ## Build the pinned local control plane (etcd, kube-*, kwok, Flux) and th
 	$(GO) run ./cmd/localcluster build
 
 .PHONY: images
-images: tools ## Build the images the real node runs (Debian base, pause, CoreDNS, traefik) locally, no registry, into ~/.cache/storefleet/images-v1
+images: tools store-images ## Build the images the real node runs (pause, CoreDNS, traefik, and the store images) locally, no registry, into ~/.cache/storefleet/images-v1
 	$(GO) run ./cmd/localcluster images
+
+.PHONY: store-images
+store-images: ## Build the Debian base and the store images (Medusa, storefront, PostgreSQL, Redis); needs no control plane
+	$(GO) run ./cmd/localcluster store-images
 
 .PHONY: forge
 forge: ## Build the local forge (Gitea, for pull-request tests and dev --forge) into ~/.cache/storefleet
@@ -90,8 +94,16 @@ UNIT_PACKAGES = $(shell $(GO) list ./... | grep -v -e /test/ -e /cmd/ -e /intern
 unit: ## Unit tests in seconds: the pure tests of every package, no cluster, no network (skipped cluster tests are listed)
 	STOREFLEET_UNIT=1 $(GO) test -count=1 -v $(UNIT_PACKAGES) | grep -vE '^ *(=== (RUN|PAUSE|CONT|NAME)|--- PASS|PASS$$)'
 
+# prepare is everything the tests need. make test builds it with -j4: the
+# machine has 2 cores and every build is CPU-bound, but their module
+# downloads, debootstrap, npm ci and single-threaded links then overlap the
+# other builds' compiles (a cold first run is minutes shorter).
+.PHONY: prepare
+prepare: tools images forge gitops web
+
 .PHONY: test
-test: tools images forge gitops web ## Run every test: unit and integration on real local clusters, Git servers, Gitea and Chromium; the dashboard's Vitest tests
+test: ## Run every test: unit and integration on real local clusters, Git servers, Gitea and Chromium; the dashboard's Vitest tests
+	$(MAKE) --no-print-directory -j4 prepare
 	cd web && npx vitest run
 	$(GO) test -count=1 -timeout 30m ./...
 

@@ -15,8 +15,11 @@ const usage = `usage: localcluster <command>
 
 commands:
   build   build every missing control-plane and real-node binary into the versioned cache
-  images  build the real node's images (pause, CoreDNS, traefik) and the store chart's
-          (Medusa, storefront, PostgreSQL, Redis, from charts/medusa-store/images) into the image cache
+  images  build the real node's images (pause, CoreDNS, traefik; needs build) and the store
+          chart's into the image cache
+  store-images
+          build the Debian base and the store chart's images (Medusa, storefront, PostgreSQL,
+          Redis, from charts/medusa-store/images): no control plane needed, so it can run beside build
   forge   build the local forge (Gitea) into its versioned cache
   gitops  build Flux's kustomize-controller into its versioned cache
   path    print the versioned cache directory of the binaries
@@ -41,15 +44,18 @@ func main() {
 		build("the local forge", devcluster.ForgeTools())
 	case "gitops":
 		build("kustomize-controller", devcluster.GitOpsTools())
-	case "images":
+	case "images", "store-images":
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 		defer stop()
 		b := devcluster.ImageBuilder(os.Stdout)
-		fmt.Printf("Building the real node's images into %s\n", b.Dir)
-		if _, err := devcluster.BuildNodeImages(ctx, b); err != nil {
-			fmt.Fprintf(os.Stderr, "localcluster: %v\n", err)
-			os.Exit(1)
+		if os.Args[1] == "images" {
+			fmt.Printf("Building the real node's images into %s\n", b.Dir)
+			if _, err := devcluster.BuildNodeImages(ctx, b); err != nil {
+				fmt.Fprintf(os.Stderr, "localcluster: %v\n", err)
+				os.Exit(1)
+			}
 		}
+		fmt.Printf("Building the store images into %s\n", b.Dir)
 		if _, err := devcluster.BuildStoreImages(ctx, b, devcluster.StoreImagesDir); err != nil {
 			fmt.Fprintf(os.Stderr, "localcluster: %v\n", err)
 			os.Exit(1)
