@@ -136,6 +136,20 @@ func TestRealStoreServesShoppers(t *testing.T) {
 			}
 			running++
 		}
+		// What each container uses at rest, from its own cgroup, against the
+		// plan's requests (reconciler/plan.go).
+		for _, p := range pods.Items {
+			if p.Status.Phase != "Running" {
+				continue
+			}
+			for _, c := range p.Status.ContainerStatuses {
+				if mem, err := kubectl("exec", "-n", "store-shop", p.Metadata.Name, "-c", c.Name, "--", "cat", "/sys/fs/cgroup/memory.current"); err == nil {
+					var bytes int64
+					fmt.Sscan(mem, &bytes)
+					t.Logf("memory of %s/%s: %d MiB", p.Metadata.Name, c.Name, bytes>>20)
+				}
+			}
+		}
 		// postgres, redis, backend, worker, storefront
 		if running < 5 {
 			t.Errorf("%d running pods, want the database, Redis, server, worker and storefront", running)
