@@ -329,3 +329,23 @@ func TestHostProblem(t *testing.T) {
 		})
 	}
 }
+
+func TestStoreURLsCarryTheIngressPort(t *testing.T) {
+	s := &v1alpha1.Store{ObjectMeta: metav1.ObjectMeta{Name: "shop"}, Spec: v1alpha1.StoreSpec{Engine: v1alpha1.EngineMedusa}}
+	cases := []struct {
+		values map[string]any
+		want   string
+	}{
+		{nil, "http://shop.localhost"},
+		{map[string]any{"ingress": map[string]any{"port": 80}}, "http://shop.localhost"},
+		{map[string]any{"ingress": map[string]any{"port": 8081}}, "http://shop.localhost:8081"},
+		{map[string]any{"ingress": map[string]any{"port": float64(443), "tls": map[string]any{"enabled": true}}}, "https://shop.localhost"},
+		{map[string]any{"ingress": map[string]any{"port": 8443, "tls": map[string]any{"enabled": true}}}, "https://shop.localhost:8443"},
+	}
+	for _, c := range cases {
+		u := urlsOf(s, Platform{Domain: "localhost", EnvironmentValues: c.values})
+		if u.Storefront != c.want || u.Admin != c.want+"/app" {
+			t.Errorf("values %v: urls %+v, want %s", c.values, u, c.want)
+		}
+	}
+}

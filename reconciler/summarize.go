@@ -2,6 +2,8 @@ package reconciler
 
 import (
 	"fmt"
+	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -140,8 +142,27 @@ func urlsOf(s *v1alpha1.Store, p Platform) *v1alpha1.StoreURLs {
 	if tls, _ := nested(p.EnvironmentValues, "ingress", "tls", "enabled").(bool); tls {
 		scheme = "https"
 	}
-	base := fmt.Sprintf("%s://%s.%s", scheme, s.Name, storeDomain(s, p))
+	host := s.Name + "." + storeDomain(s, p)
+	// The chart's medusa-store.url makes the same URL from ingress.port.
+	if port := portValue(nested(p.EnvironmentValues, "ingress", "port")); port != 0 &&
+		!(scheme == "http" && port == 80) && !(scheme == "https" && port == 443) {
+		host = net.JoinHostPort(host, strconv.Itoa(port))
+	}
+	base := scheme + "://" + host
 	return &v1alpha1.StoreURLs{Storefront: base, Admin: base + "/app"}
+}
+
+// portValue reads a port from values (YAML gives int or float64).
+func portValue(v any) int {
+	switch p := v.(type) {
+	case int:
+		return p
+	case int64:
+		return int(p)
+	case float64:
+		return int(p)
+	}
+	return 0
 }
 
 func nested(m map[string]any, path ...string) any {

@@ -6,9 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -127,8 +129,13 @@ func runDev(args []string) error {
 			}
 		}()
 		cfg, kubeconfig, logDir = cluster.Config, cluster.Kubeconfig, cluster.Workdir
-		// Stores run for real when the node does.
+		// Stores run for real when the node does, at the node's ingress.
 		op.realNode = cluster.Node != nil
+		if cluster.Node != nil {
+			if u, err := url.Parse(cluster.Node.IngressURL); err == nil {
+				op.ingressPort, _ = strconv.Atoi(u.Port())
+			}
+		}
 	}
 	platform, err := op.platform()
 	if err != nil {

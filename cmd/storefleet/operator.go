@@ -46,6 +46,7 @@ type operatorFlags struct {
 	domain          string
 	allowedDomains  string
 	realNode        bool
+	ingressPort     int
 	metricsAddr     string
 	healthAddr      string
 	leaderElect     bool
@@ -76,6 +77,7 @@ func (f *operatorFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.valuesFile, "values", "", "store chart values file of the environment (overrides --environment)")
 	fs.StringVar(&f.domain, "domain", "", "default domain of store hosts (default: store.domain of the environment values)")
 	fs.StringVar(&f.allowedDomains, "allowed-domains", "", "comma-separated domains a Store's spec.domain may name; a Store with another domain is Stalled (default: the default domain only)")
+	fs.IntVar(&f.ingressPort, "ingress-port", 0, "port the ingress serves stores on when it is not 80/443 (part of every store URL); sets the store chart's ingress.port")
 	fs.BoolVar(&f.realNode, "stores-on-real-node", false, "run stores on the local cluster's real node: merge clusters/local/platform/real-node-values.yaml over the environment's values")
 	fs.IntVar(&f.opts.Workers, "workers", d.Workers, "stores reconciled concurrently")
 	fs.IntVar(&f.opts.MaxAttempts, "max-attempts", d.MaxAttempts, "failed attempts before a store is marked Failed")
@@ -219,6 +221,12 @@ func (f *operatorFlags) platform() (reconciler.Platform, error) {
 			return reconciler.Platform{}, fmt.Errorf("parse the real node's values: %w", err)
 		}
 		clusters.Merge(vals, node)
+	}
+	if f.ingressPort != 0 {
+		if f.ingressPort < 0 || f.ingressPort > 65535 {
+			return reconciler.Platform{}, fmt.Errorf("--ingress-port %d is not a port", f.ingressPort)
+		}
+		clusters.Merge(vals, map[string]any{"ingress": map[string]any{"port": f.ingressPort}})
 	}
 	p := reconciler.Platform{Domain: f.domain, EnvironmentValues: vals}
 	if p.Domain == "" {

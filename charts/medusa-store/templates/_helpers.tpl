@@ -48,7 +48,13 @@ seccompProfile:
 {{- end }}
 
 {{- define "medusa-store.url" -}}
-{{- printf "%s://%s" (ternary "https" "http" .Values.ingress.tls.enabled) (include "medusa-store.host" .) -}}
+{{- $scheme := ternary "https" "http" .Values.ingress.tls.enabled -}}
+{{- $port := int (.Values.ingress.port | default 0) -}}
+{{- if or (eq $port 0) (and (eq $scheme "http") (eq $port 80)) (and (eq $scheme "https") (eq $port 443)) -}}
+{{- printf "%s://%s" $scheme (include "medusa-store.host" .) -}}
+{{- else -}}
+{{- printf "%s://%s:%d" $scheme (include "medusa-store.host" .) $port -}}
+{{- end -}}
 {{- end }}
 
 {{/* Secret references shared by the server, the worker and the migration init container. */}}
