@@ -21,7 +21,7 @@ import (
 )
 
 // api calls the Intent API as user.
-func api(t *testing.T, method, path, user string, body any) (int, map[string]any) {
+func api(t testing.TB, method, path, user string, body any) (int, map[string]any) {
 	t.Helper()
 	var r io.Reader
 	if body != nil {
@@ -48,7 +48,7 @@ type shopper struct {
 	c    *http.Client
 }
 
-func newShopper(t *testing.T, host string) *shopper {
+func newShopper(t testing.TB, host string) *shopper {
 	jar, _ := cookiejar.New(nil)
 	ingress, _ := url.Parse(dev.IngressURL)
 	c := &http.Client{Timeout: 20 * time.Second, Jar: jar, Transport: &http.Transport{
