@@ -150,7 +150,7 @@ func TestPlatformChartRenders(t *testing.T) {
 			for _, o := range objs {
 				kinds[o.obj.GetKind()]++
 			}
-			want := map[string]int{"Deployment": 2, "Service": 2, "ServiceAccount": 2, "ClusterRole": 2, "ClusterRoleBinding": 2, "Role": 2, "RoleBinding": 2, "PodDisruptionBudget": 1, "Ingress": 1, "NetworkPolicy": 2}
+			want := map[string]int{"Deployment": 2, "Service": 2, "ServiceAccount": 3, "ClusterRole": 3, "ClusterRoleBinding": 3, "Role": 2, "RoleBinding": 2, "PodDisruptionBudget": 1, "Ingress": 1, "NetworkPolicy": 2}
 			if env != "minimal" {
 				want["Deployment"], want["Service"], want["NetworkPolicy"] = 3, 3, 3 // in-chart Redis
 			}

@@ -14,6 +14,7 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
@@ -143,47 +144,52 @@ func (c *Clone) Fetch(ctx context.Context, branch string) (plumbing.Hash, error)
 	return c.remoteHead(branch)
 }
 
-// Files returns the files directly under dir at commit, by base name. ok is
-// false when dir does not exist in that commit.
-func (c *Clone) Files(commit plumbing.Hash, dir string) (files map[string][]byte, ok bool, err error) {
+// Files returns the files directly under dir at commit, by base name, and
+// the names of its subdirectories. ok is false when dir does not exist in
+// that commit.
+func (c *Clone) Files(commit plumbing.Hash, dir string) (files map[string][]byte, subdirs []string, ok bool, err error) {
 	cm, err := c.repo.CommitObject(commit)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
 	tree, err := cm.Tree()
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
 	if d := cleanDir(dir); d != "" {
 		tree, err = tree.Tree(d)
 		if errors.Is(err, object.ErrDirectoryNotFound) {
-			return nil, false, nil
+			return nil, nil, false, nil
 		}
 		if err != nil {
-			return nil, false, err
+			return nil, nil, false, err
 		}
 	}
 	files = map[string][]byte{}
 	for _, e := range tree.Entries {
+		if e.Mode == filemode.Dir {
+			subdirs = append(subdirs, e.Name)
+			continue
+		}
 		if !e.Mode.IsFile() {
 			continue
 		}
 		f, err := tree.TreeEntryFile(&e)
 		if err != nil {
-			return nil, true, err
+			return nil, nil, true, err
 		}
 		r, err := f.Reader()
 		if err != nil {
-			return nil, true, err
+			return nil, nil, true, err
 		}
 		data, err := io.ReadAll(io.LimitReader(r, maxManifestBytes+1))
 		r.Close()
 		if err != nil {
-			return nil, true, err
+			return nil, nil, true, err
 		}
 		files[e.Name] = data
 	}
-	return files, true, nil
+	return files, subdirs, true, nil
 }
 
 // File returns one file's content at commit; ok is false when it is absent.

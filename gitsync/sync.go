@@ -64,9 +64,15 @@ func (r *Reader) sync(ctx context.Context, st *SyncStatus) error {
 		return fmt.Errorf("branch %s does not exist in the stores repo yet; nothing synced, nothing deleted", r.opts.Remote.Branch)
 	}
 	st.AttemptedCommit = head.String()
-	files, ok, err := r.clone.Files(head, r.opts.Remote.Path)
+	files, subdirs, ok, err := r.clone.Files(head, r.opts.Remote.Path)
 	if err != nil {
 		return fmt.Errorf("read %s at %s: %w; nothing deleted", st.Path, short(head), err)
+	}
+	// Only <name>.yaml files directly in the stores directory are stores;
+	// anything else there is reported, never applied (a Flux Kustomization
+	// over the same path would apply every YAML file below it).
+	for _, d := range subdirs {
+		st.Invalid = append(st.Invalid, Problem{File: join(st.Path, d) + "/", Message: NotAStorePlace})
 	}
 	// Names the repo still declares, valid or not: a store whose manifest is
 	// broken is not deleted because of the typo.
@@ -75,6 +81,9 @@ func (r *Reader) sync(ctx context.Context, st *SyncStatus) error {
 	for _, name := range sortedKeys(files) {
 		file := join(st.Path, name)
 		if !strings.HasSuffix(name, ".yaml") && !strings.HasSuffix(name, ".yml") {
+			if name != KeepFile {
+				st.Invalid = append(st.Invalid, Problem{File: file, Message: NotAStorePlace})
+			}
 			continue
 		}
 		declared[strings.TrimSuffix(strings.TrimSuffix(name, ".yaml"), ".yml")] = true

@@ -345,10 +345,16 @@ func dedupe(ps []Problem) []Problem {
 	return out
 }
 
-// ValidatePaths checks the manifests named by paths: files, or directories
-// whose *.yaml and *.yml files (not sub-directories) are manifests. It
-// returns the valid manifests and every problem, duplicates across files
-// included.
+// NotAStorePlace is the problem of anything in the stores directory that is
+// not a <name>.yaml file directly in it (or .keep): storefleet never reads
+// it, and a Flux Kustomization over the same path would apply any YAML in it
+// with the sync's identity.
+const NotAStorePlace = "not a store manifest: the stores directory holds only <name>.yaml files (and .keep), no other files and no subdirectories; remove it"
+
+// ValidatePaths checks the manifests named by paths: files, or stores
+// directories whose *.yaml and *.yml files are manifests; anything else in
+// such a directory, at any depth, is a problem (NotAStorePlace). It returns
+// the valid manifests and every problem, duplicates across files included.
 func (v *Validator) ValidatePaths(paths []string) ([]*Manifest, []Problem) {
 	var manifests []*Manifest
 	var problems []Problem
@@ -367,8 +373,14 @@ func (v *Validator) ValidatePaths(paths []string) ([]*Manifest, []Problem) {
 			}
 			files = files[:0]
 			for _, e := range entries {
-				if ext := filepath.Ext(e.Name()); !e.IsDir() && (ext == ".yaml" || ext == ".yml") {
-					files = append(files, filepath.Join(p, e.Name()))
+				full := filepath.Join(p, e.Name())
+				switch ext := filepath.Ext(e.Name()); {
+				case e.IsDir():
+					problems = append(problems, strayFiles(full)...)
+				case ext == ".yaml" || ext == ".yml":
+					files = append(files, full)
+				case e.Name() != KeepFile:
+					problems = append(problems, Problem{File: filepath.ToSlash(full), Message: NotAStorePlace})
 				}
 			}
 			if len(files) == 0 {
@@ -393,4 +405,26 @@ func (v *Validator) ValidatePaths(paths []string) ([]*Manifest, []Problem) {
 		}
 	}
 	return manifests, append(problems, Duplicates(manifests)...)
+}
+
+// strayFiles reports every file below dir (a subdirectory of the stores
+// directory) as out of place.
+func strayFiles(dir string) []Problem {
+	var out []Problem
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			out = append(out, Problem{File: filepath.ToSlash(p), Message: NotAStorePlace})
+		}
+		return nil
+	})
+	if err != nil {
+		out = append(out, Problem{File: filepath.ToSlash(dir), Message: err.Error()})
+	}
+	if len(out) == 0 {
+		out = append(out, Problem{File: filepath.ToSlash(dir) + "/", Message: NotAStorePlace})
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package gitsync
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -73,7 +74,7 @@ func TestValidateFile(t *testing.T) {
 
 func TestValidatePathsFindsDuplicates(t *testing.T) {
 	dir := t.TempDir()
-	for name, data := range map[string]string{"acme.yaml": valid, "acme.yml": valid, "notes.txt": "not a manifest"} {
+	for name, data := range map[string]string{"acme.yaml": valid, "acme.yml": valid, ".keep": ""} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -85,6 +86,45 @@ func TestValidatePathsFindsDuplicates(t *testing.T) {
 	ms, problems := v.ValidatePaths([]string{dir})
 	if len(ms) != 2 || len(problems) != 1 || !strings.Contains(problems[0].String(), `store "acme" is already declared in`) {
 		t.Fatalf("manifests %d, problems %v", len(ms), problems)
+	}
+}
+
+// TestValidatePathsRejectsWhatIsNotAStore: the stores directory holds
+// <name>.yaml files and .keep only. Anything else, at any depth, is a
+// problem: Flux's Kustomization over the path would apply any YAML below it
+// (a ClusterRoleBinding in a subdirectory) with the sync's identity.
+func TestValidatePathsRejectsWhatIsNotAStore(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"acme.yaml":                        valid,
+		".keep":                            "",
+		"notes.txt":                        "not a manifest",
+		"rbac/admin-binding.yaml":          "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\n",
+		"nested/deeper/kustomization.yaml": "resources: []\n",
+	}
+	for name, data := range files {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, err := NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, problems := v.ValidatePaths([]string{dir})
+	var out []string
+	for _, p := range problems {
+		if p.Message != NotAStorePlace {
+			t.Errorf("unexpected problem %s", p)
+		}
+		out = append(out, strings.TrimPrefix(p.File, filepath.ToSlash(dir)+"/"))
+	}
+	slices.Sort(out)
+	if want := []string{"nested/deeper/kustomization.yaml", "notes.txt", "rbac/admin-binding.yaml"}; !slices.Equal(out, want) || len(ms) != 1 {
+		t.Fatalf("manifests %d, out of place %v; want 1 and %v", len(ms), out, want)
 	}
 }
 

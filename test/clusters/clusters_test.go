@@ -19,6 +19,7 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -183,6 +184,40 @@ func testEnvironment(t *testing.T, env string) {
 	if err := c.Get(ctx, client.ObjectKey{Name: "flux-demo"}, &v1alpha1.Store{}); err != nil {
 		t.Errorf("flux-demo after the prune: %v", err)
 	}
+
+	// The stores repo cannot grant itself more: a ClusterRoleBinding to
+	// cluster-admin pushed below stores/ is refused by the API server (the
+	// sync's identity may write Stores only), and the sync says so.
+	escalation := []byte("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: stores-repo-escalation\n" +
+		"roleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: cluster-admin\n" +
+		"subjects:\n  - kind: ServiceAccount\n    name: default\n    namespace: default\n")
+	if _, err := git.Commit("stores", "main", "escalate", map[string][]byte{"stores/rbac/escalation.yaml": escalation}); err != nil {
+		t.Fatal(err)
+	}
+	requestReconcile(t, c, gitRepositoryGVK, "storefleet-system", "stores")
+	testenv.Eventually(t, 2*time.Minute, "the stores sync refusing the ClusterRoleBinding", func() (bool, error) {
+		requestReconcile(t, c, kustomizationGVK, "storefleet-system", "stores")
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(kustomizationGVK)
+		if err := c.Get(ctx, client.ObjectKey{Namespace: "storefleet-system", Name: "stores"}, u); err != nil {
+			return false, err
+		}
+		return !conditionTrue(u, "Ready") && strings.Contains(conditionMessage(u, "Ready"), "forbidden"), nil
+	}, describe(kustomizationGVK, "storefleet-system", "stores"))
+	if err := c.Get(ctx, client.ObjectKey{Name: "stores-repo-escalation"}, &rbacv1.ClusterRoleBinding{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the stores repo's ClusterRoleBinding exists (%v): the sync applied more than Stores", err)
+	}
+}
+
+func conditionMessage(u *unstructured.Unstructured, typ string) string {
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, c := range conds {
+		if m, _ := c.(map[string]any); m["type"] == typ {
+			msg, _ := m["message"].(string)
+			return msg
+		}
+	}
+	return ""
 }
 
 // tree reads directories of this repository as path → content.

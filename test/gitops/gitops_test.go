@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
@@ -259,7 +261,10 @@ func TestReaderSafety(t *testing.T) {
 	}
 	files["stores/broken.yaml"] = []byte("apiVersion: storefleet.dev/v1alpha1\nkind: Store\nmetadata:\n  name: broken\n spec: [\n")
 	files["stores/wrong-plan.yaml"] = []byte("apiVersion: storefleet.dev/v1alpha1\nkind: Store\nmetadata:\n  name: wrong-plan\nspec:\n  engine: medusa\n  owner: carol\n  plan: xl\n")
-	if _, err := git.Commit("safety", "main", "Six stores and two broken manifests", files); err != nil {
+	// Not Stores at a store's place: reported, never applied.
+	files["stores/rbac/escalate.yaml"] = []byte("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: git-made-namespace\n")
+	files["stores/notes.txt"] = []byte("remember the milk\n")
+	if _, err := git.Commit("safety", "main", "Six stores, two broken manifests, two files out of place", files); err != nil {
 		t.Fatal(err)
 	}
 	reader, err := gitsync.NewReader(gitsync.ReaderOptions{
@@ -293,10 +298,14 @@ func TestReaderSafety(t *testing.T) {
 		problems = append(problems, p.String())
 	}
 	report := strings.Join(problems, "\n")
-	for _, want := range []string{"stores/broken.yaml:4: invalid YAML", `stores/wrong-plan.yaml:8: spec.plan: Unsupported value: "xl"`} {
+	for _, want := range []string{"stores/broken.yaml:4: invalid YAML", `stores/wrong-plan.yaml:8: spec.plan: Unsupported value: "xl"`,
+		"stores/rbac/: " + gitsync.NotAStorePlace, "stores/notes.txt: " + gitsync.NotAStorePlace} {
 		if !strings.Contains(report, want) {
 			t.Errorf("invalid manifests reported as:\n%s\nwant %q", report, want)
 		}
+	}
+	if err := cluster.Client.Get(ctx, client.ObjectKey{Name: "git-made-namespace"}, &corev1.Namespace{}); !apierrors.IsNotFound(err) {
+		t.Errorf("a Namespace in a subdirectory of stores/ was applied (%v)", err)
 	}
 	// A store made with kubectl is never the reader's to prune.
 	handMade := &v1alpha1.Store{}

@@ -52,8 +52,10 @@ describe("AdminAccess", () => {
     await userEvent.click(screen.getByRole("button", { name: "Get admin link" }));
     const link = await screen.findByRole("link", { name: "Open the admin" });
     expect(link.getAttribute("href")).toBe("http://shop.localhost/app/invite?token=t1");
-    expect(new URL(seen[0].url).pathname).toBe("/api/v1/stores/shop/admin-invite");
-    expect(await seen[0].json()).toEqual({ email: "alice@example.com" });
+    const sent = seen[0];
+    if (!sent) throw new Error("the dashboard sent no request");
+    expect(new URL(sent.url).pathname).toBe("/api/v1/stores/shop/admin-invite");
+    expect(await sent.json()).toEqual({ email: "alice@example.com" });
   });
 
   it("says why when the store cannot answer", async () => {
