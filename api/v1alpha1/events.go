@@ -15,9 +15,9 @@ type StoreEvent struct {
 	// ID is the event's position in the stream it was read from (a Redis
 	// stream ID, or the activity sequence number without Redis); clients
 	// resume from it with Last-Event-ID.
-	ID        string    `json:"id,omitempty"`
-	Time      time.Time `json:"time"`
-	Store     string    `json:"store"`
+	ID    string    `json:"id,omitempty"`
+	Time  time.Time `json:"time"`
+	Store string    `json:"store"`
 	// UID is the Store object's: a name can be used again by someone else,
 	// the UID never, so a store's stream is keyed by it.
 	UID       types.UID `json:"uid,omitempty"`
