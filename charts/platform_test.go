@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	"github.com/storefleet/storefleet/gitsync"
 	"github.com/storefleet/storefleet/internal/manifests"
 	"github.com/storefleet/storefleet/test/testenv"
 )
@@ -285,8 +287,26 @@ func TestPlatformRBACIsTheGeneratedOne(t *testing.T) {
 					t.Errorf("%s ClusterRole grants Leases cluster-wide", component)
 				}
 			}
+			if component == "api" && slices.Contains(r.Resources, "configmaps") {
+				t.Errorf("the API's ClusterRole reads ConfigMaps cluster-wide: %v", r)
+			}
 		}
 	}
+	// The API reads the Git reader's status ConfigMap, and only it, in its namespace.
+	for _, o := range objs {
+		if o.GetKind() != "Role" || o.GetName() != "storefleet-api-leases" {
+			continue
+		}
+		var role rbacv1.Role
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &role); err != nil {
+			t.Fatal(err)
+		}
+		if r := role.Rules[len(role.Rules)-1]; !slices.Equal(r.Resources, []string{"configmaps"}) || !slices.Equal(r.ResourceNames, []string{gitsync.StatusConfigMap}) || !slices.Equal(r.Verbs, []string{"get"}) {
+			t.Errorf("the API's Role rules %v, want get on ConfigMap storefleet-gitsync", role.Rules)
+		}
+		return
+	}
+	t.Error("no Role storefleet-api-leases")
 }
 
 // TestPlatformChartPassesTheAllowedDomains: the operator and the API get the

@@ -12,7 +12,9 @@ import (
 	"github.com/storefleet/storefleet/api/v1alpha1"
 )
 
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get
+// The Git reader's status is a ConfigMap in the platform namespace: the
+// platform chart grants the API get on that one ConfigMap there (a Role), so
+// no marker here gives it ConfigMaps cluster-wide.
 
 // PendingIntents are what PendingStores needs of Deferred Intents (the Git
 // intent): what they delivered that the cluster may not show yet.
@@ -153,7 +155,7 @@ func short(commit string) string {
 
 // GitSync is what the operator's Git reader last did.
 type GitSync struct {
-	Repository      string            `json:"repository" doc:"The stores repo (without credentials)."`
+	Repository      string            `json:"repository,omitempty" doc:"The stores repo (without credentials); admins only."`
 	Branch          string            `json:"branch"`
 	Path            string            `json:"path" doc:"Directory holding one <name>.yaml per store."`
 	Commit          string            `json:"commit,omitempty" doc:"Last commit synced without error."`
@@ -193,7 +195,7 @@ func (s *Server) registerGitSync() {
 	huma.Register(s.api, huma.Operation{
 		OperationID: "get-gitsync", Method: http.MethodGet, Path: APIPrefix + "/gitsync",
 		Summary:     "Stores repo sync status",
-		Description: "The last sync of the stores repo into the cluster by the operator's Git reader: commit, time, stores, invalid manifests and errors (for example a refused prune). 404 when no reader runs (Flux syncs the repo, or Git is not used).",
+		Description: "The last sync of the stores repo into the cluster by the operator's Git reader: commit, time and the number of stores for everyone; the repository, the stores applied and pruned, invalid manifests and errors (for example a refused prune) for admins only, since they name other users' stores and the platform's repository. 404 when no reader runs (Flux syncs the repo, or Git is not used).",
 		Tags:        []string{"platform"}, Security: storeSecurity, Middlewares: huma.Middlewares{s.authenticate},
 		Errors: []int{http.StatusUnauthorized, http.StatusNotFound},
 	}, func(ctx context.Context, _ *struct{}) (*GitSyncOutput, error) {
@@ -208,6 +210,12 @@ func (s *Server) registerGitSync() {
 		}
 		if st == nil {
 			return nil, s.fail(ctx, errorf(KindNotFound, "no Git reader has synced into this cluster (the operator runs one with --git-url and --git-sync)"))
+		}
+		if !identityFrom(ctx).Admin {
+			// Least disclosure: when and what was synced, not whose stores
+			// or where the repository lives.
+			st = &GitSync{Branch: st.Branch, Path: st.Path, Commit: st.Commit, SyncedAt: st.SyncedAt,
+				AttemptedAt: st.AttemptedAt, AttemptedCommit: st.AttemptedCommit, Stores: st.Stores}
 		}
 		return &GitSyncOutput{Body: *st}, nil
 	})

@@ -53,7 +53,7 @@ export interface paths {
         };
         /**
          * Stores repo sync status
-         * @description The last sync of the stores repo into the cluster by the operator's Git reader: commit, time, stores, invalid manifests and errors (for example a refused prune). 404 when no reader runs (Flux syncs the repo, or Git is not used).
+         * @description The last sync of the stores repo into the cluster by the operator's Git reader: commit, time and the number of stores for everyone; the repository, the stores applied and pruned, invalid manifests and errors (for example a refused prune) for admins only, since they name other users' stores and the platform's repository. 404 when no reader runs (Flux syncs the repo, or Git is not used).
          */
         get: operations["get-gitsync"];
         put?: never;
@@ -362,8 +362,8 @@ export interface components {
             path: string;
             /** @description Stores the last sync deleted because Git no longer declares them. */
             pruned?: string[] | null;
-            /** @description The stores repo (without credentials). */
-            repository: string;
+            /** @description The stores repo (without credentials); admins only. */
+            repository?: string;
             /**
              * Format: int64
              * @description Valid manifests at attemptedCommit.
