@@ -40,7 +40,7 @@ func BenchmarkRealStoreToPricedProduct(b *testing.B) {
 			total := time.Since(start)
 			totals = append(totals, total)
 			split := storeSplit(b, "store-"+name, start)
-			fmt.Printf("BENCH real store %s: %.1fs to a priced product (%s); memory of all containers %d MiB\n",
+			fmt.Printf("BENCH real store %s: %.1fs to a priced product (%s); resident memory of all containers %d MiB\n",
 				name, total.Seconds(), split, storeMemory(b, "store-"+name)>>20)
 			api(b, http.MethodDelete, "/api/v1/stores/"+name, "bench", nil)
 			testenv.Eventually(b, 3*time.Minute, name+" deleted", func() (bool, error) {
@@ -120,7 +120,7 @@ func storeSplit(b *testing.B, ns string, start time.Time) string {
 	return strings.Join(parts, ", ")
 }
 
-// storeMemory sums the memory.current of every running container of ns.
+// storeMemory sums the resident memory of every running container of ns.
 func storeMemory(b *testing.B, ns string) int64 {
 	out, err := kubectl("get", "pods", "-n", ns, "-o", "json")
 	if err != nil {
@@ -136,11 +136,11 @@ func storeMemory(b *testing.B, ns string) int64 {
 			if c.State.Running == nil {
 				continue
 			}
-			if mem, err := kubectl("exec", "-n", ns, p.Metadata.Name, "-c", c.Name, "--", "cat", "/sys/fs/cgroup/memory.current"); err == nil {
-				var v int64
-				fmt.Sscan(mem, &v)
-				sum += v
+			rss, err := containerRSS(ns, p.Metadata.Name, c.Name)
+			if err != nil {
+				b.Errorf("memory of %s/%s: %v", p.Metadata.Name, c.Name, err)
 			}
+			sum += rss
 		}
 	}
 	return sum
