@@ -326,6 +326,32 @@ func TestRealStoreServesShoppers(t *testing.T) {
 		}, func() string { return "line items: " + lines })
 	})
 
+	t.Run("a deleted credentials Secret does not lock the store out of its database", func(t *testing.T) {
+		before, err := kubectl("get", "secret", "-n", "store-shop", "store-credentials", "-o", "jsonpath={.data.postgres-password}")
+		if err != nil || before == "" {
+			t.Fatalf("the store's credentials: %v %s", err, before)
+		}
+		if out, err := kubectl("delete", "secret", "-n", "store-shop", "store-credentials"); err != nil {
+			t.Fatalf("delete the credentials: %v %s", err, out)
+		}
+		var after string
+		testenv.Eventually(t, time.Minute, "the credentials restored", func() (bool, error) {
+			after, _ = kubectl("get", "secret", "-n", "store-shop", "store-credentials", "-o", "jsonpath={.data.postgres-password}")
+			return after != "", nil
+		})
+		if after != before {
+			t.Fatalf("the database password was regenerated: the store's PostgreSQL knows only the old one")
+		}
+		// A new server process logs in with the restored password.
+		if out, err := kubectl("delete", "pod", "-n", "store-shop", "-l", "app.kubernetes.io/component=backend", "--wait=true"); err != nil {
+			t.Fatalf("restart the server: %v %s", err, out)
+		}
+		waitServing(t, "the store serving with its restored credentials")
+		if lines, err := cartLines(); err != nil || lines != "1" {
+			t.Fatalf("the cart after the restore: %q (%v)", lines, err)
+		}
+	})
+
 	t.Run("a deleted workload is healed by the operator", func(t *testing.T) {
 		if out, err := kubectl("delete", "deployment", "-n", "store-shop", "storefront", "--wait=true"); err != nil {
 			t.Fatalf("delete the storefront Deployment: %v %s", err, out)
