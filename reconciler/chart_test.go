@@ -80,7 +80,7 @@ func TestChartLintsAndEveryObjectPassesServerSideDryRun(t *testing.T) {
 						t.Errorf("%s %s rejected by the API server: %v", o.GetKind(), o.GetName(), err)
 					}
 				}
-				for kind, n := range map[string]int{"Deployment": 4, "StatefulSet": 1, "Service": 4, "Ingress": 1, "NetworkPolicy": 6, "Job": 1, "PersistentVolumeClaim": 1} {
+				for kind, n := range map[string]int{"Deployment": 4, "StatefulSet": 1, "Service": 4, "Ingress": 1, "NetworkPolicy": 7, "Job": 1, "PersistentVolumeClaim": 1} {
 					if kinds[kind] != n {
 						t.Errorf("%d %s objects, want %d", kinds[kind], kind, n)
 					}
@@ -115,10 +115,19 @@ func checkEnvironment(t *testing.T, env string, objs []*unstructured.Unstructure
 				t.Errorf("storage class %q, want %q", sc, want["storage"])
 			}
 		case "NetworkPolicy":
+			data, _ := yaml.Marshal(o.Object)
 			if o.GetName() == "allow-ingress-controller" {
-				data, _ := yaml.Marshal(o.Object)
 				if !strings.Contains(string(data), "app.kubernetes.io/name: "+want["controller"]) {
 					t.Errorf("ingress controller selector not %s:\n%s", want["controller"], data)
+				}
+			}
+			// The platform's API pods, and only they, reach the backend for
+			// the owner's admin invite.
+			if o.GetName() == "platform-api-to-backend" {
+				for _, w := range []string{"kubernetes.io/metadata.name: storefleet-system", "app.kubernetes.io/component: api", "port: 9000"} {
+					if !strings.Contains(string(data), w) {
+						t.Errorf("platform API policy lacks %q:\n%s", w, data)
+					}
 				}
 			}
 		}
