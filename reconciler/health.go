@@ -9,6 +9,7 @@ import (
 
 	"github.com/fluxcd/pkg/runtime/conditions"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -173,8 +174,42 @@ func (r *StoreReconciler) workloadHealth(ctx context.Context, sc *scope, w workl
 	if err != nil {
 		return workloadStatus{}, err
 	}
+	if d != nil && !failure && w.kind == "Deployment" && (w.component == "backend" || w.component == "worker") {
+		// Medusa's pods wait in their init container for the release's
+		// migration Job; a Job whose pod is refused (quota) never finishes.
+		if jd, err := r.migrationFailure(ctx, sc.namespace); err != nil {
+			return workloadStatus{}, err
+		} else if jd != nil {
+			d, failure = jd, true
+		}
+	}
 	st.diagnosis, st.failure = d, failure
 	return st, nil
+}
+
+// migrationFailure names an unfinished migration Job of the chart whose pod
+// could not be created. Read live, and only while Medusa's pods wait: the
+// operator keeps no cache of Jobs.
+func (r *StoreReconciler) migrationFailure(ctx context.Context, namespace string) (*v1alpha1.Diagnosis, error) {
+	var jobs batchv1.JobList
+	if err := r.APIReader.List(ctx, &jobs, client.InNamespace(namespace), client.MatchingLabels{"app.kubernetes.io/component": "migrate"}); err != nil {
+		return nil, client.IgnoreNotFound(err)
+	}
+	for _, j := range jobs.Items {
+		if j.Status.Succeeded > 0 || j.Status.Active > 0 && j.Status.Ready != nil && *j.Status.Ready > 0 {
+			continue
+		}
+		msg, err := r.failedCreateEvent(ctx, namespace, "Job", j.Name)
+		if err != nil || msg == "" {
+			return nil, err
+		}
+		reason := "FailedCreate"
+		if strings.Contains(msg, "exceeded quota") {
+			reason = "QuotaExceeded"
+		}
+		return &v1alpha1.Diagnosis{Reason: reason, Message: "the migration Job cannot start its pod, and the new Medusa pods wait for it: " + msg, Object: "Job " + j.Name}, nil
+	}
+	return nil, nil
 }
 
 func replicasOf(p *int32) int32 {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -301,5 +302,32 @@ func TestStoreRuntime(t *testing.T) {
 				t.Errorf("runtime %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// A migration Job refused by the quota keeps the new Medusa pods waiting in
+// their init container forever: the diagnosis names the Job, not "Starting".
+func TestMigrationRefusedByQuotaIsDiagnosed(t *testing.T) {
+	job := &batchv1.Job{ObjectMeta: objectMeta("medusa-migrate-2", time.Minute, map[string]string{"app.kubernetes.io/component": "migrate"})}
+	refused := &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{Namespace: healthNamespace, Name: "medusa-migrate-2.1"},
+		InvolvedObject: corev1.ObjectReference{Kind: "Job", Name: "medusa-migrate-2", Namespace: healthNamespace},
+		Reason:         "FailedCreate", LastTimestamp: ago(time.Second),
+		Message: `Error creating: pods "medusa-migrate-2-x" is forbidden: exceeded quota: store-quota, requested: limits.cpu=1, used: limits.cpu=6, limited: limits.cpu=6`,
+	}
+	waitingPod := pod("medusa-backend-new", "backend", time.Minute, corev1.PodPending, nil, waiting("await-release", "PodInitializing", ""), waiting("medusa", "PodInitializing", ""))
+	r, sc := healthReconciler(t, deployment(1, appsv1.DeploymentStatus{Replicas: 2, UpdatedReplicas: 1, AvailableReplicas: 1}), waitingPod, job, refused)
+	st, err := r.workloadHealth(context.Background(), sc, backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.diagnosis == nil || st.diagnosis.Reason != "QuotaExceeded" || st.diagnosis.Object != "Job medusa-migrate-2" || !st.failure {
+		t.Fatalf("diagnosis %+v (failure %v), want QuotaExceeded on Job medusa-migrate-2", st.diagnosis, st.failure)
+	}
+	// Once the Job has run, the waiting pods are just starting.
+	job.Status.Succeeded = 1
+	r, sc = healthReconciler(t, deployment(1, appsv1.DeploymentStatus{Replicas: 2, UpdatedReplicas: 1, AvailableReplicas: 1}), waitingPod.DeepCopy(), job, refused)
+	if st, _ := r.workloadHealth(context.Background(), sc, backend); st.diagnosis == nil || st.diagnosis.Reason != "Starting" || st.failure {
+		t.Fatalf("after the Job succeeded: %+v", st.diagnosis)
 	}
 }

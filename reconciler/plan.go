@@ -15,8 +15,12 @@ type componentSize struct {
 }
 
 // planSize is everything a plan decides: the namespace quota, the container
-// defaults of the LimitRange, and each component's size. The quota leaves
-// headroom over the components' sum for one rolling update at a time.
+// defaults of the LimitRange, and each component's size. The quota holds a
+// whole chart upgrade: every component, one surge pod of each Deployment
+// rolling at once, and the release's migration Job (sized as the backend),
+// which the new Medusa pods wait for. Less, and an upgrade (a drift repair
+// is one) deadlocks: the Job's pod is refused while the old pods hold the
+// quota (TestPlanQuotaHoldsAnUpgrade).
 type planSize struct {
 	Quota           corev1.ResourceList
 	DefaultRequests corev1.ResourceList
@@ -41,7 +45,7 @@ var plans = map[v1alpha1.Plan]planSize{
 	v1alpha1.PlanSmall: {
 		Quota: corev1.ResourceList{
 			corev1.ResourceRequestsCPU: resource.MustParse("1"), corev1.ResourceRequestsMemory: resource.MustParse("3Gi"),
-			corev1.ResourceLimitsCPU: resource.MustParse("6"), corev1.ResourceLimitsMemory: resource.MustParse("6Gi"),
+			corev1.ResourceLimitsCPU: resource.MustParse("8"), corev1.ResourceLimitsMemory: resource.MustParse("8Gi"),
 			corev1.ResourcePods: resource.MustParse("12"), corev1.ResourcePersistentVolumeClaims: resource.MustParse("2"),
 			corev1.ResourceRequestsStorage: resource.MustParse("20Gi"),
 		},
@@ -60,7 +64,7 @@ var plans = map[v1alpha1.Plan]planSize{
 	v1alpha1.PlanMedium: {
 		Quota: corev1.ResourceList{
 			corev1.ResourceRequestsCPU: resource.MustParse("3"), corev1.ResourceRequestsMemory: resource.MustParse("6Gi"),
-			corev1.ResourceLimitsCPU: resource.MustParse("10"), corev1.ResourceLimitsMemory: resource.MustParse("16Gi"),
+			corev1.ResourceLimitsCPU: resource.MustParse("12"), corev1.ResourceLimitsMemory: resource.MustParse("16Gi"),
 			corev1.ResourcePods: resource.MustParse("24"), corev1.ResourcePersistentVolumeClaims: resource.MustParse("2"),
 			corev1.ResourceRequestsStorage: resource.MustParse("60Gi"),
 		},
