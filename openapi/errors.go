@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 )
 
 // Kind is one entry of the API's error vocabulary. Handlers and the layers
@@ -17,18 +21,20 @@ import (
 type Kind string
 
 const (
-	KindInvalid         Kind = "invalid"
-	KindMalformed       Kind = "malformed"
-	KindTooLarge        Kind = "too-large"
-	KindUnauthenticated Kind = "unauthenticated"
-	KindNotFound        Kind = "not-found"
-	KindConflict        Kind = "conflict"
-	KindNotReady        Kind = "not-ready"
-	KindQuotaExceeded   Kind = "quota-exceeded"
-	KindRateLimited     Kind = "rate-limited"
-	KindTooManyStreams  Kind = "too-many-streams"
-	KindUnavailable     Kind = "unavailable"
-	KindInternal        Kind = "internal"
+	KindInvalid   Kind = "invalid"
+	KindMalformed Kind = "malformed"
+	KindTooLarge  Kind = "too-large"
+	// KindUnsupportedMedia: a body that is not JSON.
+	KindUnsupportedMedia Kind = "unsupported-media-type"
+	KindUnauthenticated  Kind = "unauthenticated"
+	KindNotFound         Kind = "not-found"
+	KindConflict         Kind = "conflict"
+	KindNotReady         Kind = "not-ready"
+	KindQuotaExceeded    Kind = "quota-exceeded"
+	KindRateLimited      Kind = "rate-limited"
+	KindTooManyStreams   Kind = "too-many-streams"
+	KindUnavailable      Kind = "unavailable"
+	KindInternal         Kind = "internal"
 )
 
 type problemType struct {
@@ -39,18 +45,19 @@ type problemType struct {
 // problemTypes is the one error table: every problem document the API sends
 // takes its status and title from here.
 var problemTypes = map[Kind]problemType{
-	KindMalformed:       {http.StatusBadRequest, "Malformed request"},
-	KindUnauthenticated: {http.StatusUnauthorized, "Not authenticated"},
-	KindQuotaExceeded:   {http.StatusForbidden, "Store quota exceeded"},
-	KindNotFound:        {http.StatusNotFound, "Not found"},
-	KindConflict:        {http.StatusConflict, "Name already taken"},
-	KindNotReady:        {http.StatusConflict, "Store not ready"},
-	KindTooLarge:        {http.StatusRequestEntityTooLarge, "Request body too large"},
-	KindInvalid:         {http.StatusUnprocessableEntity, "Invalid request"},
-	KindRateLimited:     {http.StatusTooManyRequests, "Too many requests"},
-	KindTooManyStreams:  {http.StatusTooManyRequests, "Too many event streams"},
-	KindInternal:        {http.StatusInternalServerError, "Internal error"},
-	KindUnavailable:     {http.StatusServiceUnavailable, "Service unavailable"},
+	KindMalformed:        {http.StatusBadRequest, "Malformed request"},
+	KindUnauthenticated:  {http.StatusUnauthorized, "Not authenticated"},
+	KindQuotaExceeded:    {http.StatusForbidden, "Store quota exceeded"},
+	KindNotFound:         {http.StatusNotFound, "Not found"},
+	KindConflict:         {http.StatusConflict, "Name already taken"},
+	KindNotReady:         {http.StatusConflict, "Store not ready"},
+	KindTooLarge:         {http.StatusRequestEntityTooLarge, "Request body too large"},
+	KindUnsupportedMedia: {http.StatusUnsupportedMediaType, "Unsupported media type"},
+	KindInvalid:          {http.StatusUnprocessableEntity, "Invalid request"},
+	KindRateLimited:      {http.StatusTooManyRequests, "Too many requests"},
+	KindTooManyStreams:   {http.StatusTooManyRequests, "Too many event streams"},
+	KindInternal:         {http.StatusInternalServerError, "Internal error"},
+	KindUnavailable:      {http.StatusServiceUnavailable, "Service unavailable"},
 }
 
 // kindOfStatus names the kind of an error Huma raises itself (validation,
@@ -153,6 +160,12 @@ func problemFor(ctx context.Context, log *slog.Logger, err error) *Problem {
 		p.Limit, p.retryAfter = e.Limit, e.RetryAfter
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		p = newProblem(KindUnavailable, "the request did not finish in time; try again")
+	case transient(err):
+		// The cluster's API server (or the network to it) failing for a
+		// moment is not the caller's fault, nor a bug: try again.
+		log.WarnContext(ctx, "Dependency unavailable", "requestId", requestIDFrom(ctx), "error", err)
+		p = newProblem(KindUnavailable, "the cluster's API server did not answer; try again in a few seconds")
+		p.retryAfter = 5 * time.Second
 	default:
 		log.ErrorContext(ctx, "Request failed", "requestId", requestIDFrom(ctx), "error", err)
 		p = newProblem(KindInternal, internalDetail)
@@ -203,4 +216,16 @@ func installHumaErrors(log *slog.Logger) {
 	huma.NewError = func(status int, msg string, errs ...error) huma.StatusError {
 		return huma.NewErrorWithContext(nil, status, msg, errs...)
 	}
+}
+
+// transient reports errors of a dependency that clear by themselves: the
+// Kubernetes API server timing out, throttling or unavailable, or a
+// connection to it refused or reset.
+func transient(err error) bool {
+	if apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) || apierrors.IsTooManyRequests(err) ||
+		apierrors.IsServiceUnavailable(err) || apierrors.IsUnexpectedServerError(err) {
+		return true
+	}
+	var netErr net.Error
+	return errors.As(err, &netErr) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF)
 }

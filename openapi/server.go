@@ -8,7 +8,9 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"mime"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -220,6 +222,22 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 		rec.user = id.User
 	}
 	next(huma.WithValue(ctx, identityKey, id))
+}
+
+// requireJSON refuses a mutation whose body is not declared JSON: a browser
+// can send text/plain or a form from any site without a CORS preflight, and
+// Huma would read such a body as JSON anyway.
+func (s *Server) requireJSON(ctx huma.Context, next func(huma.Context)) {
+	r := requestFrom(ctx.Context())
+	if r != nil && (r.ContentLength > 0 || len(r.TransferEncoding) > 0) {
+		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			writeProblem(ctx, problemFor(ctx.Context(), s.log, errorf(KindUnsupportedMedia,
+				"the request body must be JSON (Content-Type: application/json), not %q", r.Header.Get("Content-Type"))))
+			return
+		}
+	}
+	next(ctx)
 }
 
 // limitRate is the middleware of every mutating operation.
