@@ -99,3 +99,22 @@ func decodeOne[T any](t *testing.T, doc, kind string) *T {
 	t.Fatalf("no %s in:\n%s", kind, doc)
 	return nil
 }
+
+// TestAPIMetricsAreNotPublic: the API serves its metrics on their own port,
+// which the Service names apart and the Ingress never routes to.
+func TestAPIMetricsAreNotPublic(t *testing.T) {
+	files, err := render(t, loadPlatformChart(t), "storefleet", "storefleet-system", minimalValues())
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := files["storefleet/templates/api.yaml"]
+	if !strings.Contains(api, "--metrics-addr=:9090") {
+		t.Errorf("the API is not told to serve metrics apart:\n%s", api)
+	}
+	ing := decodeOne[networkingv1.Ingress](t, api, "Ingress")
+	for _, p := range ing.Spec.Rules[0].HTTP.Paths {
+		if p.Backend.Service.Port.Name != "http" {
+			t.Errorf("the Ingress routes %s to port %+v, want only http", p.Path, p.Backend.Service.Port)
+		}
+	}
+}

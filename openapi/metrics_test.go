@@ -22,8 +22,14 @@ func TestMetrics(t *testing.T) {
 	api.Get("/api/v1/stores/metered", as(alice))
 	api.Get("/api/v1/stores/unmetered", as(alice))
 
+	// Not on the API's own handler, which the public Ingress routes to.
+	public := httptest.NewRecorder()
+	s.Handler().ServeHTTP(public, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if public.Code == http.StatusOK && strings.Contains(public.Body.String(), "storefleet_api_requests_total") {
+		t.Errorf("the API's public handler serves /metrics")
+	}
 	rec := httptest.NewRecorder()
-	s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	s.MetricsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	body := rec.Body.String()
 	for _, want := range []string{
 		`storefleet_api_requests_total{code="201",operation="create-store"} 1`,

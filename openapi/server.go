@@ -7,6 +7,7 @@ package openapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -116,13 +117,17 @@ func New(cfg Config, deps Deps) *Server {
 	s.registerSession()
 	standardPatternDescriptions(s.api.OpenAPI())
 	publishVocabulary(s.api.OpenAPI())
-	s.mux.Handle("GET /metrics", s.metrics.handler())
 	s.mux.HandleFunc("/api/", s.notFoundUnderAPI)
 	return s
 }
 
 // Handler is the HTTP handler of the whole API.
 func (s *Server) Handler() http.Handler { return s.mux }
+
+// MetricsHandler serves the API's Prometheus metrics. It is not part of
+// Handler: metrics are served on their own listener (Serve's metricsAddr),
+// which the public Ingress never routes to.
+func (s *Server) MetricsHandler() http.Handler { return s.metrics.handler() }
 
 // Mux lets the binary add routes (the dashboard) beside the API.
 func (s *Server) Mux() *http.ServeMux { return s.mux }
@@ -138,9 +143,10 @@ func Spec() ([]byte, error) {
 	return New(Config{}, Deps{}).OpenAPI().YAML()
 }
 
-// Serve answers on addr until ctx ends, then drains for up to 10 s.
-func (s *Server) Serve(ctx context.Context, addr string) error {
-	srv := &http.Server{
+// Serve answers on addr, and with the metrics on metricsAddr when it is set,
+// until ctx ends, then drains for up to 10 s.
+func (s *Server) Serve(ctx context.Context, addr, metricsAddr string) error {
+	servers := []*http.Server{{
 		Addr:              addr,
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -148,17 +154,31 @@ func (s *Server) Serve(ctx context.Context, addr string) error {
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
+	}}
+	if metricsAddr != "" {
+		metrics := http.NewServeMux()
+		metrics.Handle("GET /metrics", s.MetricsHandler())
+		servers = append(servers, &http.Server{Addr: metricsAddr, Handler: metrics, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second})
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
+	errc := make(chan error, len(servers))
+	for _, srv := range servers {
+		go func() { errc <- srv.ListenAndServe() }()
+	}
 	select {
 	case err := <-errc:
+		for _, srv := range servers {
+			_ = srv.Close()
+		}
 		return err
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	return srv.Shutdown(sctx)
+	var errs []error
+	for _, srv := range servers {
+		errs = append(errs, srv.Shutdown(sctx))
+	}
+	return errors.Join(errs...)
 }
 
 // standardPatternDescriptions moves Huma's patternDescription keyword (not

@@ -32,6 +32,7 @@ import (
 type apiFlags struct {
 	kubeconfig     string
 	addr           string
+	metricsAddr    string
 	namespace      string
 	auth           string
 	trustedProxies string
@@ -80,6 +81,7 @@ func runAPI(args []string) error {
 	f.git.register(fs)
 	fs.StringVar(&f.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig file (default: in-cluster config)")
 	fs.StringVar(&f.addr, "addr", ":8080", "address the API listens on")
+	fs.StringVar(&f.metricsAddr, "metrics-addr", ":9090", "address of the Prometheus metrics (GET /metrics), apart from the API so the public Ingress never serves them; empty: none")
 	fs.StringVar(&f.allowedDomains, "allowed-domains", "", "comma-separated domains a created store may name (default: store.domain of --environment's values; give the operator the same list)")
 	fs.StringVar(&f.environment, "environment", "local", fmt.Sprintf("built-in store chart values whose store.domain is the default --allowed-domains: %v", clusters.Environments))
 	fs.StringVar(&f.redisURL, "redis-url", os.Getenv("REDIS_URL"), "Redis with the operator's event streams (redis://host:6379/0); without it event streams follow the cluster watch")
@@ -102,7 +104,7 @@ func runAPI(args []string) error {
 	if err != nil {
 		return err
 	}
-	return srv.Serve(ctx, f.addr)
+	return srv.Serve(ctx, f.addr, f.metricsAddr)
 }
 
 // validate checks the settings that need no cluster, so mistakes are

@@ -182,7 +182,12 @@ func runDev(args []string) error {
 		return err
 	}
 	apiDone := make(chan error, 1)
-	go func() { apiDone <- apiServer.Serve(ctx, api.addr) }()
+	apiMetricsPort, err := devcluster.FreePort()
+	if err != nil {
+		return err
+	}
+	api.metricsAddr = fmt.Sprintf("127.0.0.1:%d", apiMetricsPort)
+	go func() { apiDone <- apiServer.Serve(ctx, api.addr, api.metricsAddr) }()
 
 	kubectl := tools.Bin("kubectl")
 	fmt.Printf(`
@@ -212,10 +217,10 @@ Stores repo: %[8]s (branch %[9]s, directory %[10]s/; a merged manifest becomes a
 
 %[11]s
 Live events: curl -N http://%[6]s/api/v1/stores/demo/events -H 'X-User-Id: alice'   (Redis: %[7]s)
-Operator metrics: http://%[3]s/metrics
+Operator metrics: http://%[3]s/metrics   API metrics: http://%[12]s/metrics
 Logs:             %[4]s, %[5]s
 Press Ctrl-C to stop everything.
-`, kubeconfig, kubectl, op.metricsAddr, filepath.Join(logDir, "operator.log"), filepath.Join(logDir, "api.log"), api.addr, orNone(api.redisURL), repo.describe(git), git.branch, git.path, nodeSummary(cluster))
+`, kubeconfig, kubectl, op.metricsAddr, filepath.Join(logDir, "operator.log"), filepath.Join(logDir, "api.log"), api.addr, orNone(api.redisURL), repo.describe(git), git.branch, git.path, nodeSummary(cluster), api.metricsAddr)
 	if *workdir != "" {
 		fmt.Printf("State and logs are kept in %s\n", *workdir)
 	}
