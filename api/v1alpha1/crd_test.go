@@ -199,6 +199,7 @@ func TestPrinterColumns(t *testing.T) {
 	}
 	s.Status.Phase = v1alpha1.PhaseReady
 	s.Status.URLs = &v1alpha1.StoreURLs{Storefront: "https://shop-columns.example.com"}
+	s.Status.Runtime = v1alpha1.RuntimeSimulated
 	s.Status.Conditions = []metav1.Condition{{
 		Type: v1alpha1.ReadyCondition, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonSucceeded,
 		Message: "store is ready", LastTransitionTime: metav1.Now(),
@@ -232,11 +233,11 @@ func TestPrinterColumns(t *testing.T) {
 	for _, c := range table.ColumnDefinitions {
 		names = append(names, c.Name)
 	}
-	if want := []string{"Name", "Engine", "Owner", "Phase", "Ready", "URL", "Age"}; !slices.Equal(names, want) {
+	if want := []string{"Name", "Engine", "Owner", "Phase", "Ready", "Runtime", "URL", "Age"}; !slices.Equal(names, want) {
 		t.Fatalf("columns %v, want %v", names, want)
 	}
 	row := table.Rows[0].Cells
-	want := []any{"shop-columns", "medusa", "carol", "Ready", "True", "https://shop-columns.example.com"}
+	want := []any{"shop-columns", "medusa", "carol", "Ready", "True", "Simulated", "https://shop-columns.example.com"}
 	for i, w := range want {
 		if row[i] != w {
 			t.Errorf("column %s = %v, want %v", names[i], row[i], w)
