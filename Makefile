@@ -109,7 +109,7 @@ test: ## Run every test: unit and integration on real local clusters, Git server
 
 .PHONY: bench
 bench: ## Benchmarks: operator vs raw server-side apply; Flux and Helm SDK modes vs bare HelmReleases; Intent API vs bare net/http; a real store's API call to priced product (p50/p95 vs the 90 s goal)
-	$(MAKE) --no-print-directory -j4 tools images forge gitops web
+	$(MAKE) --no-print-directory -j4 prepare
 	$(GO) test ./reconciler/ ./openapi/ ./test/flux/ ./test/gitops/ ./test/store/ -run '^$$' -bench . -benchtime 1x -timeout 90m
 
 .PHONY: run

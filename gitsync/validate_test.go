@@ -74,11 +74,7 @@ func TestValidateFile(t *testing.T) {
 
 func TestValidatePathsFindsDuplicates(t *testing.T) {
 	dir := t.TempDir()
-	for name, data := range map[string]string{"acme.yaml": valid, "acme.yml": valid, ".keep": ""} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeFiles(t, dir, map[string]string{"acme.yaml": valid, "acme.yml": valid, ".keep": ""})
 	v, err := NewValidator()
 	if err != nil {
 		t.Fatal(err)
@@ -102,14 +98,7 @@ func TestValidatePathsRejectsWhatIsNotAStore(t *testing.T) {
 		"rbac/admin-binding.yaml":          "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\n",
 		"nested/deeper/kustomization.yaml": "resources: []\n",
 	}
-	for name, data := range files {
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeFiles(t, dir, files)
 	v, err := NewValidator()
 	if err != nil {
 		t.Fatal(err)
@@ -176,5 +165,18 @@ func TestRemoteValidateRefusesCredentialsInURL(t *testing.T) {
 	}
 	if err := (Remote{URL: "https://example.com/stores.git", Branch: "main", Path: "../x"}).Validate(); err == nil {
 		t.Errorf("path leaving the repository accepted")
+	}
+}
+
+// writeFiles writes name → content under dir, making directories as needed.
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, data := range files {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

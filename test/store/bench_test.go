@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -9,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/storefleet/storefleet/test/testenv"
 )
@@ -39,9 +41,9 @@ func BenchmarkRealStoreToPricedProduct(b *testing.B) {
 			})
 			total := time.Since(start)
 			totals = append(totals, total)
-			split := storeSplit(b, "store-"+name, start)
+			pods := storePods(b, "store-"+name)
 			fmt.Printf("BENCH real store %s: %.1fs to a priced product (%s); resident memory of all containers %d MiB\n",
-				name, total.Seconds(), split, storeMemory(b, "store-"+name)>>20)
+				name, total.Seconds(), storeSplit(pods, start), storeMemory(b, "store-"+name, pods)>>20)
 			api(b, http.MethodDelete, "/api/v1/stores/"+name, "bench", nil)
 			testenv.Eventually(b, 3*time.Minute, name+" deleted", func() (bool, error) {
 				_, err := kubectl("get", "namespace", "store-"+name)
@@ -57,58 +59,28 @@ func BenchmarkRealStoreToPricedProduct(b *testing.B) {
 	}
 }
 
-type podStatus struct {
-	Metadata struct{ Name string }
-	Status   struct {
-		Conditions []struct {
-			Type, Status       string
-			LastTransitionTime time.Time
-		}
-		InitContainerStatuses, ContainerStatuses []struct {
-			Name  string
-			State struct {
-				Running    *struct{ StartedAt time.Time }
-				Terminated *struct{ StartedAt, FinishedAt time.Time }
-			}
-		}
-	}
-}
-
 // storeSplit says when each part of a store's start happened, from its
 // pods' timestamps (seconds after start).
-func storeSplit(b *testing.B, ns string, start time.Time) string {
-	out, err := kubectl("get", "pods", "-n", ns, "-o", "json")
-	if err != nil {
-		b.Fatal(err, out)
-	}
-	var pods struct{ Items []podStatus }
-	if err := json.Unmarshal([]byte(out), &pods); err != nil {
-		b.Fatal(err)
-	}
-	at := func(t time.Time) float64 { return t.Sub(start).Seconds() }
+func storeSplit(pods []corev1.Pod, start time.Time) string {
+	at := func(t metav1.Time) float64 { return t.Sub(start).Seconds() }
 	var parts []string
-	for _, p := range pods.Items {
-		ready := time.Time{}
+	for _, p := range pods {
+		var ready metav1.Time
 		for _, c := range p.Status.Conditions {
-			if c.Type == "Ready" && c.Status == "True" {
+			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
 				ready = c.LastTransitionTime
 			}
 		}
 		switch {
-		case strings.HasPrefix(p.Metadata.Name, "postgres-") && !ready.IsZero():
+		case strings.HasPrefix(p.Name, "postgres-") && !ready.IsZero():
 			parts = append(parts, fmt.Sprintf("database ready at %.0fs", at(ready)))
-		case strings.HasPrefix(p.Metadata.Name, "medusa-migrate-"):
-			for _, c := range p.Status.ContainerStatuses {
+		case strings.HasPrefix(p.Name, "medusa-migrate-"):
+			for _, c := range append(p.Status.InitContainerStatuses, p.Status.ContainerStatuses...) {
 				if t := c.State.Terminated; t != nil && (c.Name == "migrate" || c.Name == "bootstrap") {
 					parts = append(parts, fmt.Sprintf("%s %.0fs→%.0fs", c.Name, at(t.StartedAt), at(t.FinishedAt)))
 				}
 			}
-			for _, c := range p.Status.InitContainerStatuses {
-				if t := c.State.Terminated; t != nil && (c.Name == "migrate" || c.Name == "bootstrap") {
-					parts = append(parts, fmt.Sprintf("%s %.0fs→%.0fs", c.Name, at(t.StartedAt), at(t.FinishedAt)))
-				}
-			}
-		case strings.HasPrefix(p.Metadata.Name, "medusa-backend-"):
+		case strings.HasPrefix(p.Name, "medusa-backend-"):
 			for _, c := range p.Status.ContainerStatuses {
 				if r := c.State.Running; r != nil && c.Name == "medusa" && !ready.IsZero() {
 					parts = append(parts, fmt.Sprintf("server %.0fs→%.0fs", at(r.StartedAt), at(ready)))
@@ -120,25 +92,17 @@ func storeSplit(b *testing.B, ns string, start time.Time) string {
 	return strings.Join(parts, ", ")
 }
 
-// storeMemory sums the resident memory of every running container of ns.
-func storeMemory(b *testing.B, ns string) int64 {
-	out, err := kubectl("get", "pods", "-n", ns, "-o", "json")
-	if err != nil {
-		b.Fatal(err, out)
-	}
-	var pods struct{ Items []podStatus }
-	if err := json.Unmarshal([]byte(out), &pods); err != nil {
-		b.Fatal(err)
-	}
+// storeMemory sums the resident memory of every running container of pods.
+func storeMemory(b *testing.B, ns string, pods []corev1.Pod) int64 {
 	var sum int64
-	for _, p := range pods.Items {
+	for _, p := range pods {
 		for _, c := range p.Status.ContainerStatuses {
 			if c.State.Running == nil {
 				continue
 			}
-			rss, err := containerRSS(ns, p.Metadata.Name, c.Name)
+			rss, err := containerRSS(ns, p.Name, c.Name)
 			if err != nil {
-				b.Errorf("memory of %s/%s: %v", p.Metadata.Name, c.Name, err)
+				b.Errorf("memory of %s/%s: %v", p.Name, c.Name, err)
 			}
 			sum += rss
 		}

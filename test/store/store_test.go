@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/storefleet/storefleet/internal/devcluster"
 	"github.com/storefleet/storefleet/test/testenv"
 )
@@ -100,53 +102,33 @@ func TestRealStoreServesShoppers(t *testing.T) {
 	}
 
 	t.Run("every container runs on the real node", func(t *testing.T) {
-		out, err := kubectl("get", "pods", "-n", "store-shop", "-o", "json")
-		if err != nil {
-			t.Fatal(err, out)
-		}
-		var pods struct {
-			Items []struct {
-				Metadata struct{ Name string }
-				Spec     struct{ NodeName string }
-				Status   struct {
-					Phase             string
-					ContainerStatuses []struct {
-						Name  string
-						Ready bool
-						State map[string]any
-					}
-				}
-			}
-		}
-		if err := json.Unmarshal([]byte(out), &pods); err != nil {
-			t.Fatal(err)
-		}
+		pods := storePods(t, "store-shop")
 		running := 0
-		for _, p := range pods.Items {
+		for _, p := range pods {
 			if p.Spec.NodeName != "real-0" {
-				t.Errorf("pod %s is on %q, not the real node", p.Metadata.Name, p.Spec.NodeName)
+				t.Errorf("pod %s is on %q, not the real node", p.Name, p.Spec.NodeName)
 			}
-			if p.Status.Phase == "Succeeded" { // the release's migration Job
+			if p.Status.Phase == corev1.PodSucceeded { // the release's migration Job
 				continue
 			}
 			for _, c := range p.Status.ContainerStatuses {
-				if _, ok := c.State["running"]; !ok || !c.Ready {
-					t.Errorf("pod %s container %s: ready %v, state %v", p.Metadata.Name, c.Name, c.Ready, c.State)
+				if c.State.Running == nil || !c.Ready {
+					t.Errorf("pod %s container %s: ready %v, state %+v", p.Name, c.Name, c.Ready, c.State)
 				}
 			}
 			running++
 		}
 		// What each container uses at rest, from its own cgroup, against the
 		// plan's requests (reconciler/plan.go).
-		for _, p := range pods.Items {
-			if p.Status.Phase != "Running" {
-				continue
-			}
+		for _, p := range pods {
 			for _, c := range p.Status.ContainerStatuses {
-				if rss, err := containerRSS("store-shop", p.Metadata.Name, c.Name); err == nil {
-					t.Logf("memory of %s/%s: %d MiB resident", p.Metadata.Name, c.Name, rss>>20)
+				if c.State.Running == nil {
+					continue
+				}
+				if rss, err := containerRSS("store-shop", p.Name, c.Name); err == nil {
+					t.Logf("memory of %s/%s: %d MiB resident", p.Name, c.Name, rss>>20)
 				} else {
-					t.Errorf("memory of %s/%s: %v", p.Metadata.Name, c.Name, err)
+					t.Errorf("memory of %s/%s: %v", p.Name, c.Name, err)
 				}
 			}
 		}
@@ -267,7 +249,7 @@ func TestRealStoreServesShoppers(t *testing.T) {
 
 	t.Run("an event the server raises is handled by the worker", func(t *testing.T) {
 		if adminToken == "" {
-			t.Skip("no admin session (the admin test failed)")
+			t.Fatal("no admin session: the admin test above failed")
 		}
 		var created struct{ Product struct{ ID string } }
 		code := s.postJSON("/admin/products", adminToken, map[string]any{
@@ -432,6 +414,20 @@ func (s *shopper) do(req *http.Request, bearer string, out any) int {
 	defer resp.Body.Close()
 	_ = json.NewDecoder(resp.Body).Decode(out)
 	return resp.StatusCode
+}
+
+// storePods lists a store namespace's pods as kubectl sees them.
+func storePods(t testing.TB, ns string) []corev1.Pod {
+	t.Helper()
+	out, err := kubectl("get", "pods", "-n", ns, "-o", "json")
+	if err != nil {
+		t.Fatal(err, out)
+	}
+	var pods corev1.PodList
+	if err := json.Unmarshal([]byte(out), &pods); err != nil {
+		t.Fatal(err)
+	}
+	return pods.Items
 }
 
 // containerRSS is a container's resident memory from its own cgroup:

@@ -7,14 +7,13 @@
 //   INTENT          "git" when dev runs with --intent git: the stores repo flow
 // Exit status 0 only when every step passed; each failure says what the user
 // would have seen.
-import { chromium } from "playwright-core";
+import { launchChromium } from "./browser.mjs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import assert from "node:assert/strict";
 
 const base = process.env.STOREFLEET_URL;
 const shots = process.env.SCREENSHOTS ?? "build/screenshots";
-const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 if (!base) {
   console.error("STOREFLEET_URL is not set: run this through `go test ./test/dashboard` (it starts storefleet dev)");
   process.exit(2);
@@ -30,20 +29,7 @@ function step(msg) {
   console.log(`[e2e] ${msg}`);
 }
 
-const browser = await chromium.launch({
-  executablePath,
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-  ],
-});
+const browser = await launchChromium();
 
 const problems = [];
 async function newUserPage(user, viewport = { width: 1280, height: 900 }) {

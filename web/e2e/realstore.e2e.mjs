@@ -7,14 +7,13 @@
 // The way a shop owner goes: create a store in the dashboard, watch it become
 // Ready, open its storefront (the sample product with its price), get the
 // one-time admin link, create the admin account in Medusa's own admin, log in.
-import { chromium } from "playwright-core";
+import { launchChromium } from "./browser.mjs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import assert from "node:assert/strict";
 
 const base = process.env.STOREFLEET_URL;
 const shots = process.env.SCREENSHOTS ?? "build/screenshots";
-const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 if (!base) {
   console.error("STOREFLEET_URL is not set: run this through `go test ./test/store` (it starts storefleet dev with its real node)");
   process.exit(2);
@@ -29,23 +28,11 @@ function step(msg) {
   console.log(`[e2e-real] ${msg}`);
 }
 
-const browser = await chromium.launch({
-  executablePath,
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    // <store>.localhost is the ingress on loopback; never the host's proxy.
-    "--no-proxy-server",
-    "--host-resolver-rules=MAP *.localhost 127.0.0.1",
-  ],
-});
+const browser = await launchChromium([
+  // <store>.localhost is the ingress on loopback; never the host's proxy.
+  "--no-proxy-server",
+  "--host-resolver-rules=MAP *.localhost 127.0.0.1",
+]);
 const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
 const problems = [];
 const page = await context.newPage();
