@@ -128,12 +128,18 @@ func (t Tools) Build(ctx context.Context, log io.Writer) (Tools, error) {
 	if err := os.MkdirAll(filepath.Join(t.Dir, "bin"), 0o755); err != nil {
 		return t, err
 	}
+	// The components compile in a build cache of their own: once their
+	// binaries are kept it is worth nothing (a version change rebuilds from
+	// new sources) and it is many gigabytes, which a CI disk runs out of. The
+	// components of one set still share it while they build; it stays after
+	// a failure so a retry resumes.
+	gocache := filepath.Join(t.Dir, "gocache")
 	for _, c := range t.set {
-		if err := buildComponent(ctx, t, c, log); err != nil {
+		if err := buildComponent(ctx, t, c, gocache, log); err != nil {
 			return t, fmt.Errorf("build %s %s: %w", c.Name, c.Version, err)
 		}
 	}
-	return t, nil
+	return t, os.RemoveAll(gocache)
 }
 
 func (c component) missing(t Tools) []string {
@@ -151,7 +157,7 @@ func (c component) missing(t Tools) []string {
 	return missing
 }
 
-func buildComponent(ctx context.Context, t Tools, c component, log io.Writer) error {
+func buildComponent(ctx context.Context, t Tools, c component, gocache string, log io.Writer) error {
 	if len(c.missing(t)) == 0 {
 		fmt.Fprintf(log, "  ok    %-18s %s (cached)\n", c.Name, c.Version)
 		return nil
@@ -172,7 +178,7 @@ func buildComponent(ctx context.Context, t Tools, c component, log io.Writer) er
 	if _, err := goCmd(ctx, work, "mod", "tidy", "-e"); err != nil {
 		return err
 	}
-	if err := goBuild(ctx, t, c, work); err != nil {
+	if err := goBuild(ctx, t, c, work, gocache); err != nil {
 		return err
 	}
 	for _, a := range c.Assets {
@@ -187,7 +193,7 @@ func buildComponent(ctx context.Context, t Tools, c component, log io.Writer) er
 // goBuild builds all of a component's binaries in one `go build`, so commands
 // of one module (the Kubernetes ones) share their compilation and the linker
 // runs them in parallel; each lands in the cache only once it is complete.
-func goBuild(ctx context.Context, t Tools, c component, work string) error {
+func goBuild(ctx context.Context, t Tools, c component, work, gocache string) error {
 	tmp, err := os.MkdirTemp(filepath.Join(t.Dir, "bin"), ".build-")
 	if err != nil {
 		return err
@@ -207,11 +213,11 @@ func goBuild(ctx context.Context, t Tools, c component, work string) error {
 			args = append(args, b.Package)
 		}
 	}
-	build := goCmd
+	cgo := "CGO_ENABLED=0"
 	if c.CGO {
-		build = goCmdCGO
+		cgo = "CGO_ENABLED=1"
 	}
-	if _, err := build(ctx, work, args...); err != nil {
+	if _, err := goCmdEnv(ctx, work, []string{cgo, "GOCACHE=" + gocache}, args...); err != nil {
 		return err
 	}
 	for _, b := range c.Binaries {
@@ -313,17 +319,13 @@ func stagingVersion(kube string) string {
 }
 
 func goCmd(ctx context.Context, dir string, args ...string) ([]byte, error) {
-	return goCmdEnv(ctx, dir, "CGO_ENABLED=0", args...)
+	return goCmdEnv(ctx, dir, []string{"CGO_ENABLED=0"}, args...)
 }
 
-func goCmdCGO(ctx context.Context, dir string, args ...string) ([]byte, error) {
-	return goCmdEnv(ctx, dir, "CGO_ENABLED=1", args...)
-}
-
-func goCmdEnv(ctx context.Context, dir, cgo string, args ...string) ([]byte, error) {
+func goCmdEnv(ctx context.Context, dir string, env []string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod", cgo, "GOTOOLCHAIN=local")
+	cmd.Env = append(append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod", "GOTOOLCHAIN=local"), env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
