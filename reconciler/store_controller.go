@@ -141,6 +141,9 @@ type scope struct {
 	gone bool
 	// handled is set when the generation was fully handled.
 	handled bool
+	// unchecked is set when the API server could not answer: the store
+	// was not looked at, so its conditions stay as they were.
+	unchecked bool
 }
 
 // cause is a condition's reason and message, as a step found them. Steps
@@ -321,6 +324,11 @@ func (r *StoreReconciler) failedAttempt(ctx context.Context, sc *scope, err erro
 	if apierrors.IsConflict(err) {
 		// Someone else changed an object meanwhile: not a failed attempt.
 		return ctrl.Result{RequeueAfter: conflictRetry}, nil
+	}
+	if transientAPIError(err) {
+		sc.unchecked = true
+		log.FromContext(ctx).Info("API server unavailable; retrying without counting an attempt", "store", s.Name, "error", err.Error())
+		return ctrl.Result{}, err
 	}
 	// Watch events can bring a failing store back many times a second; only
 	// one attempt per backoff period (1 s, 2 s, 4 s ...) counts.

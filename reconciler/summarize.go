@@ -73,6 +73,10 @@ func setReadiness(s *v1alpha1.Store, sc *scope, reconcileErr error) {
 		conditions.Delete(s, v1alpha1.ReconcilingCondition)
 		markWaiting(s, sc)
 		return
+	case sc.unchecked:
+		// Nothing was learnt about the store: a Ready store stays Ready
+		// through an API server hiccup rather than flapping.
+		return
 	case sc.stalled:
 		conditions.Delete(s, v1alpha1.ReconcilingCondition)
 		conditions.MarkFalse(s, v1alpha1.ReadyCondition, conditions.GetReason(s, v1alpha1.StalledCondition), "%s", conditions.GetMessage(s, v1alpha1.StalledCondition))
