@@ -35,17 +35,18 @@ func (r *StoreReconciler) reconcileDelete(ctx context.Context, sc *scope) (ctrl.
 
 	var ns corev1.Namespace
 	err := r.APIReader.Get(ctx, client.ObjectKey{Name: sc.namespace}, &ns)
-	ours := err == nil && ns.Labels[v1alpha1.StoreLabel] == s.Name
 	if err != nil && !apierrors.IsNotFound(err) {
 		return ctrl.Result{}, err
 	}
-	if ours {
+	// Deletion checks what creation checks: a namespace that is not this
+	// Store's own is neither uninstalled from nor deleted, nor waited for.
+	if err == nil && ownsNamespace(&ns, s) {
 		if ns.DeletionTimestamp.IsZero() {
 			delivery, err := r.Deliveries.Installed(ctx, s)
 			if err != nil {
 				return ctrl.Result{}, err
 			}
-			pending, err := delivery.Remove(ctx, sc.namespace, releaseName(s))
+			pending, err := delivery.Remove(ctx, s, sc.namespace, releaseName(s))
 			if err != nil {
 				sc.wait(v1alpha1.ReasonDeleting, "uninstall failed: %s", err.Error())
 				return ctrl.Result{}, err
@@ -54,16 +55,22 @@ func (r *StoreReconciler) reconcileDelete(ctx context.Context, sc *scope) (ctrl.
 				return waiting("%s", pending)
 			}
 			policy := metav1.DeletePropagationForeground
-			if err := r.Delete(ctx, &ns, &client.DeleteOptions{PropagationPolicy: &policy}); err != nil && !apierrors.IsNotFound(err) {
+			uid := ns.UID
+			if err := r.Delete(ctx, &ns, &client.DeleteOptions{PropagationPolicy: &policy, Preconditions: &metav1.Preconditions{UID: &uid}}); err != nil && !apierrors.IsNotFound(err) {
 				return ctrl.Result{}, fmt.Errorf("delete namespace: %w", err)
 			}
 		}
 		return waiting("waiting for namespace %s to be deleted%s", sc.namespace, namespaceBlockers(&ns))
 	}
-	// The namespace is gone (or was never ours): wait for the volumes the
-	// store's claims had, so nothing is left behind.
+	if err == nil {
+		// Someone else's namespace: its volumes are not the store's.
+		return r.finishDelete(ctx, sc)
+	}
+	// The namespace is gone: wait for the volumes the store's claims had, so
+	// nothing is left behind. The volumes come from the operator's cache,
+	// indexed by claim namespace (a volume's deletion reconciles the store).
 	var pvs corev1.PersistentVolumeList
-	if err := r.APIReader.List(ctx, &pvs); err != nil {
+	if err := r.List(ctx, &pvs, client.MatchingFields{volumeClaimNamespaceIndex: sc.namespace}); err != nil {
 		return ctrl.Result{}, err
 	}
 	for _, pv := range pvs.Items {
@@ -71,6 +78,12 @@ func (r *StoreReconciler) reconcileDelete(ctx context.Context, sc *scope) (ctrl.
 			return waiting("waiting for PersistentVolume %s (claim %s) to be released", pv.Name, ref.Name)
 		}
 	}
+	return r.finishDelete(ctx, sc)
+}
+
+// finishDelete drops what outlives the namespace and then the finalizer.
+func (r *StoreReconciler) finishDelete(ctx context.Context, sc *scope) (ctrl.Result, error) {
+	s := sc.store
 	// The operator's copy of the credentials goes with the store's data.
 	if err := r.deleteCredentialsCopy(ctx, s); err != nil {
 		return ctrl.Result{}, err

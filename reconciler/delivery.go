@@ -19,13 +19,14 @@ type Delivery interface {
 	// Observe reports the release without changing it; found is false when
 	// there is none.
 	Observe(ctx context.Context, namespace, name string) (state ReleaseState, found bool, err error)
-	// Remove uninstalls the release. It returns what it is waiting for, or
-	// "" once nothing of the release is left.
-	Remove(ctx context.Context, namespace, name string) (waiting string, err error)
-	// Detach lets go of the release without uninstalling it, so another
+	// Remove uninstalls s's release. It returns what it is waiting for, or
+	// "" once nothing of the release is left. What is not s's own (another
+	// Store's HelmRelease of the same name) is left alone.
+	Remove(ctx context.Context, s *v1alpha1.Store, namespace, name string) (waiting string, err error)
+	// Detach lets go of s's release without uninstalling it, so another
 	// delivery can take it over (same release name, namespace and storage).
 	// It returns what it is waiting for, or "" once let go.
-	Detach(ctx context.Context, namespace, name string) (waiting string, err error)
+	Detach(ctx context.Context, s *v1alpha1.Store, namespace, name string) (waiting string, err error)
 }
 
 // DesiredRelease is what a store's release should be.

@@ -144,6 +144,10 @@ func (f *FluxDelivery) Ensure(ctx context.Context, want DesiredRelease, force bo
 	if err != nil && !missing {
 		return ReleaseState{}, err
 	}
+	if !missing && !ownedBy(&live, want.Store) {
+		// Applying with forced ownership would take it over.
+		return ReleaseState{}, foreignHelmRelease(&live, want.Store)
+	}
 	changed := missing || force
 	if !changed {
 		if changed, err = differs(hr, &live); err != nil {
@@ -257,8 +261,8 @@ func (f *FluxDelivery) Observe(ctx context.Context, namespace, name string) (Rel
 
 // Remove implements Delivery: delete the HelmRelease and wait until
 // helm-controller has uninstalled the release and let the HelmRelease go.
-func (f *FluxDelivery) Remove(ctx context.Context, _, name string) (string, error) {
-	hr, err := f.helmRelease(ctx, name)
+func (f *FluxDelivery) Remove(ctx context.Context, s *v1alpha1.Store, _, name string) (string, error) {
+	hr, err := f.ownHelmRelease(ctx, s, name)
 	if hr == nil || err != nil {
 		return "", err
 	}
@@ -278,8 +282,8 @@ func (f *FluxDelivery) Remove(ctx context.Context, _, name string) (string, erro
 // Detach implements Delivery: the HelmRelease is suspended, so
 // helm-controller leaves the release alone, then removed together with its
 // finalizer — what helm-controller itself does for a suspended HelmRelease.
-func (f *FluxDelivery) Detach(ctx context.Context, _, name string) (string, error) {
-	hr, err := f.helmRelease(ctx, name)
+func (f *FluxDelivery) Detach(ctx context.Context, s *v1alpha1.Store, _, name string) (string, error) {
+	hr, err := f.ownHelmRelease(ctx, s, name)
 	if hr == nil || err != nil {
 		return "", err
 	}
@@ -314,6 +318,33 @@ func (f *FluxDelivery) helmRelease(ctx context.Context, name string) (*helmv2.He
 		return nil, err
 	}
 	return &hr, nil
+}
+
+// ownHelmRelease is s's HelmRelease, or nil when there is none or the one
+// of that name is not s's own: only the Store's own is ever deleted.
+func (f *FluxDelivery) ownHelmRelease(ctx context.Context, s *v1alpha1.Store, name string) (*helmv2.HelmRelease, error) {
+	hr, err := f.helmRelease(ctx, name)
+	if hr == nil || err != nil || !ownedBy(hr, s) {
+		return nil, err
+	}
+	return hr, nil
+}
+
+// ownedBy reports whether obj's controller is the Store s itself (by UID,
+// which a copied name or label cannot fake).
+func ownedBy(obj metav1.Object, s *v1alpha1.Store) bool {
+	ref := metav1.GetControllerOf(obj)
+	return ref != nil && ref.Kind == "Store" && ref.APIVersion == v1alpha1.GroupVersion.String() && ref.UID == s.UID
+}
+
+// foreignHelmRelease says whose a HelmRelease of the store's name is.
+func foreignHelmRelease(hr *helmv2.HelmRelease, s *v1alpha1.Store) error {
+	owner := "no Store"
+	if ref := metav1.GetControllerOf(hr); ref != nil {
+		owner = fmt.Sprintf("%s %s (uid %s)", ref.Kind, ref.Name, ref.UID)
+	}
+	return fmt.Errorf("HelmRelease %s/%s exists and is not this store's (uid %s) but controlled by %s: it is neither overwritten nor deleted; "+
+		"one left by a deleted store of the same name is garbage-collected shortly, any other must be removed by its owner", hr.Namespace, hr.Name, s.UID, owner)
 }
 
 // ensureSource keeps the managed HelmRepository (when Source.URL is set):

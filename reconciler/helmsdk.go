@@ -208,7 +208,7 @@ func (h *HelmSDK) Observe(_ context.Context, namespace, name string) (ReleaseSta
 }
 
 // Remove implements Delivery.
-func (h *HelmSDK) Remove(_ context.Context, namespace, name string) (string, error) {
+func (h *HelmSDK) Remove(_ context.Context, _ *v1alpha1.Store, namespace, name string) (string, error) {
 	cfg, err := h.actionConfig(namespace)
 	if err != nil {
 		return "", err
@@ -228,7 +228,9 @@ func (h *HelmSDK) Remove(_ context.Context, namespace, name string) (string, err
 
 // Detach implements Delivery: the release lives in Helm's storage in the
 // store namespace, which another delivery reads as it is.
-func (h *HelmSDK) Detach(context.Context, string, string) (string, error) { return "", nil }
+func (h *HelmSDK) Detach(context.Context, *v1alpha1.Store, string, string) (string, error) {
+	return "", nil
+}
 
 func stateOf(rel *release.Release, action string) ReleaseState {
 	s := ReleaseState{Revision: rel.Version, Manifest: rel.Manifest, Action: action, Digest: rel.Labels[digestKey]}

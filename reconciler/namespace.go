@@ -45,21 +45,24 @@ func (r *StoreReconciler) reconcileNamespace(ctx context.Context, sc *scope) (ct
 	case apierrors.IsNotFound(err):
 	case err != nil:
 		return ctrl.Result{}, err
-	case existing.Labels[v1alpha1.StoreLabel] != s.Name || existing.Labels[v1alpha1.ManagedByLabel] != v1alpha1.ManagedByValue:
-		msg := fmt.Sprintf("namespace %s exists and is not managed by storefleet for store %s; refusing to take it over", sc.namespace, s.Name)
-		conditions.MarkFalse(s, v1alpha1.NamespaceReadyCondition, v1alpha1.ReasonNamespaceConflict, "%s", msg)
-		return ctrl.Result{}, terminal(fmt.Errorf("%s", msg))
 	case !existing.DeletionTimestamp.IsZero():
+		// Whoever's it is (a store of the same name deleted moments ago),
+		// it is going away.
 		conditions.MarkFalse(s, v1alpha1.NamespaceReadyCondition, v1alpha1.ReasonProgressing, "namespace %s is still terminating", sc.namespace)
 		return ctrl.Result{RequeueAfter: requeueWaiting}, nil
+	case !ownsNamespace(&existing, s):
+		msg := fmt.Sprintf("namespace %s exists and was not made by storefleet for this store (uid %s); refusing to take it over", sc.namespace, s.UID)
+		conditions.MarkFalse(s, v1alpha1.NamespaceReadyCondition, v1alpha1.ReasonNamespaceConflict, "%s", msg)
+		return ctrl.Result{}, terminal(fmt.Errorf("%s", msg))
 	}
 	labels := storeLabels(s)
 	labels[v1alpha1.OwnerLabel] = v1alpha1.OwnerLabelValue(s.Spec.Owner)
 	labels["pod-security.kubernetes.io/enforce"] = podSecurityMode
 	labels["pod-security.kubernetes.io/enforce-version"] = "latest"
 	ns := &corev1.Namespace{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
-		ObjectMeta: metav1.ObjectMeta{Name: sc.namespace, Labels: labels},
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
+		ObjectMeta: metav1.ObjectMeta{Name: sc.namespace, Labels: labels,
+			Annotations: map[string]string{v1alpha1.StoreUIDAnnotation: string(s.UID)}},
 	}
 	changed, err := r.apply(ctx, ns, &existing, apierrors.IsNotFound(err))
 	if err != nil {
@@ -69,6 +72,23 @@ func (r *StoreReconciler) reconcileNamespace(ctx context.Context, sc *scope) (ct
 		r.driftCorrected(sc, "namespace "+sc.namespace+" labels restored")
 	}
 	return ctrl.Result{}, nil
+}
+
+// ownsNamespace reports whether ns is s's own namespace: made for this very
+// Store (its UID annotation), not merely labelled with its name — anyone who
+// may create namespaces can copy labels, and a Store deleted and created
+// again under the same name is another Store. A namespace without the
+// annotation was made by an operator that did not record UIDs yet; it is
+// the store's only if it is no older than the Store, so a namespace
+// prepared before a victim's Store existed is never adopted.
+func ownsNamespace(ns *corev1.Namespace, s *v1alpha1.Store) bool {
+	if ns.Labels[v1alpha1.StoreLabel] != s.Name || ns.Labels[v1alpha1.ManagedByLabel] != v1alpha1.ManagedByValue {
+		return false
+	}
+	if uid, ok := ns.Annotations[v1alpha1.StoreUIDAnnotation]; ok {
+		return uid == string(s.UID)
+	}
+	return !ns.CreationTimestamp.Before(&s.CreationTimestamp)
 }
 
 // reconcileIsolation applies the plan's quota and limits and the

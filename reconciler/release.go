@@ -61,7 +61,7 @@ func (r *StoreReconciler) reconcileRelease(ctx context.Context, sc *scope) (ctrl
 	if previous != nil {
 		// Hand over: the old delivery lets go without uninstalling, the new
 		// one adopts the same release (name, namespace, storage).
-		pending, err := previous.Detach(ctx, sc.namespace, sc.desired.Name)
+		pending, err := previous.Detach(ctx, sc.store, sc.namespace, sc.desired.Name)
 		if err != nil {
 			return ctrl.Result{}, fmt.Errorf("hand release over from %s: %w", previous.Mode(), err)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"strings"
 	"time"
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
@@ -53,7 +54,41 @@ func CacheOptions() cache.Options {
 	for _, o := range managedTypes() {
 		byObject[o] = cache.ByObject{Label: sel}
 	}
+	// Volumes carry no store label (a provisioner makes them); a deleting
+	// store waits for those of its claims, from the cache, without
+	// managed fields.
+	byObject[&corev1.PersistentVolume{}] = cache.ByObject{Transform: cache.TransformStripManagedFields()}
 	return cache.Options{ByObject: byObject}
+}
+
+// volumeClaimNamespaceIndex indexes cached PersistentVolumes by the
+// namespace of the claim they are bound to.
+const volumeClaimNamespaceIndex = "spec.claimRef.namespace"
+
+func volumeClaimNamespace(o client.Object) []string {
+	if pv, ok := o.(*corev1.PersistentVolume); ok && pv.Spec.ClaimRef != nil {
+		return []string{pv.Spec.ClaimRef.Namespace}
+	}
+	return nil
+}
+
+// storeForVolume maps a volume whose claim was in a store namespace to
+// that store, so the volume's deletion ends the store's deletion at once.
+func storeForVolume(_ context.Context, o client.Object) []reconcile.Request {
+	for _, ns := range volumeClaimNamespace(o) {
+		if name, ok := strings.CutPrefix(ns, v1alpha1.NamespacePrefix); ok && name != "" {
+			return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: name}}}
+		}
+	}
+	return nil
+}
+
+// onlyDeletions passes a watch's delete events only.
+var onlyDeletions = predicate.Funcs{
+	CreateFunc:  func(event.CreateEvent) bool { return false },
+	UpdateFunc:  func(event.UpdateEvent) bool { return false },
+	GenericFunc: func(event.GenericEvent) bool { return false },
+	DeleteFunc:  func(event.DeleteEvent) bool { return true },
 }
 
 // storeLabelSelector selects objects that belong to a store.
@@ -99,6 +134,10 @@ func (r *StoreReconciler) setupWithManager(mgr ctrl.Manager) (controller.Control
 	for _, o := range managedTypes() {
 		b = b.Watches(o, handler.EnqueueRequestsFromMapFunc(storeForObject))
 	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &corev1.PersistentVolume{}, volumeClaimNamespaceIndex, volumeClaimNamespace); err != nil {
+		return nil, err
+	}
+	b = b.Watches(&corev1.PersistentVolume{}, handler.EnqueueRequestsFromMapFunc(storeForVolume), builder.WithPredicates(onlyDeletions))
 	return b.Build(r)
 }
 

@@ -11,6 +11,9 @@ const (
 
 	// StoreLabel names the Store an object belongs to.
 	StoreLabel = "storefleet.dev/store"
+	// StoreUIDAnnotation records, on a store's namespace, the UID of the
+	// Store it was made for: a name and labels can be copied, a UID cannot.
+	StoreUIDAnnotation = "storefleet.dev/store-uid"
 	// OwnerLabel carries the store owner on the store's namespace.
 	OwnerLabel = "storefleet.dev/owner"
 	// ManagedByLabel is the well-known label marking objects storefleet manages.
