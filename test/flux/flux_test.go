@@ -329,3 +329,55 @@ func TestHelmControllerDownIsReported(t *testing.T) {
 		return s.Status.Phase == v1alpha1.PhaseDeleting && c != nil && strings.Contains(c.Message, "is helm-controller running?"), nil
 	})
 }
+
+// TestForeignHelmReleaseIsNeitherOverwrittenNorDeleted: a HelmRelease that
+// carries a store's name and labels but is not controlled by that Store (by
+// UID) is not taken over by the store's create, nor deleted by its deletion.
+func TestForeignHelmReleaseIsNeitherOverwrittenNorDeleted(t *testing.T) {
+	requireFlux(t)
+	ctx := context.Background()
+	const name = "squatter"
+	foreign := &helmv2.HelmRelease{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: platformNamespace, Labels: map[string]string{
+			v1alpha1.StoreLabel: name, v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue,
+		}},
+		Spec: helmv2.HelmReleaseSpec{
+			Interval: metav1.Duration{Duration: time.Hour},
+			Suspend:  true,
+			Chart: &helmv2.HelmChartTemplate{Spec: helmv2.HelmChartTemplateSpec{
+				Chart: "someone-elses-chart", SourceRef: helmv2.CrossNamespaceObjectReference{Kind: "HelmRepository", Name: "elsewhere"},
+			}},
+		},
+	}
+	if err := cluster.Client.Create(ctx, foreign); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cluster.Client.Delete(ctx, foreign) }()
+	generation := foreign.Generation
+	createStore(t, name, func(s *v1alpha1.Store) {
+		s.Annotations = map[string]string{v1alpha1.DeliveryAnnotation: string(v1alpha1.DeliveryFlux)}
+	})
+	testenv.Eventually(t, 60*time.Second, "store refusing the foreign HelmRelease", func() (bool, error) {
+		c := condition(getStore(t, name), v1alpha1.ReadyCondition)
+		return c != nil && strings.Contains(c.Message, "neither overwritten nor deleted"), fmt.Errorf("Ready: %+v", c)
+	}, func() string { return tail(opLog) })
+	hr, err := helmRelease(t, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// helm-controller writes its status and finalizer; the spec is the owner's.
+	if hr.Generation != generation || hr.Spec.Chart.Spec.Chart != "someone-elses-chart" || len(hr.OwnerReferences) != 0 || hr.Annotations[v1alpha1.DeliveryAnnotation] != "" {
+		t.Errorf("the foreign HelmRelease was changed: generation %d -> %d, chart %s, owners %v", generation, hr.Generation, hr.Spec.Chart.Spec.Chart, hr.OwnerReferences)
+	}
+	if err := cluster.Client.Delete(ctx, &v1alpha1.Store{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 90*time.Second, "store gone", func() (bool, error) {
+		err := cluster.Client.Get(ctx, client.ObjectKey{Name: name}, &v1alpha1.Store{})
+		return apierrors.IsNotFound(err), err
+	}, func() string { return tail(opLog) })
+	hr, err = helmRelease(t, name)
+	if err != nil || !hr.DeletionTimestamp.IsZero() {
+		t.Errorf("the foreign HelmRelease was deleted with the store (err %v)", err)
+	}
+}
