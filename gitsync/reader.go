@@ -19,9 +19,13 @@ type ReaderOptions struct {
 	Dir string
 	// Interval between syncs when no webhook arrives.
 	Interval time.Duration
-	// MaxPrune is the most stores one sync may delete; a sync that would
-	// delete more deletes none and reports it.
+	// MaxPrune is the most stores syncs may delete within PruneWindow; a
+	// sync that would go over deletes none and reports it.
 	MaxPrune int
+	// PruneWindow is the period MaxPrune counts deletions over (default an
+	// hour), so a series of commits each deleting a few cannot empty the
+	// fleet faster than one commit may.
+	PruneWindow time.Duration
 	// WebhookSecret authenticates POST /hooks/git (HMAC-SHA256 of the body).
 	WebhookSecret []byte
 	// Namespace is the platform namespace for the status ConfigMap.
@@ -47,6 +51,8 @@ type Reader struct {
 	metrics   readerMetrics
 	// introduced caches the commit that introduced a blob, per file.
 	introduced map[string][2]plumbing.Hash
+	// resumed is done once the last leader's prune record is taken over.
+	resumed sync.Once
 }
 
 type readerMetrics struct {
@@ -65,6 +71,12 @@ func NewReader(opts ReaderOptions) (*Reader, error) {
 	}
 	if opts.MaxPrune < 0 {
 		return nil, fmt.Errorf("--git-max-prune must not be negative")
+	}
+	if opts.PruneWindow < 0 {
+		return nil, fmt.Errorf("--git-prune-window must not be negative")
+	}
+	if opts.PruneWindow == 0 {
+		opts.PruneWindow = time.Hour
 	}
 	clone, err := OpenClone(opts.Remote, opts.Dir)
 	if err != nil {
@@ -114,6 +126,26 @@ func (r *Reader) Start(ctx context.Context) error {
 		case <-r.trigger:
 		}
 	}
+}
+
+// resumePruneRecord takes over the recent prunes the last leader recorded
+// for this stores repo location, so a restart does not reset the limit.
+func (r *Reader) resumePruneRecord(ctx context.Context) {
+	if r.opts.Client == nil || r.opts.Namespace == "" {
+		return
+	}
+	prev, err := ReadStatus(ctx, r.opts.Client, r.opts.Namespace)
+	if err != nil {
+		r.opts.Log.Error(err, "Cannot read the last sync status; the prune limit counts from now")
+		return
+	}
+	st := r.Status()
+	if prev == nil || prev.Repository != st.Repository || prev.Branch != st.Branch || prev.Path != st.Path {
+		return
+	}
+	r.mu.Lock()
+	r.status.RecentPrunes = prev.RecentPrunes
+	r.mu.Unlock()
 }
 
 // Trigger asks for a sync as soon as possible; triggers coalesce.

@@ -47,6 +47,16 @@ type SyncStatus struct {
 	// Error is why the last sync did not complete (fetch failed, prune
 	// refused, apply failed); empty when it did.
 	Error string `json:"error,omitempty"`
+	// RecentPrunes are the stores deleted because Git stopped declaring
+	// them, within the prune window, oldest first. The prune limit counts
+	// them, so it holds across consecutive syncs, force-pushes and restarts.
+	RecentPrunes []PruneRecord `json:"recentPrunes,omitempty"`
+}
+
+// PruneRecord is one store a sync deleted.
+type PruneRecord struct {
+	Store string      `json:"store"`
+	At    metav1.Time `json:"at"`
 }
 
 // publish records st in the status ConfigMap.

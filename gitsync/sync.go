@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
 )
@@ -33,6 +34,7 @@ const (
 
 // Sync runs one sync and records its status.
 func (r *Reader) Sync(ctx context.Context) SyncStatus {
+	r.resumed.Do(func() { r.resumePruneRecord(ctx) })
 	now := metav1.Now()
 	st := r.Status()
 	st.AttemptedAt, st.Applied, st.Pruned, st.Invalid, st.Error = &now, nil, nil, nil, ""
@@ -77,16 +79,23 @@ func (r *Reader) sync(ctx context.Context, st *SyncStatus) error {
 	// Names the repo still declares, valid or not: a store whose manifest is
 	// broken is not deleted because of the typo.
 	declared := map[string]bool{}
+	// holdsStores: the directory declares stores (a Store manifest, even a
+	// broken one, or .keep). One holding only other files counts as empty,
+	// so a README left behind cannot license pruning every store.
+	holdsStores := false
 	var manifests []*Manifest
 	for _, name := range sortedKeys(files) {
 		file := join(st.Path, name)
 		if !strings.HasSuffix(name, ".yaml") && !strings.HasSuffix(name, ".yml") {
-			if name != KeepFile {
+			if name == KeepFile {
+				holdsStores = true
+			} else {
 				st.Invalid = append(st.Invalid, Problem{File: file, Message: NotAStorePlace})
 			}
 			continue
 		}
 		declared[strings.TrimSuffix(strings.TrimSuffix(name, ".yaml"), ".yml")] = true
+		holdsStores = holdsStores || !otherKind(files[name])
 		if len(files[name]) > maxManifestBytes {
 			st.Invalid = append(st.Invalid, Problem{File: file, Message: fmt.Sprintf("file is larger than %d bytes", maxManifestBytes)})
 			continue
@@ -119,7 +128,7 @@ func (r *Reader) sync(ctx context.Context, st *SyncStatus) error {
 
 	// A directory that is gone, or has no file at all, is a mistake until
 	// shown otherwise; one that holds only .keep means "no stores".
-	pruned, err := r.prune(ctx, declared, ok && len(files) > 0, st.Path, head)
+	pruned, err := r.prune(ctx, st, declared, ok && holdsStores, head)
 	st.Pruned = pruned
 	if err != nil {
 		errs = append(errs, err.Error())
@@ -158,6 +167,11 @@ func (r *Reader) apply(ctx context.Context, head plumbing.Hash, m *Manifest) (bo
 	if err != nil && !apierrors.IsNotFound(err) {
 		return false, err
 	}
+	if err == nil && before.Labels[SourceLabel] != r.source {
+		// Applying would label it ours, and so prunable once its file goes.
+		return false, fmt.Errorf("store %s exists and was not created from this stores repo (it was made through %s); it is not adopted: "+
+			"remove its manifest, or delete the store and let Git create it", m.Store.Name, v1alpha1.SourceOf(&before).Channel)
+	}
 	if err == nil && !before.DeletionTimestamp.IsZero() {
 		return false, fmt.Errorf("store %s is being deleted; it is recreated from Git once gone", m.Store.Name)
 	}
@@ -169,6 +183,19 @@ func (r *Reader) apply(ctx context.Context, head plumbing.Hash, m *Manifest) (bo
 		return false, fmt.Errorf("apply store %s: %s", m.Store.Name, err)
 	}
 	return before.ResourceVersion != obj.GetResourceVersion(), nil
+}
+
+// otherKind reports whether a YAML file is clearly an object of another
+// kind than Store; a file that does not parse may be a broken Store.
+func otherKind(data []byte) bool {
+	var tm metav1.TypeMeta
+	if err := yaml.Unmarshal(data, &tm); err != nil {
+		return false
+	}
+	if tm.Kind == "" {
+		return false
+	}
+	return tm.Kind != "Store" || !strings.HasPrefix(tm.APIVersion, v1alpha1.GroupVersion.Group+"/")
 }
 
 // introducedBy is the commit that introduced file's current content,

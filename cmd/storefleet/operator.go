@@ -66,6 +66,7 @@ type operatorFlags struct {
 	gitSync          bool
 	gitInterval      time.Duration
 	gitMaxPrune      int
+	gitPruneWindow   time.Duration
 	gitWebhookAddr   string
 	gitWebhookSecret string
 	opts             reconciler.Options
@@ -97,7 +98,8 @@ func (f *operatorFlags) register(fs *flag.FlagSet) {
 	fs.Int64Var(&f.redisMaxLen, "redis-stream-maxlen", 1000, "approximate length each store's event stream is trimmed to")
 	fs.BoolVar(&f.gitSync, "git-sync", true, "sync the stores repo (--git-url) into the cluster; turn off where a Flux Kustomization syncs it")
 	fs.DurationVar(&f.gitInterval, "git-sync-interval", time.Minute, "how often the stores repo is fetched (webhooks trigger a sync at once)")
-	fs.IntVar(&f.gitMaxPrune, "git-max-prune", 3, "most stores one sync may delete; a sync that would delete more deletes none and reports it")
+	fs.IntVar(&f.gitMaxPrune, "git-max-prune", 3, "most stores syncs may delete within --git-prune-window; a sync that would go over deletes none and reports it")
+	fs.DurationVar(&f.gitPruneWindow, "git-prune-window", time.Hour, "the period --git-max-prune counts deletions over (recorded in the gitsync status, so it holds across restarts)")
 	fs.StringVar(&f.gitWebhookAddr, "git-webhook-addr", ":8083", "address serving POST "+gitsync.WebhookPath+" for the forge's push webhook (0 disables)")
 	fs.StringVar(&f.gitWebhookSecret, "git-webhook-secret-file", "", "file with the webhook's shared secret (HMAC-SHA256 of the body)")
 	fs.StringVar(&f.chartURL, "chart-url", "", "URL where source-controller reaches the builtin chart repository, e.g. http://storefleet-operator.storefleet-system.svc:8082")
@@ -341,7 +343,7 @@ func (f *operatorFlags) setupGit(mgr manager.Manager, log *slog.Logger) error {
 			return err
 		}
 		reader, err := gitsync.NewReader(gitsync.ReaderOptions{
-			Remote: remote, Dir: dir, Interval: f.gitInterval, MaxPrune: f.gitMaxPrune, WebhookSecret: secret,
+			Remote: remote, Dir: dir, Interval: f.gitInterval, MaxPrune: f.gitMaxPrune, PruneWindow: f.gitPruneWindow, WebhookSecret: secret,
 			Namespace: f.fluxNamespace, Client: mgr.GetClient(), Log: logr.FromSlogHandler(log.Handler()).WithName("gitsync"),
 			Registerer: ctrlmetrics.Registry,
 		})

@@ -335,7 +335,7 @@ func TestReaderSafety(t *testing.T) {
 		t.Fatal(err)
 	}
 	st = reader.Sync(ctx)
-	if !strings.Contains(st.Error, "stores/ is empty or missing") || count() != 6 {
+	if !strings.Contains(st.Error, "stores/ holds no store manifest") || count() != 6 {
 		t.Fatalf("emptied tree: error %q, %d stores left", st.Error, count())
 	}
 
@@ -417,5 +417,106 @@ func TestRejectedPushIsReapplied(t *testing.T) {
 	bareGit(t, "moved", "merge-base", "--is-ancestor", other, "main")
 	if fileAt(t, "moved", "stores/moved-shop.yaml") == "" || fileAt(t, "moved", "notes/other.txt") == "" {
 		t.Fatalf("main lacks the store or the other commit")
+	}
+}
+
+// The reader adopts no store it did not create, its prune limit counts the
+// deletions of earlier syncs (and of the leader before a restart), and a
+// stores directory left with only other files counts as empty.
+func TestReaderNeitherAdoptsNorOutrunsThePruneLimit(t *testing.T) {
+	ctx := context.Background()
+	url, err := git.Init("prune-window")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"window-a", "window-b", "window-c", "window-d", "window-e"}
+	files := map[string][]byte{"stores/hand-made-2.yaml": manifest("hand-made-2", "carol", "woocommerce")}
+	for _, name := range names {
+		files["stores/"+name+".yaml"] = manifest(name, "carol", "woocommerce")
+	}
+	// A store made with kubectl before its manifest reached the repo.
+	handMade := &v1alpha1.Store{}
+	handMade.Name = "hand-made-2"
+	handMade.Spec = v1alpha1.StoreSpec{Engine: v1alpha1.EngineWooCommerce, Owner: "carol"}
+	if err := cluster.Client.Create(ctx, handMade); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cluster.Client.Delete(ctx, handMade)
+		for _, name := range names {
+			if s := liveStore(t, name); s != nil {
+				_ = cluster.Client.Delete(ctx, s)
+			}
+		}
+	})
+	if _, err := git.Commit("prune-window", "main", "Five stores and one that kubectl made", files); err != nil {
+		t.Fatal(err)
+	}
+	statusNS := &corev1.Namespace{}
+	statusNS.Name = "gitsync-prune-window"
+	if err := cluster.Client.Create(ctx, statusNS); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	remote := gitsync.Remote{URL: url, Branch: "main", Path: "stores"}
+	newReader := func(namespace string, maxPrune int) *gitsync.Reader {
+		r, err := gitsync.NewReader(gitsync.ReaderOptions{Remote: remote, Dir: t.TempDir(), MaxPrune: maxPrune, Namespace: namespace, Client: cluster.Client})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	leader := newReader(statusNS.Name, 3)
+	st := leader.Sync(ctx)
+	if len(st.Applied) != len(names) || !strings.Contains(st.Error, "store hand-made-2 exists and was not created from this stores repo (it was made through kubectl); it is not adopted") {
+		t.Fatalf("first sync: applied %v, error %q", st.Applied, st.Error)
+	}
+	if s := liveStore(t, "hand-made-2"); s == nil || s.Labels[gitsync.SourceLabel] != "" {
+		t.Fatalf("the kubectl store was adopted: %+v", s)
+	}
+
+	remove := func(msg string, which ...string) {
+		t.Helper()
+		change := map[string][]byte{}
+		for _, name := range which {
+			change["stores/"+name+".yaml"] = nil
+		}
+		if _, err := git.Commit("prune-window", "main", msg, change); err != nil {
+			t.Fatal(err)
+		}
+	}
+	remove("Remove two", "window-a", "window-b")
+	if st = leader.Sync(ctx); !slices.Equal(st.Pruned, []string{"window-a", "window-b"}) {
+		t.Fatalf("two removed: pruned %v, error %q", st.Pruned, st.Error)
+	}
+	// Two more, after a restart (a new leader): with the two before that is
+	// over the limit of three.
+	remove("Remove two more", "window-c", "window-d")
+	restarted := newReader(statusNS.Name, 3)
+	st = restarted.Sync(ctx)
+	if len(st.Pruned) != 0 || !strings.Contains(st.Error, "would delete 2 stores (window-c, window-d) after 2 deleted since") || !strings.Contains(st.Error, "(window-a, window-b)") {
+		t.Fatalf("over the limit across syncs and a restart: pruned %v, error %q", st.Pruned, st.Error)
+	}
+	for _, name := range []string{"window-c", "window-d"} {
+		if s := liveStore(t, name); s == nil || !s.DeletionTimestamp.IsZero() {
+			t.Fatalf("%s was deleted beyond the prune limit", name)
+		}
+	}
+
+	// Every manifest replaced by other files: the directory counts as empty
+	// (a reader with no recent prunes and room for ten still deletes none).
+	change := map[string][]byte{"stores/window-e.yaml": nil, "stores/hand-made-2.yaml": nil,
+		"stores/README.md": []byte("stores moved to another repo\n"),
+		"stores/settings.yaml": []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n")}
+	if _, err := git.Commit("prune-window", "main", "Only notes left", change); err != nil {
+		t.Fatal(err)
+	}
+	st = newReader("", 10).Sync(ctx)
+	if len(st.Pruned) != 0 || !strings.Contains(st.Error, "stores/ holds no store manifest") {
+		t.Fatalf("a directory of non-Store files: pruned %v, error %q", st.Pruned, st.Error)
+	}
+	for _, name := range []string{"window-c", "window-d", "window-e"} {
+		if s := liveStore(t, name); s == nil || !s.DeletionTimestamp.IsZero() {
+			t.Fatalf("%s was deleted because of a directory of non-Store files", name)
+		}
 	}
 }
