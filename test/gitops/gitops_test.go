@@ -505,7 +505,7 @@ func TestReaderNeitherAdoptsNorOutrunsThePruneLimit(t *testing.T) {
 	// Every manifest replaced by other files: the directory counts as empty
 	// (a reader with no recent prunes and room for ten still deletes none).
 	change := map[string][]byte{"stores/window-e.yaml": nil, "stores/hand-made-2.yaml": nil,
-		"stores/README.md": []byte("stores moved to another repo\n"),
+		"stores/README.md":     []byte("stores moved to another repo\n"),
 		"stores/settings.yaml": []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n")}
 	if _, err := git.Commit("prune-window", "main", "Only notes left", change); err != nil {
 		t.Fatal(err)
