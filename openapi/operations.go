@@ -58,7 +58,7 @@ var public = []map[string][]string{{}}
 
 func (s *Server) register() {
 	read := huma.Middlewares{s.authenticate}
-	mutate := huma.Middlewares{s.audit, s.requireJSON, s.limitRate, s.authenticate}
+	mutate := huma.Middlewares{s.audit, s.requireJSON, s.authenticateAndLimit}
 	common := []int{http.StatusUnauthorized, http.StatusUnprocessableEntity}
 
 	huma.Register(s.api, huma.Operation{

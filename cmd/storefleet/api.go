@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -63,13 +64,14 @@ func (f *apiFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.intent, "intent", "kubernetes", "where created stores go: kubernetes (Store objects) or git (manifests committed to the stores repo, --git-url)")
 	fs.StringVar(&f.gitMode, "git-mode", string(gitsync.ModePush), "with --intent=git: push (commit to the branch) or pull-request (a branch and a pull request per store; needs --forge-kind)")
 	fs.IntVar(&f.maxStoresPerUser, "max-stores-per-user", 5, "stores one user may have")
-	fs.IntVar(&f.rateLimit, "rate-limit", 10, "mutating requests per minute per client IP (0 disables)")
+	fs.IntVar(&f.rateLimit, "rate-limit", 10, "mutating requests per minute per user (per client address, IPv6 by /64, for requests that do not authenticate; 0 disables)")
 	fs.StringVar(&f.jwt.Issuer, "oidc-issuer", "", "OIDC issuer URL (auth jwt)")
 	fs.StringVar(&f.jwt.Audience, "oidc-audience", "", "required token audience (auth jwt)")
 	fs.StringVar(&f.jwt.JWKSURL, "oidc-jwks-url", "", "issuer key set URL (default: discovered from the issuer)")
 	fs.StringVar(&f.jwtAlgorithms, "oidc-algorithms", "RS256,ES256", "accepted token signature algorithms")
 	fs.StringVar(&f.jwt.UserClaim, "oidc-user-claim", "sub", "claim holding the user id")
 	fs.StringVar(&f.jwt.GroupsClaim, "oidc-groups-claim", "groups", "claim holding the user's groups")
+	fs.DurationVar(&f.jwt.FetchTimeout, "oidc-fetch-timeout", 5*time.Second, "how long one fetch of the issuer's discovery document or key set may take; a token whose key is not cached fails after it while the issuer does not answer")
 	fs.IntVar(&f.maxUserStreams, "max-streams-per-user", 10, "open event streams per user")
 	fs.IntVar(&f.maxStreams, "max-streams", 1000, "open event streams in all")
 }
