@@ -21,6 +21,9 @@ type Identity struct {
 	User string
 	// Admin may read every user's stores.
 	Admin bool
+	// Groups the user is in (X-User-Groups, or the token's groups claim):
+	// they decide the plans the user may pick.
+	Groups []string
 }
 
 // Authenticator establishes the identity of a request, or refuses it with a
@@ -128,11 +131,12 @@ func (h HeaderAuth) Authenticate(_ context.Context, r *http.Request) (Identity, 
 		return Identity{}, errorf(KindUnauthenticated, "%s must match %s", UserHeader, UserIDPattern)
 	}
 	id := Identity{User: user}
-	if h.AdminGroup != "" {
-		for _, g := range strings.Split(r.Header.Get(GroupsHeader), ",") {
-			id.Admin = id.Admin || strings.TrimSpace(g) == h.AdminGroup
+	for _, g := range strings.Split(r.Header.Get(GroupsHeader), ",") {
+		if g = strings.TrimSpace(g); g != "" {
+			id.Groups = append(id.Groups, g)
 		}
 	}
+	id.Admin = h.AdminGroup != "" && slices.Contains(id.Groups, h.AdminGroup)
 	return id, nil
 }
 
@@ -242,11 +246,14 @@ func (j *JWTAuth) Authenticate(ctx context.Context, r *http.Request) (Identity, 
 		return Identity{}, errorf(KindUnauthenticated, "claim %q must be a user id matching %s", j.cfg.UserClaim, UserIDPattern)
 	}
 	id := Identity{User: user}
-	if groups, ok := claims[j.cfg.GroupsClaim].([]any); ok && j.cfg.AdminGroup != "" {
+	if groups, ok := claims[j.cfg.GroupsClaim].([]any); ok {
 		for _, g := range groups {
-			id.Admin = id.Admin || g == j.cfg.AdminGroup
+			if g, ok := g.(string); ok && g != "" {
+				id.Groups = append(id.Groups, g)
+			}
 		}
 	}
+	id.Admin = j.cfg.AdminGroup != "" && slices.Contains(id.Groups, j.cfg.AdminGroup)
 	return id, nil
 }
 

@@ -147,6 +147,17 @@ func (s *Server) createStore(ctx context.Context, in *CreateStoreInput) (*Create
 		p.Errors = []*huma.ErrorDetail{{Location: "body.domain", Message: err.Error(), Value: req.Domain}}
 		return nil, p
 	}
+	plan := v1alpha1.Plan(req.Plan)
+	if plan == "" {
+		plan = v1alpha1.PlanSmall
+	}
+	// Bigger plans cost the platform more: the operator decides per group
+	// who may pick which (--plans-by-group).
+	if why := s.cfg.Plans.refusal(id, plan); why != "" {
+		p := problemFor(ctx, s.log, errorf(KindPlanNotAllowed, "%s", why))
+		p.Errors = []*huma.ErrorDetail{{Location: "body.plan", Message: why, Value: string(plan)}}
+		return nil, p
+	}
 	if existing, err := s.deps.Stores.Get(ctx, req.Name); err != nil {
 		return nil, s.fail(ctx, err)
 	} else if existing != nil {
@@ -179,10 +190,6 @@ func (s *Server) createStore(ctx context.Context, in *CreateStoreInput) (*Create
 			Message: "you have reached the limit of stores per user; delete one to create another"})
 	}
 
-	plan := req.Plan
-	if plan == "" {
-		plan = string(v1alpha1.PlanSmall)
-	}
 	store := &v1alpha1.Store{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:   req.Name,
@@ -193,7 +200,7 @@ func (s *Server) createStore(ctx context.Context, in *CreateStoreInput) (*Create
 				v1alpha1.RequestIDAnnotation:   requestIDFrom(ctx),
 			},
 		},
-		Spec: v1alpha1.StoreSpec{Engine: v1alpha1.Engine(req.Engine), Owner: id.User, Plan: v1alpha1.Plan(plan), Domain: req.Domain},
+		Spec: v1alpha1.StoreSpec{Engine: v1alpha1.Engine(req.Engine), Owner: id.User, Plan: plan, Domain: req.Domain},
 	}
 	created, err := s.deps.Intents.Create(ctx, store)
 	switch {

@@ -32,6 +32,9 @@ type Config struct {
 	// domains, as the operator's --allowed-domains); empty allows only the
 	// default domain (no domain in the request).
 	AllowedDomains []string
+	// Plans are the plans each group may pick; nil allows every plan to
+	// everyone.
+	Plans PlanPolicy
 	// MutationsPerMinute limits mutating requests per user (per client
 	// address, IPv6 by /64, for requests that do not authenticate); 0
 	// disables.

@@ -140,6 +140,26 @@ func TestPhasesMatchTheCRD(t *testing.T) {
 	}
 }
 
+// TestPlansMatchTheCRD keeps v1alpha1.Plans (what the Intent API lets users
+// pick from) and the CRD's enum of spec.plan equal, in order.
+func TestPlansMatchTheCRD(t *testing.T) {
+	var crd apiextensionsv1.CustomResourceDefinition
+	if err := yaml.Unmarshal(v1alpha1.CRDManifest, &crd); err != nil {
+		t.Fatal(err)
+	}
+	var inCRD []v1alpha1.Plan
+	for _, v := range crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"].Properties["plan"].Enum {
+		var p v1alpha1.Plan
+		if err := json.Unmarshal(v.Raw, &p); err != nil {
+			t.Fatal(err)
+		}
+		inCRD = append(inCRD, p)
+	}
+	if !slices.Equal(inCRD, v1alpha1.Plans) {
+		t.Fatalf("CRD plans %v != v1alpha1.Plans %v", inCRD, v1alpha1.Plans)
+	}
+}
+
 func TestOwnerIsImmutable(t *testing.T) {
 	cluster := shared.Get(t)
 	ctx := context.Background()

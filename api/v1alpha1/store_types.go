@@ -28,6 +28,10 @@ const (
 	PlanLarge  Plan = "large"
 )
 
+// Plans are the plans in the order of the enum above: the Intent API checks
+// and lists them from here, and a test keeps the CRD's enum equal.
+var Plans = []Plan{PlanSmall, PlanMedium, PlanLarge}
+
 // Phase is the one-word summary of a store's state, for people; automation
 // reads the conditions.
 // +kubebuilder:validation:Enum=Pending;Provisioning;Ready;Failed;Deleting;ComingSoon

@@ -43,6 +43,7 @@ type apiFlags struct {
 	intent           string
 	maxStoresPerUser int
 	rateLimit        int
+	plansByGroup     string
 	jwt              openapi.JWTConfig
 	jwtAlgorithms    string
 	redisURL         string
@@ -65,6 +66,7 @@ func (f *apiFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.gitMode, "git-mode", string(gitsync.ModePush), "with --intent=git: push (commit to the branch) or pull-request (a branch and a pull request per store; needs --forge-kind)")
 	fs.IntVar(&f.maxStoresPerUser, "max-stores-per-user", 5, "stores one user may have")
 	fs.IntVar(&f.rateLimit, "rate-limit", 10, "mutating requests per minute per user (per client address, IPv6 by /64, for requests that do not authenticate; 0 disables)")
+	fs.StringVar(&f.plansByGroup, "plans-by-group", "", `the plans each group may pick, "group=plan,plan;group=plan" ("*" is every user, e.g. "*=small;pro=small,medium"); empty: every plan for everyone`)
 	fs.StringVar(&f.jwt.Issuer, "oidc-issuer", "", "OIDC issuer URL (auth jwt)")
 	fs.StringVar(&f.jwt.Audience, "oidc-audience", "", "required token audience (auth jwt)")
 	fs.StringVar(&f.jwt.JWKSURL, "oidc-jwks-url", "", "issuer key set URL (default: discovered from the issuer)")
@@ -151,6 +153,9 @@ func (f *apiFlags) validate() (openapi.TrustedProxies, error) {
 	}
 	if _, err := f.domains(); err != nil {
 		return nil, err
+	}
+	if _, err := openapi.ParsePlanPolicy(f.plansByGroup); err != nil {
+		return nil, fmt.Errorf("--plans-by-group: %w", err)
 	}
 	return trusted, nil
 }
@@ -253,10 +258,14 @@ func newAPIServer(ctx context.Context, cfg *rest.Config, f apiFlags, log *slog.L
 	if err != nil {
 		return nil, err
 	}
-	log.Info("Starting Intent API", "addr", f.addr, "auth", f.auth, "intent", f.intent, "maxStoresPerUser", f.maxStoresPerUser, "rateLimitPerMinute", f.rateLimit, "allowedDomains", domains)
+	plans, err := openapi.ParsePlanPolicy(f.plansByGroup)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("Starting Intent API", "addr", f.addr, "auth", f.auth, "intent", f.intent, "maxStoresPerUser", f.maxStoresPerUser, "rateLimitPerMinute", f.rateLimit, "allowedDomains", domains, "plansByGroup", f.plansByGroup)
 	srv := openapi.New(openapi.Config{
-		AllowedDomains: domains,
-		Auth:           auth, Trusted: trusted, MaxStoresPerUser: f.maxStoresPerUser, MutationsPerMinute: f.rateLimit, Log: log,
+		AllowedDomains: domains, Plans: plans,
+		Auth: auth, Trusted: trusted, MaxStoresPerUser: f.maxStoresPerUser, MutationsPerMinute: f.rateLimit, Log: log,
 		MaxStreamsPerUser: f.maxUserStreams, MaxStreams: f.maxStreams,
 		UserSwitcher: f.userSwitcher,
 	}, openapi.Deps{
