@@ -147,21 +147,22 @@ func (s *Server) createStore(ctx context.Context, in *CreateStoreInput) (*Create
 		p.Errors = []*huma.ErrorDetail{{Location: "body.domain", Message: err.Error(), Value: req.Domain}}
 		return nil, p
 	}
-	plan := v1alpha1.Plan(req.Plan)
-	if plan == "" {
-		plan = v1alpha1.PlanSmall
-	}
-	// Bigger plans cost the platform more: the operator decides per group
-	// who may pick which (--plans-by-group).
-	if why := s.cfg.Plans.refusal(id, plan); why != "" {
-		p := problemFor(ctx, s.log, errorf(KindPlanNotAllowed, "%s", why))
-		p.Errors = []*huma.ErrorDetail{{Location: "body.plan", Message: why, Value: string(plan)}}
-		return nil, p
-	}
 	if existing, err := s.deps.Stores.Get(ctx, req.Name); err != nil {
 		return nil, s.fail(ctx, err)
 	} else if existing != nil {
 		return s.existing(ctx, existing, id)
+	}
+	// Bigger plans cost the platform more: the operator decides per group
+	// who may pick which (--plans-by-group). Checked after the idempotent
+	// answer: repeating an earlier create creates nothing.
+	plan := v1alpha1.Plan(req.Plan)
+	if plan == "" {
+		plan = v1alpha1.PlanSmall
+	}
+	if why := s.cfg.Plans.refusal(id, plan); why != "" {
+		p := problemFor(ctx, s.log, errorf(KindPlanNotAllowed, "%s", why))
+		p.Errors = []*huma.ErrorDetail{{Location: "body.plan", Message: why, Value: string(plan)}}
+		return nil, p
 	}
 
 	recent, unlock, err := s.deps.Lock.Lock(ctx, id.User)

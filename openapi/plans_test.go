@@ -59,6 +59,11 @@ func TestPlansAllowedPerGroup(t *testing.T) {
 			}
 		})
 	}
+	// Repeating an earlier create is answered with the store, whatever the
+	// caller's groups are now: it creates nothing.
+	if rec := api.Post("/api/v1/stores", as("alice"), map[string]any{"name": "pro-medium", "engine": "medusa", "plan": "medium"}); rec.Code != http.StatusOK {
+		t.Errorf("repeated create of an existing medium store: %d %s", rec.Code, rec.Body.String())
+	}
 	// The dashboard learns what to offer from /me.
 	me := decode[openapi.Me](t, api.Get("/api/v1/me", as("alice"), groups("pro")))
 	if !slices.Equal(me.Plans, []string{"small", "medium"}) {
