@@ -22,6 +22,7 @@ import (
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/pruning"
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
 	"k8s.io/apimachinery/pkg/runtime"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	celconfig "k8s.io/apiserver/pkg/apis/cel"
 	sigsyaml "sigs.k8s.io/yaml"
@@ -112,13 +113,14 @@ func (v *Validator) File(file string, data []byte) (*Manifest, []Problem) {
 		return nil, at(lineOf(err), "%s", yamlMessage(err))
 	}
 	// Round-trip through JSON so numbers and maps have the types the API
-	// server's validation expects.
+	// server's validation expects: whole numbers int64 (as the API server
+	// decodes them), not float64, or CEL rules on int-or-string fields fail.
 	js, err := json.Marshal(obj)
 	if err != nil {
 		return nil, at(root.Line, "%v", err)
 	}
 	obj = nil
-	if err := json.Unmarshal(js, &obj); err != nil {
+	if err := utiljson.Unmarshal(js, &obj); err != nil {
 		return nil, at(root.Line, "%v", err)
 	}
 

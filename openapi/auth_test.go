@@ -191,3 +191,51 @@ func TestJWTConfigRefusesUnsafeAlgorithms(t *testing.T) {
 		}
 	}
 }
+
+// TestJWTAuthFailsFastWhenTheKeySetHangs: an issuer whose JWKS accepts the
+// connection and never answers must not hang the API's requests; a token
+// whose key the API has not fetched is refused within the fetch timeout, and
+// so is the next one.
+func TestJWTAuthFailsFastWhenTheKeySetHangs(t *testing.T) {
+	hang := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(hang) }) // runs first: lets srv.Close finish
+	auth, err := openapi.NewJWTAuth(context.Background(), openapi.JWTConfig{
+		Issuer: srv.URL, Audience: "storefleet", JWKSURL: srv.URL + "/jwks", Algorithms: []string{"RS256"},
+		FetchTimeout: 300 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newUnitServer(t, options{cfg: openapi.Config{Auth: auth}})
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	now := time.Now()
+	tok := (&issuer{}).token(t, key, "key-1", jwt.Claims{Issuer: srv.URL, Subject: "alice", Audience: jwt.Audience{"storefleet"},
+		Expiry: jwt.NewNumericDate(now.Add(time.Hour)), IssuedAt: jwt.NewNumericDate(now)}, nil)
+	for i := range 2 {
+		done := make(chan *httptest.ResponseRecorder, 1)
+		start := time.Now()
+		go func() {
+			r := httptest.NewRequest(http.MethodGet, "/api/v1/stores", nil)
+			r.Header.Set("Authorization", "Bearer "+tok)
+			w := httptest.NewRecorder()
+			s.Handler().ServeHTTP(w, r)
+			done <- w
+		}()
+		select {
+		case w := <-done:
+			problem(t, w, http.StatusUnauthorized, "unauthenticated")
+			if took := time.Since(start); took > 2*time.Second {
+				t.Errorf("request %d took %s with a 300 ms fetch timeout", i+1, took)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("request %d still waiting for the hanging key set after 5 s", i+1)
+		}
+	}
+}

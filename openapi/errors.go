@@ -31,10 +31,12 @@ const (
 	KindConflict         Kind = "conflict"
 	KindNotReady         Kind = "not-ready"
 	KindQuotaExceeded    Kind = "quota-exceeded"
-	KindRateLimited      Kind = "rate-limited"
-	KindTooManyStreams   Kind = "too-many-streams"
-	KindUnavailable      Kind = "unavailable"
-	KindInternal         Kind = "internal"
+	// KindPlanNotAllowed: a plan the caller's groups may not pick.
+	KindPlanNotAllowed Kind = "plan-not-allowed"
+	KindRateLimited    Kind = "rate-limited"
+	KindTooManyStreams Kind = "too-many-streams"
+	KindUnavailable    Kind = "unavailable"
+	KindInternal       Kind = "internal"
 )
 
 type problemType struct {
@@ -48,6 +50,7 @@ var problemTypes = map[Kind]problemType{
 	KindMalformed:        {http.StatusBadRequest, "Malformed request"},
 	KindUnauthenticated:  {http.StatusUnauthorized, "Not authenticated"},
 	KindQuotaExceeded:    {http.StatusForbidden, "Store quota exceeded"},
+	KindPlanNotAllowed:   {http.StatusForbidden, "Plan not allowed"},
 	KindNotFound:         {http.StatusNotFound, "Not found"},
 	KindConflict:         {http.StatusConflict, "Name already taken"},
 	KindNotReady:         {http.StatusConflict, "Store not ready"},

@@ -2,6 +2,7 @@ package openapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -20,6 +21,9 @@ type Identity struct {
 	User string
 	// Admin may read every user's stores.
 	Admin bool
+	// Groups the user is in (X-User-Groups, or the token's groups claim):
+	// they decide the plans the user may pick.
+	Groups []string
 }
 
 // Authenticator establishes the identity of a request, or refuses it with a
@@ -127,11 +131,12 @@ func (h HeaderAuth) Authenticate(_ context.Context, r *http.Request) (Identity, 
 		return Identity{}, errorf(KindUnauthenticated, "%s must match %s", UserHeader, UserIDPattern)
 	}
 	id := Identity{User: user}
-	if h.AdminGroup != "" {
-		for _, g := range strings.Split(r.Header.Get(GroupsHeader), ",") {
-			id.Admin = id.Admin || strings.TrimSpace(g) == h.AdminGroup
+	for _, g := range strings.Split(r.Header.Get(GroupsHeader), ",") {
+		if g = strings.TrimSpace(g); g != "" {
+			id.Groups = append(id.Groups, g)
 		}
 	}
+	id.Admin = h.AdminGroup != "" && slices.Contains(id.Groups, h.AdminGroup)
 	return id, nil
 }
 
@@ -149,6 +154,9 @@ type JWTConfig struct {
 	// GroupsClaim names the claim listing the user's groups.
 	GroupsClaim string
 	AdminGroup  string
+	// FetchTimeout bounds every fetch of the issuer's discovery document and
+	// key set, and so how long a request may wait for one; default 5 s.
+	FetchTimeout time.Duration
 }
 
 // JWTAuth validates bearer tokens: signature against the issuer's JWKS
@@ -179,9 +187,16 @@ func NewJWTAuth(ctx context.Context, cfg JWTConfig) (*JWTAuth, error) {
 	if cfg.GroupsClaim == "" {
 		cfg.GroupsClaim = "groups"
 	}
+	if cfg.FetchTimeout <= 0 {
+		cfg.FetchTimeout = 5 * time.Second
+	}
+	// Every fetch of the issuer's documents goes through a client with a
+	// timeout: a key set that accepts connections and never answers would
+	// otherwise hold every request whose token names a key not cached yet.
+	ctx = oidc.ClientContext(ctx, &http.Client{Timeout: cfg.FetchTimeout})
 	jwks := cfg.JWKSURL
 	if jwks == "" {
-		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		dctx, cancel := context.WithTimeout(ctx, 2*cfg.FetchTimeout)
 		defer cancel()
 		p, err := oidc.NewProvider(dctx, cfg.Issuer)
 		if err != nil {
@@ -209,7 +224,14 @@ func (j *JWTAuth) Authenticate(ctx context.Context, r *http.Request) (Identity, 
 	if !ok || strings.TrimSpace(raw) == "" {
 		return Identity{}, errorf(KindUnauthenticated, "a bearer token is required")
 	}
-	tok, err := j.verifier.Verify(ctx, strings.TrimSpace(raw))
+	// A request joining a key fetch already under way waits no longer than
+	// the fetch itself may take.
+	vctx, cancel := context.WithTimeout(ctx, j.cfg.FetchTimeout)
+	defer cancel()
+	tok, err := j.verifier.Verify(vctx, strings.TrimSpace(raw))
+	if err != nil && errors.Is(vctx.Err(), context.DeadlineExceeded) {
+		return Identity{}, errorf(KindUnauthenticated, "token not checked: the issuer's key set did not answer within %s", j.cfg.FetchTimeout)
+	}
 	if err != nil {
 		// go-oidc's messages name the failed check (expiry, audience,
 		// signature) without echoing the token; they help the caller.
@@ -224,11 +246,14 @@ func (j *JWTAuth) Authenticate(ctx context.Context, r *http.Request) (Identity, 
 		return Identity{}, errorf(KindUnauthenticated, "claim %q must be a user id matching %s", j.cfg.UserClaim, UserIDPattern)
 	}
 	id := Identity{User: user}
-	if groups, ok := claims[j.cfg.GroupsClaim].([]any); ok && j.cfg.AdminGroup != "" {
+	if groups, ok := claims[j.cfg.GroupsClaim].([]any); ok {
 		for _, g := range groups {
-			id.Admin = id.Admin || g == j.cfg.AdminGroup
+			if g, ok := g.(string); ok && g != "" {
+				id.Groups = append(id.Groups, g)
+			}
 		}
 	}
+	id.Admin = j.cfg.AdminGroup != "" && slices.Contains(id.Groups, j.cfg.AdminGroup)
 	return id, nil
 }
 

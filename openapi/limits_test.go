@@ -90,9 +90,29 @@ func TestQuotaHoldsUnderConcurrencyAcrossReplicas(t *testing.T) {
 	}
 }
 
-func TestRateLimitPerClientIP(t *testing.T) {
+// mutate sends one mutation from remote (with X-Forwarded-For when given
+// and a user header when user is not empty).
+func mutate(h http.Handler, remote, forwardedFor, user string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(http.MethodPost, "/api/v1/stores/no-such-store/retry", nil)
+	r.RemoteAddr = remote
+	if forwardedFor != "" {
+		r.Header.Set("X-Forwarded-For", forwardedFor)
+	}
+	if user != "" {
+		r.Header.Set(openapi.UserHeader, user)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+// TestRateLimitPerUser: an authenticated user spends their own tokens. The
+// proxy in front of the API sends no X-Forwarded-For here, so every request
+// has the proxy's address: the other users behind it still get through, and
+// the limited user does not escape by coming from another address.
+func TestRateLimitPerUser(t *testing.T) {
 	s, api := newUnitTestAPI(t, options{cfg: openapi.Config{MutationsPerMinute: 10}})
-	alice := user(t, "alice")
+	alice, bob := user(t, "alice"), user(t, "bob")
 	for i := range 10 {
 		// Mutations that fail still spend a token: probing costs the same.
 		if rec := api.Post("/api/v1/stores/no-such-store/retry", as(alice)); rec.Code != http.StatusNotFound {
@@ -105,22 +125,56 @@ func TestRateLimitPerClientIP(t *testing.T) {
 	if err != nil || ra < 1 || ra > 6 {
 		t.Errorf("Retry-After %q", rec.Header().Get("Retry-After"))
 	}
-	if p.Limit != 10 {
-		t.Errorf("limit %d", p.Limit)
+	if p.Limit != 10 || !strings.Contains(p.Detail, alice) {
+		t.Errorf("limit %d, detail %q: want 10 and the user named", p.Limit, p.Detail)
 	}
 	// Reads are not limited.
 	if rec := api.Get("/api/v1/stores", as(alice)); rec.Code != http.StatusOK {
 		t.Errorf("read after the limit: %d", rec.Code)
 	}
-	// Another client (behind the trusted proxy) has its own bucket.
-	r := httptest.NewRequest(http.MethodPost, "/api/v1/stores/no-such-store/retry", nil)
-	r.RemoteAddr = "127.0.0.1:1"
-	r.Header.Set("X-Forwarded-For", "203.0.113.50")
-	r.Header.Set(openapi.UserHeader, alice)
-	w := httptest.NewRecorder()
-	s.Handler().ServeHTTP(w, r)
-	if w.Code != http.StatusNotFound {
-		t.Errorf("other client: %d %s", w.Code, w.Body.String())
+	// Bob, through the same proxy, has his own bucket.
+	if w := mutate(s.Handler(), "127.0.0.1:1", "", bob); w.Code != http.StatusNotFound {
+		t.Errorf("another user behind the same proxy: %d %s", w.Code, w.Body.String())
+	}
+	// Alice from another client address is still Alice.
+	if w := mutate(s.Handler(), "127.0.0.1:1", "203.0.113.50", alice); w.Code != http.StatusTooManyRequests {
+		t.Errorf("the limited user from another address: %d %s", w.Code, w.Body.String())
+	}
+}
+
+// TestRateLimitAnonymousPerAddress: requests that do not authenticate spend
+// their client address's tokens, an IPv6 client's whole /64, so hopping
+// addresses within one's own network buys nothing; and a forged user header
+// from an untrusted address spends the sender's tokens, not the user's.
+func TestRateLimitAnonymousPerAddress(t *testing.T) {
+	s := newUnitServer(t, options{cfg: openapi.Config{MutationsPerMinute: 3}})
+	h := s.Handler()
+	victim := user(t, "victim")
+	spend := func(remote string, n int) {
+		t.Helper()
+		for i := range n {
+			// Forged: the sender is not a trusted proxy.
+			if w := mutate(h, remote, "", victim); w.Code != http.StatusUnauthorized {
+				t.Fatalf("anonymous request %d from %s: %d %s", i+1, remote, w.Code, w.Body.String())
+			}
+		}
+	}
+	spend("[2001:db8:1:2::1]:1000", 3)
+	for _, sameNetwork := range []string{"[2001:db8:1:2::1]:1001", "[2001:db8:1:2:ffff::7]:1000"} {
+		w := mutate(h, sameNetwork, "", "")
+		if w.Code != http.StatusTooManyRequests || !strings.Contains(w.Body.String(), "this address") {
+			t.Errorf("%s, in the limited /64: %d %s", sameNetwork, w.Code, w.Body.String())
+		}
+	}
+	// Another /64 and other IPv4 addresses are other clients.
+	spend("[2001:db8:1:3::1]:1000", 1)
+	spend("198.51.100.7:1000", 3)
+	if w := mutate(h, "198.51.100.8:1000", "", ""); w.Code != http.StatusUnauthorized {
+		t.Errorf("a neighbouring IPv4 address: %d %s", w.Code, w.Body.String())
+	}
+	// The victim's own bucket is untouched.
+	if w := mutate(h, "127.0.0.1:1", "", victim); w.Code != http.StatusNotFound {
+		t.Errorf("the user whose name was forged: %d %s", w.Code, w.Body.String())
 	}
 }
 

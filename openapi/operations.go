@@ -58,7 +58,7 @@ var public = []map[string][]string{{}}
 
 func (s *Server) register() {
 	read := huma.Middlewares{s.authenticate}
-	mutate := huma.Middlewares{s.audit, s.requireJSON, s.limitRate, s.authenticate}
+	mutate := huma.Middlewares{s.audit, s.requireJSON, s.authenticateAndLimit}
 	common := []int{http.StatusUnauthorized, http.StatusUnprocessableEntity}
 
 	huma.Register(s.api, huma.Operation{
@@ -152,6 +152,18 @@ func (s *Server) createStore(ctx context.Context, in *CreateStoreInput) (*Create
 	} else if existing != nil {
 		return s.existing(ctx, existing, id)
 	}
+	// Bigger plans cost the platform more: the operator decides per group
+	// who may pick which (--plans-by-group). Checked after the idempotent
+	// answer: repeating an earlier create creates nothing.
+	plan := v1alpha1.Plan(req.Plan)
+	if plan == "" {
+		plan = v1alpha1.PlanSmall
+	}
+	if why := s.cfg.Plans.refusal(id, plan); why != "" {
+		p := problemFor(ctx, s.log, errorf(KindPlanNotAllowed, "%s", why))
+		p.Errors = []*huma.ErrorDetail{{Location: "body.plan", Message: why, Value: string(plan)}}
+		return nil, p
+	}
 
 	recent, unlock, err := s.deps.Lock.Lock(ctx, id.User)
 	if err != nil {
@@ -179,10 +191,6 @@ func (s *Server) createStore(ctx context.Context, in *CreateStoreInput) (*Create
 			Message: "you have reached the limit of stores per user; delete one to create another"})
 	}
 
-	plan := req.Plan
-	if plan == "" {
-		plan = string(v1alpha1.PlanSmall)
-	}
 	store := &v1alpha1.Store{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:   req.Name,
@@ -193,7 +201,7 @@ func (s *Server) createStore(ctx context.Context, in *CreateStoreInput) (*Create
 				v1alpha1.RequestIDAnnotation:   requestIDFrom(ctx),
 			},
 		},
-		Spec: v1alpha1.StoreSpec{Engine: v1alpha1.Engine(req.Engine), Owner: id.User, Plan: v1alpha1.Plan(plan), Domain: req.Domain},
+		Spec: v1alpha1.StoreSpec{Engine: v1alpha1.Engine(req.Engine), Owner: id.User, Plan: plan, Domain: req.Domain},
 	}
 	created, err := s.deps.Intents.Create(ctx, store)
 	switch {

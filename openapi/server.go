@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -31,7 +32,12 @@ type Config struct {
 	// domains, as the operator's --allowed-domains); empty allows only the
 	// default domain (no domain in the request).
 	AllowedDomains []string
-	// MutationsPerMinute limits mutating requests per client IP; 0 disables.
+	// Plans are the plans each group may pick; nil allows every plan to
+	// everyone.
+	Plans PlanPolicy
+	// MutationsPerMinute limits mutating requests per user (per client
+	// address, IPv6 by /64, for requests that do not authenticate); 0
+	// disables.
 	MutationsPerMinute int
 	// MaxBodyBytes bounds request bodies.
 	MaxBodyBytes int64
@@ -230,18 +236,55 @@ func writeProblem(ctx huma.Context, p *Problem) {
 	_ = json.NewEncoder(ctx.BodyWriter()).Encode(p)
 }
 
-// authenticate is the middleware of every store operation.
+// authenticate is the middleware of every store read.
 func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
-	r := requestFrom(ctx.Context())
-	id, err := s.cfg.Auth.Authenticate(ctx.Context(), r)
+	id, err := s.identify(ctx)
 	if err != nil {
 		writeProblem(ctx, problemFor(ctx.Context(), s.log, err))
 		return
 	}
+	next(huma.WithValue(ctx, identityKey, id))
+}
+
+// authenticateAndLimit is the middleware of every mutating operation. The
+// caller is identified before the rate limit, so an authenticated user spends
+// their own tokens, however many users share one address or proxy; a request
+// that does not authenticate spends its client address's tokens (and a
+// forged identity header never spends the named user's).
+func (s *Server) authenticateAndLimit(ctx huma.Context, next func(huma.Context)) {
+	id, authErr := s.identify(ctx)
+	key := userRateKey(id.User)
+	if authErr != nil {
+		key = addressRateKey(s.cfg.Trusted.ClientIP(requestFrom(ctx.Context())))
+	}
+	if ok, wait := s.limiter.allow(key, time.Now()); !ok {
+		s.metrics.rateLimited.Inc()
+		msg := "too many changes from this address; wait for Retry-After seconds"
+		if authErr == nil {
+			msg = fmt.Sprintf("too many changes by user %s; wait for Retry-After seconds", id.User)
+		}
+		writeProblem(ctx, problemFor(ctx.Context(), s.log, &Error{Kind: KindRateLimited,
+			Message: msg, Limit: s.cfg.MutationsPerMinute, RetryAfter: wait}))
+		return
+	}
+	if authErr != nil {
+		writeProblem(ctx, problemFor(ctx.Context(), s.log, authErr))
+		return
+	}
+	next(huma.WithValue(ctx, identityKey, id))
+}
+
+// identify establishes who the request comes from and names them on its
+// audit line.
+func (s *Server) identify(ctx huma.Context) (Identity, error) {
+	id, err := s.cfg.Auth.Authenticate(ctx.Context(), requestFrom(ctx.Context()))
+	if err != nil {
+		return Identity{}, err
+	}
 	if rec, ok := ctx.Context().Value(auditKey).(*auditRecord); ok {
 		rec.user = id.User
 	}
-	next(huma.WithValue(ctx, identityKey, id))
+	return id, nil
 }
 
 // requireJSON refuses a mutation whose body is not declared JSON: a browser
@@ -256,20 +299,6 @@ func (s *Server) requireJSON(ctx huma.Context, next func(huma.Context)) {
 				"the request body must be JSON (Content-Type: application/json), not %q", r.Header.Get("Content-Type"))))
 			return
 		}
-	}
-	next(ctx)
-}
-
-// limitRate is the middleware of every mutating operation.
-func (s *Server) limitRate(ctx huma.Context, next func(huma.Context)) {
-	ok, wait := s.limiter.allow(s.cfg.Trusted.ClientIP(requestFrom(ctx.Context())), time.Now())
-	if !ok {
-		s.metrics.rateLimited.Inc()
-		writeProblem(ctx, problemFor(ctx.Context(), s.log, &Error{Kind: KindRateLimited,
-			Message:    "too many changes from this address; wait for Retry-After seconds",
-			Limit:      s.cfg.MutationsPerMinute,
-			RetryAfter: wait}))
-		return
 	}
 	next(ctx)
 }

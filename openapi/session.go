@@ -23,6 +23,8 @@ type AuthInfo struct {
 type Me struct {
 	User  string `json:"user" doc:"The user id; stores created by the caller are owned by it." example:"alice"`
 	Admin bool   `json:"admin" doc:"May read every user's stores (all=true)."`
+	// Plans lets a dashboard offer only what a create would accept.
+	Plans []string `json:"plans" nullable:"false" enum:"small,medium,large" doc:"The plans the caller may pick when creating a store (set per group by the platform)." example:"[\"small\",\"medium\"]"`
 }
 
 type AuthInfoOutput struct{ Body AuthInfo }
@@ -57,7 +59,11 @@ func (s *Server) registerSession() {
 		Errors: []int{http.StatusUnauthorized},
 	}, func(ctx context.Context, _ *struct{}) (*MeOutput, error) {
 		id := identityFrom(ctx)
-		return &MeOutput{Body: Me(id)}, nil
+		me := Me{User: id.User, Admin: id.Admin, Plans: []string{}}
+		for _, p := range s.cfg.Plans.Allowed(id) {
+			me.Plans = append(me.Plans, string(p))
+		}
+		return &MeOutput{Body: me}, nil
 	})
 }
 

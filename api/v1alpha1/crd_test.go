@@ -11,6 +11,7 @@ import (
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -33,6 +34,13 @@ func store(name, engine, owner string) *v1alpha1.Store {
 	}
 }
 
+// withStorage asks for a database volume of size on plan.
+func withStorage(s *v1alpha1.Store, plan v1alpha1.Plan, size string) *v1alpha1.Store {
+	q := resource.MustParse(size)
+	s.Spec.Plan, s.Spec.Values = plan, &v1alpha1.StoreValues{DatabaseStorage: &q}
+	return s
+}
+
 func TestValidStoreIsAcceptedWithDefaults(t *testing.T) {
 	cluster := shared.Get(t)
 	ctx := context.Background()
@@ -42,6 +50,9 @@ func TestValidStoreIsAcceptedWithDefaults(t *testing.T) {
 	}
 	if s.Spec.Plan != v1alpha1.PlanSmall {
 		t.Fatalf("plan defaulted to %q, want small", s.Spec.Plan)
+	}
+	if err := cluster.Client.Create(ctx, withStorage(store("shop-big", "medusa", "alice"), v1alpha1.PlanLarge, "199Gi")); err != nil {
+		t.Fatalf("the largest database of plan large rejected: %v", err)
 	}
 	wc := store("shop-woo", "woocommerce", "bob@example.com")
 	if err := cluster.Client.Create(ctx, wc); err != nil {
@@ -72,6 +83,12 @@ func TestStoreRejectedByTheAPIServer(t *testing.T) {
 			s.Spec.Plan = "huge"
 			return s
 		}(), wantMsg: `spec.plan: Unsupported value: "huge"`},
+		{name: "database larger than the plan", store: withStorage(store("shop-6", "medusa", "alice"), v1alpha1.PlanMedium, "60Gi"),
+			wantMsg: "spec.values.databaseStorage: Invalid value: must be at most 59Gi on plan medium: its storage quota less the uploads volume"},
+		{name: "database larger than the default plan", store: withStorage(store("shop-7", "medusa", "alice"), "", "1Ti"),
+			wantMsg: "must be at most 19Gi on plan small"},
+		{name: "database too small", store: withStorage(store("shop-8", "medusa", "alice"), "", "10Mi"),
+			wantMsg: `spec.values.databaseStorage: Invalid value: "10Mi": must be at least 1Gi`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -137,6 +154,26 @@ func TestPhasesMatchTheCRD(t *testing.T) {
 	}
 	if !slices.Equal(inCRD, v1alpha1.Phases) {
 		t.Fatalf("CRD phases %v != v1alpha1.Phases %v", inCRD, v1alpha1.Phases)
+	}
+}
+
+// TestPlansMatchTheCRD keeps v1alpha1.Plans (what the Intent API lets users
+// pick from) and the CRD's enum of spec.plan equal, in order.
+func TestPlansMatchTheCRD(t *testing.T) {
+	var crd apiextensionsv1.CustomResourceDefinition
+	if err := yaml.Unmarshal(v1alpha1.CRDManifest, &crd); err != nil {
+		t.Fatal(err)
+	}
+	var inCRD []v1alpha1.Plan
+	for _, v := range crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"].Properties["plan"].Enum {
+		var p v1alpha1.Plan
+		if err := json.Unmarshal(v.Raw, &p); err != nil {
+			t.Fatal(err)
+		}
+		inCRD = append(inCRD, p)
+	}
+	if !slices.Equal(inCRD, v1alpha1.Plans) {
+		t.Fatalf("CRD plans %v != v1alpha1.Plans %v", inCRD, v1alpha1.Plans)
 	}
 }
 

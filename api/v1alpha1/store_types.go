@@ -28,6 +28,25 @@ const (
 	PlanLarge  Plan = "large"
 )
 
+// Plans are the plans in the order of the enum above: the Intent API checks
+// and lists them from here, and a test keeps the CRD's enum equal.
+var Plans = []Plan{PlanSmall, PlanMedium, PlanLarge}
+
+// MaxDatabaseStorage is the largest spec.values.databaseStorage of each
+// plan: the plan's storage quota (requests.storage of its ResourceQuota) less
+// the store's uploads volume (1Gi), so the database volume an owner asks for
+// can always be created. The CRD's rule on StoreSpec holds the same numbers
+// (TestValidateBoundsDatabaseStorage), the operator's plans the quotas
+// (TestDatabaseStorageFitsThePlanQuota).
+var MaxDatabaseStorage = map[Plan]resource.Quantity{
+	PlanSmall:  resource.MustParse("19Gi"),
+	PlanMedium: resource.MustParse("59Gi"),
+	PlanLarge:  resource.MustParse("199Gi"),
+}
+
+// MinDatabaseStorage is the smallest database volume a store may ask for.
+var MinDatabaseStorage = resource.MustParse("1Gi")
+
 // Phase is the one-word summary of a store's state, for people; automation
 // reads the conditions.
 // +kubebuilder:validation:Enum=Pending;Provisioning;Ready;Failed;Deleting;ComingSoon
@@ -115,7 +134,10 @@ type Store struct {
 	Status StoreStatus `json:"status,omitempty"`
 }
 
-// StoreSpec is what the requester asked for.
+// StoreSpec is what the requester asked for. The database volume must fit
+// the plan's storage quota (MaxDatabaseStorage): a larger one could never be
+// created, and the store would fail after it was accepted.
+// +kubebuilder:validation:XValidation:rule="!has(self.values) || !has(self.values.databaseStorage) || quantity(string(self.values.databaseStorage)).compareTo(quantity({'small': '19Gi', 'medium': '59Gi', 'large': '199Gi'}[(has(self.plan) ? self.plan : 'small')])) <= 0",messageExpression="'must be at most ' + {'small': '19Gi', 'medium': '59Gi', 'large': '199Gi'}[(has(self.plan) ? self.plan : 'small')] + ' on plan ' + (has(self.plan) ? self.plan : 'small') + ': its storage quota less the uploads volume'",fieldPath=".values.databaseStorage",reason=FieldValueInvalid
 type StoreSpec struct {
 	// Engine is the e-commerce software to run.
 	// +required
@@ -174,7 +196,9 @@ type StoreValues struct {
 	// +optional
 	StorefrontReplicas *int32 `json:"storefrontReplicas,omitempty"`
 
-	// DatabaseStorage overrides the plan's PostgreSQL volume size.
+	// DatabaseStorage overrides the plan's PostgreSQL volume size: at least
+	// MinDatabaseStorage, at most the plan's MaxDatabaseStorage.
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).compareTo(quantity('1Gi')) >= 0",message="must be at least 1Gi"
 	// +optional
 	DatabaseStorage *resource.Quantity `json:"databaseStorage,omitempty"`
 }

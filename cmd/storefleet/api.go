@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -42,6 +43,7 @@ type apiFlags struct {
 	intent           string
 	maxStoresPerUser int
 	rateLimit        int
+	plansByGroup     string
 	jwt              openapi.JWTConfig
 	jwtAlgorithms    string
 	redisURL         string
@@ -63,13 +65,15 @@ func (f *apiFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.intent, "intent", "kubernetes", "where created stores go: kubernetes (Store objects) or git (manifests committed to the stores repo, --git-url)")
 	fs.StringVar(&f.gitMode, "git-mode", string(gitsync.ModePush), "with --intent=git: push (commit to the branch) or pull-request (a branch and a pull request per store; needs --forge-kind)")
 	fs.IntVar(&f.maxStoresPerUser, "max-stores-per-user", 5, "stores one user may have")
-	fs.IntVar(&f.rateLimit, "rate-limit", 10, "mutating requests per minute per client IP (0 disables)")
+	fs.IntVar(&f.rateLimit, "rate-limit", 10, "mutating requests per minute per user (per client address, IPv6 by /64, for requests that do not authenticate; 0 disables)")
+	fs.StringVar(&f.plansByGroup, "plans-by-group", "", `the plans each group may pick, "group=plan,plan;group=plan" ("*" is every user, e.g. "*=small;pro=small,medium"); empty: every plan for everyone`)
 	fs.StringVar(&f.jwt.Issuer, "oidc-issuer", "", "OIDC issuer URL (auth jwt)")
 	fs.StringVar(&f.jwt.Audience, "oidc-audience", "", "required token audience (auth jwt)")
 	fs.StringVar(&f.jwt.JWKSURL, "oidc-jwks-url", "", "issuer key set URL (default: discovered from the issuer)")
 	fs.StringVar(&f.jwtAlgorithms, "oidc-algorithms", "RS256,ES256", "accepted token signature algorithms")
 	fs.StringVar(&f.jwt.UserClaim, "oidc-user-claim", "sub", "claim holding the user id")
 	fs.StringVar(&f.jwt.GroupsClaim, "oidc-groups-claim", "groups", "claim holding the user's groups")
+	fs.DurationVar(&f.jwt.FetchTimeout, "oidc-fetch-timeout", 5*time.Second, "how long one fetch of the issuer's discovery document or key set may take; a token whose key is not cached fails after it while the issuer does not answer")
 	fs.IntVar(&f.maxUserStreams, "max-streams-per-user", 10, "open event streams per user")
 	fs.IntVar(&f.maxStreams, "max-streams", 1000, "open event streams in all")
 }
@@ -149,6 +153,9 @@ func (f *apiFlags) validate() (openapi.TrustedProxies, error) {
 	}
 	if _, err := f.domains(); err != nil {
 		return nil, err
+	}
+	if _, err := openapi.ParsePlanPolicy(f.plansByGroup); err != nil {
+		return nil, fmt.Errorf("--plans-by-group: %w", err)
 	}
 	return trusted, nil
 }
@@ -251,10 +258,14 @@ func newAPIServer(ctx context.Context, cfg *rest.Config, f apiFlags, log *slog.L
 	if err != nil {
 		return nil, err
 	}
-	log.Info("Starting Intent API", "addr", f.addr, "auth", f.auth, "intent", f.intent, "maxStoresPerUser", f.maxStoresPerUser, "rateLimitPerMinute", f.rateLimit, "allowedDomains", domains)
+	plans, err := openapi.ParsePlanPolicy(f.plansByGroup)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("Starting Intent API", "addr", f.addr, "auth", f.auth, "intent", f.intent, "maxStoresPerUser", f.maxStoresPerUser, "rateLimitPerMinute", f.rateLimit, "allowedDomains", domains, "plansByGroup", f.plansByGroup)
 	srv := openapi.New(openapi.Config{
-		AllowedDomains: domains,
-		Auth:           auth, Trusted: trusted, MaxStoresPerUser: f.maxStoresPerUser, MutationsPerMinute: f.rateLimit, Log: log,
+		AllowedDomains: domains, Plans: plans,
+		Auth: auth, Trusted: trusted, MaxStoresPerUser: f.maxStoresPerUser, MutationsPerMinute: f.rateLimit, Log: log,
 		MaxStreamsPerUser: f.maxUserStreams, MaxStreams: f.maxStreams,
 		UserSwitcher: f.userSwitcher,
 	}, openapi.Deps{

@@ -43,10 +43,7 @@ func runDev(args []string) error {
 	git.register(fs)
 	withForge := fs.Bool("forge", false, "start a local Gitea as the stores repo's forge: the API commits through pull requests, merged ones are provisioned and reported on the PR")
 	fs.StringVar(&api.addr, "api-addr", "127.0.0.1:8080", "address of the Intent API")
-	// On a laptop the caller is on loopback and says who it is; the proxy of
-	// a real installation is not there.
-	api.trustedProxies = "127.0.0.1/32,::1/128"
-	api.userSwitcher = true
+	devAPIDefaults(fs, &api)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -310,4 +307,27 @@ func devLogger(clusterWorkdir, file string) *slog.Logger {
 		return newLogger()
 	}
 	return slog.New(slog.NewJSONHandler(f, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// devAPIDefaults are the API settings of a laptop: the caller is on loopback
+// and says who it is (the proxy of a real installation is not there).
+// One person trying the API from a script must not meet the production
+// rate limit (ten mutations a minute): dev allows devRateLimit, still a
+// bound, and says so in --help.
+func devAPIDefaults(fs *flag.FlagSet, api *apiFlags) {
+	api.trustedProxies = "127.0.0.1/32,::1/128"
+	api.userSwitcher = true
+	setDefault(fs, "rate-limit", strconv.Itoa(devRateLimit))
+}
+
+// devRateLimit is storefleet dev's mutations a minute per user.
+const devRateLimit = 600
+
+// setDefault changes a registered flag's default, value and help alike.
+func setDefault(fs *flag.FlagSet, name, value string) {
+	f := fs.Lookup(name)
+	if err := f.Value.Set(value); err != nil {
+		panic(fmt.Sprintf("default %q of --%s: %v", value, name, err))
+	}
+	f.DefValue = value
 }

@@ -77,6 +77,7 @@ func TestUsageErrorsArePrecise(t *testing.T) {
 		{args: []string{"api", "--trusted-proxies", "127.0.0.1/32", "--intent", "git", "--kubeconfig", "/nonexistent"}, code: 1, want: "storefleet api: --intent=git needs --git-url (the stores repo)"},
 		{args: []string{"api", "--trusted-proxies", "127.0.0.1/32", "--intent", "git", "--git-url", "https://example.com/s.git", "--git-mode", "pull-request", "--kubeconfig", "/nonexistent"}, code: 1, want: "--git-mode=pull-request needs --forge-kind"},
 		{args: []string{"api", "--trusted-proxies", "127.0.0.1/32", "--intent", "svn", "--kubeconfig", "/nonexistent"}, code: 1, want: `--intent must be kubernetes or git, not "svn"`},
+		{args: []string{"api", "--trusted-proxies", "127.0.0.1/32", "--plans-by-group", "pro=huge", "--kubeconfig", "/nonexistent"}, code: 1, want: `storefleet api: --plans-by-group: group "pro": unknown plan "huge" (plans: small, medium, large)`},
 		{args: []string{"validate"}, code: 1, want: "storefleet validate: name at least one directory or manifest file"},
 		{args: []string{"validate", "/nonexistent/stores"}, code: 1, want: "/nonexistent/stores: no such file or directory"},
 	}

@@ -69,7 +69,7 @@ export function App() {
     body = (
       <Switch>
         <Route path="/">
-          <StoresPage user={user} />
+          <StoresPage user={user} plans={me.data.plans} />
         </Route>
         <Route path="/stores/:name">{(p) => <StorePage name={p.name} user={user} key={`${user}/${p.name}`} />}</Route>
         <Route>

@@ -389,6 +389,14 @@ export interface components {
             /** @description May read every user's stores (all=true). */
             admin: boolean;
             /**
+             * @description The plans the caller may pick when creating a store (set per group by the platform).
+             * @example [
+             *       "small",
+             *       "medium"
+             *     ]
+             */
+            plans: ("small" | "medium" | "large")[];
+            /**
              * @description The user id; stores created by the caller are owned by it.
              * @example alice
              */

@@ -4,11 +4,11 @@ import userEvent from "@testing-library/user-event";
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { CreateStoreForm } from "./CreateStoreForm";
 
-function renderForm() {
+function renderForm(plans?: string[]) {
   const qc = new QueryClient({ defaultOptions: { queries: { retry: false }, mutations: { retry: false } } });
   return render(
     <QueryClientProvider client={qc}>
-      <CreateStoreForm user="alice" />
+      <CreateStoreForm user="alice" plans={plans} />
     </QueryClientProvider>,
   );
 }
@@ -62,6 +62,32 @@ describe("CreateStoreForm", () => {
       "You already have 3 stores, the most you may have. Delete one to create another.",
     );
     expect(fetchMock).toHaveBeenCalledTimes(2);
+  });
+
+  it("offers only the plans the user may pick, and shows a refused plan on its field", async () => {
+    const fetchMock = vi.fn(
+      async () =>
+        new Response(
+          JSON.stringify({
+            type: "https://storefleet.dev/problems/plan-not-allowed",
+            title: "Plan not allowed",
+            status: 403,
+            detail: 'plan "medium" is not available to you; you may pick: small',
+            errors: [{ location: "body.plan", message: 'plan "medium" is not available to you; you may pick: small' }],
+          }),
+          { status: 403, headers: { "Content-Type": "application/problem+json" } },
+        ),
+    );
+    vi.stubGlobal("fetch", fetchMock);
+    renderForm(["small", "medium"]);
+    const select = screen.getByLabelText<HTMLSelectElement>("Plan");
+    expect(Array.from(select.options).map((o) => o.value)).toEqual(["small", "medium"]);
+    await userEvent.selectOptions(select, "medium");
+    await userEvent.type(screen.getByLabelText("Name"), "shop");
+    await userEvent.click(screen.getByRole("button", { name: "Create store" }));
+    expect((await screen.findByTestId("plan-error")).textContent).toBe(
+      'plan "medium" is not available to you; you may pick: small',
+    );
   });
 
   it("marks WooCommerce as coming soon", () => {

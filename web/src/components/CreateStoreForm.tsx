@@ -15,14 +15,19 @@ const planLabels: Record<Plan, string> = {
 };
 
 // CreateStoreForm checks the name as it is typed, by the API's own rules, and
-// puts the API's answer on the field it concerns.
-export function CreateStoreForm({ user }: { user: string }) {
+// puts the API's answer on the field it concerns. plans are those the user
+// may pick (GET /api/v1/me; the platform sets them per group); only they are
+// offered.
+export function CreateStoreForm({ user, plans }: { user: string; plans?: string[] }) {
   const qc = useQueryClient();
   const [, navigate] = useLocation();
   const [name, setName] = useState("");
   const [touched, setTouched] = useState(false);
   const [engine, setEngine] = useState<Engine>("medusa");
-  const [plan, setPlan] = useState<Plan>(createRules.defaultPlan as Plan);
+  const offered: Plan[] = createRules.plans.filter((p) => !plans || plans.includes(p));
+  const [plan, setPlan] = useState<Plan>(
+    offered.includes(createRules.defaultPlan as Plan) ? (createRules.defaultPlan as Plan) : (offered[0] ?? (createRules.defaultPlan as Plan)),
+  );
   const [domain, setDomain] = useState("");
   const [serverErrors, setServerErrors] = useState<Record<string, string>>({});
 
@@ -110,13 +115,25 @@ export function CreateStoreForm({ user }: { user: string }) {
       </fieldset>
       <div className="field">
         <label htmlFor="store-plan">Plan</label>
-        <select id="store-plan" value={plan} onChange={(e) => setPlan(e.target.value as Plan)}>
-          {createRules.plans.map((p) => (
+        <select
+          id="store-plan"
+          value={plan}
+          aria-describedby="store-plan-error"
+          onChange={(e) => {
+            setPlan(e.target.value as Plan);
+            setServerErrors(({ plan: _, ...rest }) => rest);
+          }}
+        >
+          {offered.map((p) => (
             <option key={p} value={p}>
               {planLabels[p]}
             </option>
           ))}
         </select>
+        {offered.length === 0 ? <small className="muted">No plan is open to you; ask the platform team.</small> : null}
+        <p id="store-plan-error" className="field-error" role="alert" data-testid="plan-error">
+          {serverErrors.plan ?? ""}
+        </p>
       </div>
       <div className="field">
         <label htmlFor="store-domain">Domain (optional)</label>

@@ -12,7 +12,7 @@ import { LiveIndicator } from "./LiveIndicator";
 import { StoreLinks } from "./StoreLinks";
 import { useNow } from "../useNow";
 
-export function StoresPage({ user }: { user: string }) {
+export function StoresPage({ user, plans }: { user: string; plans?: string[] }) {
   const stores = useQuery({ queryKey: ["stores", user], queryFn: listStores });
   const live = useFleetStream(user);
   const now = useNow();
@@ -61,7 +61,7 @@ export function StoresPage({ user }: { user: string }) {
           </table>
         )}
       </section>
-      <CreateStoreForm user={user} />
+      <CreateStoreForm user={user} plans={plans} />
     </div>
   );
 }
