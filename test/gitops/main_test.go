@@ -150,7 +150,17 @@ func newReplica(t testing.TB, opts gitsync.WriterOptions, r replica) (*httptest.
 		t.Fatal(err)
 	}
 	trusted, _ := openapi.ParseTrustedProxies("127.0.0.1/32")
-	intents := gitintent.Intents{Writer: w}
+	// Each replica its own ledger informer, as each API process has.
+	ledger, err := gitintent.NewLedger(cluster.Config, devcluster.Scheme(), cluster.Client, namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := ledger.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	intents := gitintent.Intents{Writer: w, Ledger: ledger}
 	srv := openapi.New(openapi.Config{
 		Auth: openapi.HeaderAuth{Trusted: trusted}, Trusted: trusted, MaxStoresPerUser: r.maxStores,
 	}, openapi.Deps{
