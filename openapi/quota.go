@@ -160,7 +160,7 @@ type held struct {
 
 // keep renews the Lease every third of the TTL until stop, the end of ctx (a
 // replica that died or a request given up, whose Lease then expires as a
-// crashed holder's does) or a failed renewal (the Lease was lost).
+// crashed holder's does) or the Lease being taken over.
 func (l *LeaseLock) keep(ctx context.Context, lease *coordinationv1.Lease) *held {
 	h := &held{lease: lease, done: make(chan struct{}), ended: make(chan struct{})}
 	go func() {
@@ -188,8 +188,14 @@ func (l *LeaseLock) renew(ctx context.Context, h *held) bool {
 	lease.Spec.RenewTime = ptr.To(metav1.NewMicroTime(time.Now()))
 	rctx, cancel := context.WithTimeout(ctx, l.ttl())
 	defer cancel()
-	if err := l.Client.Update(rctx, lease); err != nil {
+	switch err := l.Client.Update(rctx, lease); {
+	case apierrors.IsConflict(err), apierrors.IsNotFound(err):
+		// Taken over (or removed): it is no longer ours to renew.
 		return false
+	case err != nil:
+		// A passing API server error: the next tick tries again, well
+		// within the TTL.
+		return true
 	}
 	h.lease = lease
 	return true

@@ -29,12 +29,12 @@ func TestQuotaLockOutlivesASlowCommit(t *testing.T) {
 	if _, err := git.Commit("slow", "main", "Start", map[string][]byte{"README.md": []byte("slow\n")}); err != nil {
 		t.Fatal(err)
 	}
-	const ttl, delay = time.Second, 4 * time.Second
+	const ttl, delay = 2 * time.Second, 6 * time.Second
 	target, _ := url.Parse(git.URL)
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	pushing := make(chan struct{})
 	var once sync.Once
-	// A slow Git server: every push takes four lock TTLs.
+	// A slow Git server: every push takes three lock TTLs.
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/git-receive-pack") {
 			once.Do(func() { close(pushing) })
