@@ -48,7 +48,7 @@ gitops: ## Build Flux's kustomize-controller (applies clusters/<env> in the test
 generate: ## Regenerate deepcopy code, the Store CRD, the RBAC of operator and API, openapi/openapi.yaml and the dashboard's API types
 	$(CONTROLLER_GEN) object paths=./api/... crd paths=./api/... output:crd:artifacts:config=api/v1alpha1/crd
 	$(CONTROLLER_GEN) rbac:roleName=storefleet-operator paths={./reconciler/...,./gitsync/...} output:rbac:artifacts:config=reconciler/rbac
-	$(CONTROLLER_GEN) rbac:roleName=storefleet-api paths={./openapi/...,./internal/storeadmin/...} output:rbac:artifacts:config=openapi/rbac
+	$(CONTROLLER_GEN) rbac:roleName=storefleet-api paths={./openapi/...,./internal/storeadmin/...,./internal/gitintent/...} output:rbac:artifacts:config=openapi/rbac
 	$(GO) run ./cmd/storefleet openapi > openapi/openapi.yaml.tmp && mv openapi/openapi.yaml.tmp openapi/openapi.yaml
 	$(MAKE) --no-print-directory $(WEB_MODULES)
 	cd web && node scripts/generate.mjs

@@ -25,6 +25,7 @@ type Forge interface {
 	SetStatus(ctx context.Context, commit string, st CommitStatus) error
 	// Comment adds a comment to a pull request.
 	Comment(ctx context.Context, number int, body string) error
+	PullRequests
 }
 
 // PullRequestSpec is a pull request to open.
@@ -132,18 +133,12 @@ func (f *restForge) OpenPullRequest(ctx context.Context, spec PullRequestSpec) (
 	if status != http.StatusConflict && status != http.StatusUnprocessableEntity {
 		return PullRequest{}, err
 	}
-	var open []prJSON
-	q := "/pulls?state=open&limit=50"
-	if f.github {
-		q = "/pulls?state=open&per_page=100&head=" + url.QueryEscape(f.owner+":"+spec.Head)
-	}
-	if _, lerr := f.do(ctx, http.MethodGet, q, nil, &open); lerr != nil {
+	open, lerr := f.OpenPullRequestFrom(ctx, spec.Head)
+	if lerr != nil {
 		return PullRequest{}, lerr
 	}
-	for _, p := range open {
-		if p.Head.Ref == spec.Head {
-			return PullRequest{Number: p.Number, URL: p.HTMLURL}, nil
-		}
+	if open != nil {
+		return *open, nil
 	}
 	return PullRequest{}, err
 }

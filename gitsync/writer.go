@@ -27,7 +27,8 @@ type Mode string
 const (
 	// ModePush commits to the branch directly.
 	ModePush Mode = "push"
-	// ModePullRequest pushes a branch per store and opens a pull request.
+	// ModePullRequest pushes a branch per owner and store and opens a pull
+	// request.
 	ModePullRequest Mode = "pull-request"
 )
 
@@ -138,7 +139,7 @@ func (w *Writer) Create(ctx context.Context, s *v1alpha1.Store) (*v1alpha1.Store
 		return nil, err
 	}
 	msg := commitMessage("add store "+s.Name, s)
-	p, err := w.deliver(ctx, "create", "store/"+s.Name, change{file: file, content: content}, msg, s)
+	p, err := w.deliver(ctx, "create", CreateBranch(s.Spec.Owner, s.Name), change{file: file, content: content}, msg, s)
 	if err != nil {
 		return nil, err
 	}
@@ -152,11 +153,15 @@ func (w *Writer) Create(ctx context.Context, s *v1alpha1.Store) (*v1alpha1.Store
 	return out, nil
 }
 
-// Delete removes the store's manifest (or opens a pull request that does).
-// A store the repo does not declare is not an error: nothing is committed.
+// Delete removes the store's manifest (or opens a pull request that does),
+// after closing the pull request of its create if one is still open. A store
+// the repo does not declare is not an error: nothing is committed.
 func (w *Writer) Delete(ctx context.Context, s *v1alpha1.Store) error {
 	file, err := ManifestPath(w.opts.Remote.Path, s.Name)
 	if err != nil {
+		return err
+	}
+	if err := w.withdraw(ctx, s); err != nil {
 		return err
 	}
 	msg := commitMessage("remove store "+s.Name, s)

@@ -44,7 +44,28 @@ type PendingIntent struct {
 const (
 	ReasonCommitted       = "Committed"
 	ReasonPullRequestOpen = "PullRequestOpen"
+	// ReasonWithdrawn: deleted before it reached the cluster.
+	ReasonWithdrawn = "Withdrawn"
 )
+
+// withdrawn marks the answer to the delete of a store only the stores repo
+// held (a create not synced yet): there is nothing to delete in the
+// cluster, and the caller learns what became of the commit or pull request.
+func withdrawn(st *v1alpha1.Store) {
+	msg := "removal committed to the stores repo before the store was synced: it will not be provisioned"
+	src := st.Status.Source
+	if src == nil {
+		src = v1alpha1.SourceOf(st)
+	}
+	if src.PullRequest != "" {
+		msg = "pull request " + src.PullRequest + " closed without merging: the store was never provisioned"
+	}
+	st.Status.Phase = v1alpha1.PhaseDeleting
+	apimeta.SetStatusCondition(&st.Status.Conditions, metav1.Condition{
+		Type: v1alpha1.ReadyCondition, Status: metav1.ConditionFalse, Reason: ReasonWithdrawn, Message: msg,
+		LastTransitionTime: metav1.Now(),
+	})
+}
 
 // PendingStores answers reads from the cache, completed with the intents the
 // stores repo holds but the cluster does not show yet: a committed store is

@@ -185,9 +185,13 @@ func TestQuotaLockOfACrashedReplicaIsTakenOver(t *testing.T) {
 	alice := user(t, "alice")
 	cleanup(t, "after-crash")
 	lock := &openapi.LeaseLock{Client: cluster.Client, Namespace: platformNamespace, Holder: "crashed-replica", TTL: time.Second}
-	if _, _, err := lock.Lock(context.Background(), alice); err != nil {
+	// The replica's process ends: its context with it, so nothing renews
+	// the Lease any more.
+	replica, crash := context.WithCancel(context.Background())
+	if _, _, err := lock.Lock(replica, alice); err != nil {
 		t.Fatal(err)
 	}
+	crash()
 	// Never released. The next create waits for the TTL, then proceeds.
 	start := time.Now()
 	rec := api.Post("/api/v1/stores", as(alice), map[string]any{"name": "after-crash", "engine": "medusa"})

@@ -92,7 +92,7 @@ func (s *Server) register() {
 	huma.Register(s.api, huma.Operation{
 		OperationID: "delete-store", Method: http.MethodDelete, Path: APIPrefix + "/stores/{name}",
 		Summary:     "Delete a store",
-		Description: "Starts deleting the store with everything it runs and stores. The store shows Deleting until it is gone; asking again meanwhile is fine.",
+		Description: "Starts deleting the store with everything it runs and stores. The store shows Deleting until it is gone; asking again meanwhile is fine. With the Git intent a store not synced yet is withdrawn: its pull request is closed unmerged (or its removal committed), and the answer's Ready condition (reason Withdrawn) says which.",
 		Tags:        []string{"stores"}, Security: storeSecurity, Middlewares: mutate,
 		DefaultStatus: http.StatusAccepted,
 		Errors:        append(common, http.StatusNotFound, http.StatusTooManyRequests),
@@ -373,6 +373,9 @@ func (s *Server) deleteStore(ctx context.Context, in *StoreNameInput) (*StoreOut
 		}
 		now := metav1.Now()
 		st.DeletionTimestamp = &now
+		if st.UID == "" {
+			withdrawn(st)
+		}
 	}
 	return &StoreOutput{Body: StoreOf(st)}, nil
 }

@@ -29,8 +29,9 @@ type UserLock interface {
 
 // LeaseLock is a UserLock kept in one coordination.k8s.io Lease per user in
 // the platform namespace. Taking it is an optimistic-concurrency update of
-// the Lease (only one writer of a resourceVersion wins); a holder that
-// crashed is taken over after TTL. The Lease also remembers the stores
+// the Lease (only one writer of a resourceVersion wins); the holder renews it
+// for as long as it holds it, and a holder that crashed is taken over once
+// TTL has passed without a renewal. The Lease also remembers the stores
 // created in the last RecentWindow, so a replica whose cache has not seen
 // another replica's create still counts it.
 type LeaseLock struct {
@@ -76,7 +77,8 @@ func (l *LeaseLock) Lock(ctx context.Context, user string) ([]string, func(strin
 			for i, r := range recent {
 				names[i] = r.Name
 			}
-			return names, func(created string) { l.release(ctx, lease, recent, created) }, nil
+			h := l.keep(ctx, lease)
+			return names, func(created string) { l.release(ctx, h.stop(), recent, created) }, nil
 		}
 		select {
 		case <-ctx.Done():
@@ -143,6 +145,67 @@ func (l *LeaseLock) recent(lease *coordinationv1.Lease) []recentCreate {
 		}
 	}
 	return kept
+}
+
+// held is a taken Lease kept renewed until stop: the create it guards may
+// take longer than the TTL (a commit and a pull request on a slow forge), and
+// a Lease left to expire meanwhile would let another replica count the
+// user's stores before this create shows anywhere.
+type held struct {
+	// lease is written by the renewing goroutine only, read after it ended.
+	lease *coordinationv1.Lease
+	done  chan struct{}
+	ended chan struct{}
+}
+
+// keep renews the Lease every third of the TTL until stop, the end of ctx (a
+// replica that died or a request given up, whose Lease then expires as a
+// crashed holder's does) or the Lease being taken over.
+func (l *LeaseLock) keep(ctx context.Context, lease *coordinationv1.Lease) *held {
+	h := &held{lease: lease, done: make(chan struct{}), ended: make(chan struct{})}
+	go func() {
+		defer close(h.ended)
+		t := time.NewTicker(max(l.ttl()/3, 10*time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-h.done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if !l.renew(ctx, h) {
+				return
+			}
+		}
+	}()
+	return h
+}
+
+func (l *LeaseLock) renew(ctx context.Context, h *held) bool {
+	lease := h.lease.DeepCopy()
+	lease.Spec.RenewTime = ptr.To(metav1.NewMicroTime(time.Now()))
+	rctx, cancel := context.WithTimeout(ctx, l.ttl())
+	defer cancel()
+	switch err := l.Client.Update(rctx, lease); {
+	case apierrors.IsConflict(err), apierrors.IsNotFound(err):
+		// Taken over (or removed): it is no longer ours to renew.
+		return false
+	case err != nil:
+		// A passing API server error: the next tick tries again, well
+		// within the TTL.
+		return true
+	}
+	h.lease = lease
+	return true
+}
+
+// stop ends the renewals and returns the Lease as last written.
+func (h *held) stop() *coordinationv1.Lease {
+	close(h.done)
+	<-h.ended
+	return h.lease
 }
 
 // release frees the Lease and records the store created under it. It runs

@@ -250,7 +250,16 @@ func newAPIServer(ctx context.Context, cfg *rest.Config, f apiFlags, log *slog.L
 		if err != nil {
 			return nil, err
 		}
-		git := gitintent.Intents{Writer: w}
+		// Pending creates are recorded in the platform namespace, where
+		// every replica (and this one after a restart) reads them.
+		ledger, err := gitintent.NewLedger(cfg, scheme(), cl, f.namespace)
+		if err != nil {
+			return nil, err
+		}
+		if err := ledger.Start(ctx); err != nil {
+			return nil, err
+		}
+		git := gitintent.Intents{Writer: w, Ledger: ledger}
 		intents, reads = git, openapi.PendingStores{Cache: stores, Intents: git}
 	}
 	host, _ := os.Hostname()

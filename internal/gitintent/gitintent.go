@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -18,9 +19,11 @@ import (
 )
 
 // Intents delivers the API's creates and deletes as commits (or pull
-// requests) to the stores repo.
+// requests) to the stores repo, and records each create in the Ledger until
+// the cluster shows it.
 type Intents struct {
 	Writer *gitsync.Writer
+	Ledger *Ledger
 }
 
 var (
@@ -29,35 +32,71 @@ var (
 	_ openapi.GitSyncReader  = Status{}
 )
 
-// Create commits the store; a name the repo declares already is
-// openapi.ErrExists.
+// Create reserves the name in the ledger, commits the store and records
+// what was delivered; a name the repo declares already, or another user's
+// pending create holds, is openapi.ErrExists.
 func (i Intents) Create(ctx context.Context, s *v1alpha1.Store) (*v1alpha1.Store, error) {
-	st, err := i.Writer.Create(ctx, s)
-	if errors.Is(err, gitsync.ErrDeclared) {
-		return nil, fmt.Errorf("%w: %w", openapi.ErrExists, err)
+	fresh, err := i.Ledger.reserve(ctx, s)
+	if err != nil {
+		return nil, err
 	}
-	return st, err
+	st, err := i.Writer.Create(ctx, s)
+	if err != nil {
+		if fresh {
+			// Nothing of this create is in the repo: nothing is pending.
+			_ = i.Ledger.release(context.WithoutCancel(ctx), s.Name, s.Spec.Owner)
+		}
+		if errors.Is(err, gitsync.ErrDeclared) {
+			return nil, fmt.Errorf("%w: %w", openapi.ErrExists, err)
+		}
+		return nil, err
+	}
+	if err := i.Ledger.record(ctx, st); err != nil {
+		return nil, err
+	}
+	// The ledger is the one record of it, which every replica reads.
+	i.Writer.Forget(s.Name)
+	return st, nil
 }
 
-// Delete commits the store's removal.
+// Delete commits the store's removal, or withdraws its pull request when
+// that is all there is of it, and drops its pending create.
 func (i Intents) Delete(ctx context.Context, s *v1alpha1.Store) error {
-	return i.Writer.Delete(ctx, s)
+	if err := i.Writer.Delete(ctx, s); err != nil {
+		return err
+	}
+	return i.Ledger.release(ctx, s.Name, s.Spec.Owner)
 }
 
 // Deferred is true: the cluster shows a change once the repo is synced.
 func (Intents) Deferred() bool { return true }
 
-// Pending lists what the Writer delivered that the cluster may not show yet.
+// Pending lists the creates the ledger holds and what this replica's Writer
+// delivered since (removals, names the repo declared), the newer intent of a
+// name winning.
 func (i Intents) Pending() []openapi.PendingIntent {
-	var out []openapi.PendingIntent
-	for _, p := range i.Writer.Pending() {
-		out = append(out, openapi.PendingIntent{Store: p.Store, Removal: p.Removal, Commit: p.Commit, PullRequest: p.PullRequest, At: p.At})
+	byName := map[string]openapi.PendingIntent{}
+	for _, p := range i.Ledger.pending() {
+		byName[p.Store.Name] = p
 	}
+	for _, p := range i.Writer.Pending() {
+		if seen, ok := byName[p.Store.Name]; !ok || p.At.After(seen.At) {
+			byName[p.Store.Name] = openapi.PendingIntent{Store: p.Store, Removal: p.Removal, Commit: p.Commit, PullRequest: p.PullRequest, At: p.At}
+		}
+	}
+	out := make([]openapi.PendingIntent, 0, len(byName))
+	for _, p := range byName {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b openapi.PendingIntent) int { return a.At.Compare(b.At) })
 	return out
 }
 
 // Forget drops a pending intent once the cluster shows it.
-func (i Intents) Forget(name string) { i.Writer.Forget(name) }
+func (i Intents) Forget(name string) {
+	i.Writer.Forget(name)
+	i.Ledger.forget(name)
+}
 
 // Status reads the status the operator's Git reader records in the
 // platform namespace.

@@ -118,6 +118,24 @@ func run(m *testing.M) (int, error) {
 // newGitAPI serves the Intent API with the Git intent on repoURL.
 func newGitAPI(t testing.TB, opts gitsync.WriterOptions) (*httptest.Server, *gitsync.Writer) {
 	t.Helper()
+	return newReplica(t, opts, replica{})
+}
+
+// replica is how one Intent API instance differs from newGitAPI's.
+type replica struct {
+	// maxStores is the per-user quota (100 when 0).
+	maxStores int
+	// lockTTL and recentWindow configure the quota Lease (its defaults when 0).
+	lockTTL, recentWindow time.Duration
+}
+
+// newReplica serves one Intent API instance with the Git intent; several
+// against one cluster and repo are the replicas of one deployment.
+func newReplica(t testing.TB, opts gitsync.WriterOptions, r replica) (*httptest.Server, *gitsync.Writer) {
+	t.Helper()
+	if r.maxStores == 0 {
+		r.maxStores = 100
+	}
 	if opts.Dir == "" {
 		opts.Dir = t.TempDir()
 	}
@@ -132,12 +150,23 @@ func newGitAPI(t testing.TB, opts gitsync.WriterOptions) (*httptest.Server, *git
 		t.Fatal(err)
 	}
 	trusted, _ := openapi.ParseTrustedProxies("127.0.0.1/32")
-	intents := gitintent.Intents{Writer: w}
+	// Each replica its own ledger informer, as each API process has.
+	ledger, err := gitintent.NewLedger(cluster.Config, devcluster.Scheme(), cluster.Client, namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := ledger.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	intents := gitintent.Intents{Writer: w, Ledger: ledger}
 	srv := openapi.New(openapi.Config{
-		Auth: openapi.HeaderAuth{Trusted: trusted}, Trusted: trusted, MaxStoresPerUser: 100,
+		Auth: openapi.HeaderAuth{Trusted: trusted}, Trusted: trusted, MaxStoresPerUser: r.maxStores,
 	}, openapi.Deps{
 		Stores: openapi.PendingStores{Cache: stores, Intents: intents}, Intents: intents,
-		Lock:   &openapi.LeaseLock{Client: cluster.Client, Namespace: namespace, Holder: t.Name()},
+		Lock: &openapi.LeaseLock{Client: cluster.Client, Namespace: namespace, Holder: t.Name(),
+			TTL: r.lockTTL, RecentWindow: r.recentWindow},
 		Client: cluster.Client, Ready: func(context.Context) error { return nil },
 		GitSync: gitintent.Status{Client: cluster.Client, Namespace: namespace},
 	})

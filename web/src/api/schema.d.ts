@@ -124,7 +124,7 @@ export interface paths {
         post?: never;
         /**
          * Delete a store
-         * @description Starts deleting the store with everything it runs and stores. The store shows Deleting until it is gone; asking again meanwhile is fine.
+         * @description Starts deleting the store with everything it runs and stores. The store shows Deleting until it is gone; asking again meanwhile is fine. With the Git intent a store not synced yet is withdrawn: its pull request is closed unmerged (or its removal committed), and the answer's Ready condition (reason Withdrawn) says which.
          */
         delete: operations["delete-store"];
         options?: never;
