@@ -218,6 +218,20 @@ func (c *Clone) File(commit plumbing.Hash, file string) (data []byte, ok bool, e
 // huge file is a mistake the reader reports instead of loading.
 const maxManifestBytes = 64 << 10
 
+// Author is a commit's author as Git recorded it, "Name <email>", cut to
+// what an annotation shows comfortably.
+func (c *Clone) Author(commit plumbing.Hash) (string, error) {
+	cm, err := c.repo.CommitObject(commit)
+	if err != nil {
+		return "", err
+	}
+	a := fmt.Sprintf("%s <%s>", cm.Author.Name, cm.Author.Email)
+	if len(a) > 200 {
+		a = strings.ToValidUTF8(a[:200], "")
+	}
+	return a, nil
+}
+
 // IntroducedBy finds the commit that introduced blob, file's content at
 // head, on head's history: following parents as long as they hold the same
 // blob. For a merged pull request that is the PR's own commit, where a forge

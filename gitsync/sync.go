@@ -156,9 +156,16 @@ func (r *Reader) apply(ctx context.Context, head plumbing.Hash, m *Manifest) (bo
 	if ann == nil {
 		ann = map[string]string{}
 	}
+	// Provenance is what the reader saw, never what the manifest says.
+	for _, k := range v1alpha1.GitProvenanceAnnotations {
+		delete(ann, k)
+	}
 	ann[v1alpha1.ChannelAnnotation] = string(v1alpha1.ChannelGit)
 	if commit, err := r.introducedBy(head, m.File); err == nil {
 		ann[v1alpha1.CommitAnnotation] = commit.String()
+		if author, err := r.clone.Author(commit); err == nil {
+			ann[v1alpha1.GitAuthorAnnotation] = author
+		}
 	}
 	obj.SetAnnotations(ann)
 

@@ -87,11 +87,13 @@ type Drift struct {
 }
 
 type Source struct {
-	Channel     string `json:"channel" enum:"api,git,kubectl"`
-	User        string `json:"user,omitempty"`
+	Channel string `json:"channel" enum:"api,git,kubectl"`
+	// User is who asked through the API; a Git store has none (see GitAuthor).
+	User        string `json:"user,omitempty" doc:"The authenticated user who asked through the Intent API; empty for stores declared in Git."`
 	RequestID   string `json:"requestId,omitempty"`
 	Commit      string `json:"commit,omitempty"`
 	PullRequest string `json:"pullRequest,omitempty"`
+	GitAuthor   string `json:"gitAuthor,omitempty" doc:"Author of the commit that declared the store, as Git recorded it: whatever the committer claimed, not an authenticated identity."`
 }
 
 type Diagnosis struct {
@@ -173,7 +175,7 @@ func StoreOf(s *v1alpha1.Store) Store {
 		// Until the operator has copied it, the origin is on the object.
 		src = v1alpha1.SourceOf(s)
 	}
-	out.Source = &Source{Channel: string(src.Channel), User: src.User, RequestID: src.RequestID, Commit: src.Commit, PullRequest: src.PullRequest}
+	out.Source = &Source{Channel: string(src.Channel), User: src.User, RequestID: src.RequestID, Commit: src.Commit, PullRequest: src.PullRequest, GitAuthor: src.GitAuthor}
 	if d := s.Status.Diagnosis; d != nil {
 		out.Diagnosis = &Diagnosis{Reason: d.Reason, Message: d.Message, Object: d.Object}
 	}

@@ -19,6 +19,10 @@ const (
 	CommitAnnotation = "storefleet.dev/commit"
 	// PullRequestAnnotation is the URL of the pull request that declared the store.
 	PullRequestAnnotation = "storefleet.dev/pull-request"
+	// GitAuthorAnnotation is the author of the stores-repo commit that
+	// declared the store, as Git recorded it ("Name <email>"): what anyone
+	// who can write to the repo may claim, recorded, not authenticated.
+	GitAuthorAnnotation = "storefleet.dev/git-author"
 )
 
 // DeliveryAnnotation, set to helm or flux, moves a store to that delivery:
@@ -37,12 +41,23 @@ func SourceOf(s *Store) *SourceStatus {
 		PullRequest: a[PullRequestAnnotation],
 	}
 	switch src.Channel {
-	case ChannelAPI, ChannelGit:
+	case ChannelGit:
+		// Whoever writes to the stores repo writes these annotations too:
+		// the requester of a Git store is not known, only the commit and
+		// its recorded author.
+		src.User, src.RequestID = "", ""
+		src.GitAuthor = a[GitAuthorAnnotation]
+	case ChannelAPI:
 	default:
 		src.Channel = ChannelKubectl
 	}
 	return src
 }
+
+// GitProvenanceAnnotations are the annotations a manifest in the stores repo
+// may not set: the Git reader writes what it observed itself (channel,
+// commit, author) and the forge tells the pull request.
+var GitProvenanceAnnotations = []string{ChannelAnnotation, RequestedByAnnotation, RequestIDAnnotation, CommitAnnotation, PullRequestAnnotation, GitAuthorAnnotation}
 
 var labelValueUnsafe = regexp.MustCompile(`[^A-Za-z0-9._-]`)
 

@@ -370,6 +370,10 @@ type SourceStatus struct {
 	// PullRequest is the URL of the pull request that declared the store.
 	// +optional
 	PullRequest string `json:"pullRequest,omitempty"`
+	// GitAuthor is the author of the commit that declared the store, as Git
+	// recorded it: not an authenticated identity (Git channel).
+	// +optional
+	GitAuthor string `json:"gitAuthor,omitempty"`
 }
 
 // Diagnosis is the root cause found on the store's pods or events.

@@ -520,3 +520,56 @@ func TestReaderNeitherAdoptsNorOutrunsThePruneLimit(t *testing.T) {
 		}
 	}
 }
+
+// Provenance of a Git store is what the reader saw: the commit and its
+// recorded author. Requester and pull-request annotations written in a
+// manifest are not carried over.
+func TestGitProvenanceIsObservedNotDeclared(t *testing.T) {
+	ctx := context.Background()
+	url, err := git.Init("provenance")
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := []byte(`apiVersion: storefleet.dev/v1alpha1
+kind: Store
+metadata:
+  name: provenance-shop
+  annotations:
+    storefleet.dev/requested-by: admin@platform
+    storefleet.dev/request-id: forged-request
+    storefleet.dev/pull-request: https://evil.example/pulls/1
+    storefleet.dev/commit: "0000000000000000000000000000000000000000"
+    storefleet.dev/channel: api
+spec:
+  engine: woocommerce
+  owner: carol
+`)
+	commit, err := git.Commit("provenance", "main", "A store with forged provenance", map[string][]byte{"stores/provenance-shop.yaml": forged})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader, err := gitsync.NewReader(gitsync.ReaderOptions{Remote: gitsync.Remote{URL: url, Branch: "main", Path: "stores"}, Dir: t.TempDir(), Client: cluster.Client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := reader.Sync(ctx); st.Error != "" || len(st.Applied) != 1 {
+		t.Fatalf("sync: %+v", st)
+	}
+	s := liveStore(t, "provenance-shop")
+	if s == nil {
+		t.Fatal("store not applied")
+	}
+	t.Cleanup(func() { _ = cluster.Client.Delete(ctx, s) })
+	ann := s.Annotations
+	for _, k := range []string{v1alpha1.RequestedByAnnotation, v1alpha1.RequestIDAnnotation, v1alpha1.PullRequestAnnotation} {
+		if v, ok := ann[k]; ok {
+			t.Errorf("annotation %s=%q was taken from the manifest", k, v)
+		}
+	}
+	if ann[v1alpha1.ChannelAnnotation] != "git" || ann[v1alpha1.CommitAnnotation] != commit || ann[v1alpha1.GitAuthorAnnotation] != "Test Person <person@example.com>" {
+		t.Errorf("observed provenance: channel %q, commit %q (want %s), author %q", ann[v1alpha1.ChannelAnnotation], ann[v1alpha1.CommitAnnotation], commit, ann[v1alpha1.GitAuthorAnnotation])
+	}
+	if src := v1alpha1.SourceOf(s); src.User != "" || src.GitAuthor != "Test Person <person@example.com>" {
+		t.Errorf("source = %+v", src)
+	}
+}

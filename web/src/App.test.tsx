@@ -83,3 +83,39 @@ describe("identity", () => {
     expect(sessionStorage.getItem("storefleet.user")).toBe("bob");
   });
 });
+
+describe("store page", () => {
+  it("shows a Git store's recorded commit author, marked as unverified, and no requester", async () => {
+    const store = {
+      name: "git-shop",
+      engine: "medusa",
+      plan: "small",
+      owner: "carol",
+      phase: "Ready",
+      runtime: "Simulated",
+      createdAt: new Date().toISOString(),
+      conditions: [],
+      activity: [],
+      urls: { storefront: "http://git-shop.localhost/", admin: "http://git-shop.localhost/app" },
+      source: { channel: "git", commit: "0123456789abcdef0123456789abcdef01234567", gitAuthor: "Carol <carol@example.com>" },
+    };
+    vi.stubGlobal(
+      "fetch",
+      vi.fn(async (input: RequestInfo | URL, init?: RequestInit) => {
+        const req = input instanceof Request ? input : new Request(new URL(String(input), location.origin), init);
+        const path = new URL(req.url).pathname;
+        if (path === "/api/v1/auth") return json({ mode: "header", userSwitcher: true, userHeader: "X-User-Id" });
+        if (path === "/api/v1/me") return json({ user: "carol", admin: false });
+        if (path === "/api/v1/stores/git-shop") return json(store);
+        if (path === "/api/v1/stores") return json({ items: [store] });
+        return new Response("", { status: 200, headers: { "Content-Type": "text/event-stream" } });
+      }),
+    );
+    history.pushState({}, "", "/stores/git-shop");
+    renderApp();
+    const author = await screen.findByText("Carol <carol@example.com>");
+    expect(author.getAttribute("title")).toMatch(/not a verified identity/);
+    expect(screen.getByText(/via git/)).toBeTruthy();
+    history.pushState({}, "", "/");
+  });
+});

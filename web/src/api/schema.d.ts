@@ -453,8 +453,11 @@ export interface components {
             /** @enum {string} */
             channel: "api" | "git" | "kubectl";
             commit?: string;
+            /** @description Author of the commit that declared the store, as Git recorded it: whatever the committer claimed, not an authenticated identity. */
+            gitAuthor?: string;
             pullRequest?: string;
             requestId?: string;
+            /** @description The authenticated user who asked through the Intent API; empty for stores declared in Git. */
             user?: string;
         };
         Store: {

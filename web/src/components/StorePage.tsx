@@ -75,6 +75,15 @@ export function StorePage({ name, user }: { name: string; user: string }) {
           <time dateTime={s.createdAt}>{age(s.createdAt, now)} ago</time>
           {s.source ? <> · via {s.source.channel}</> : null}
           {s.source?.commit ? <> (commit {shortCommit(s.source.commit)})</> : null}
+          {s.source?.gitAuthor ? (
+            <>
+              {" "}
+              · committed by{" "}
+              <span className="git-author" title="as Git recorded it: not a verified identity">
+                {s.source.gitAuthor}
+              </span>
+            </>
+          ) : null}
           {s.source?.pullRequest ? (
             <>
               {" "}
