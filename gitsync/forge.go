@@ -149,6 +149,9 @@ func (f *restForge) OpenPullRequest(ctx context.Context, spec PullRequestSpec) (
 }
 
 func (f *restForge) PullRequestFor(ctx context.Context, commit string) (*PullRequest, error) {
+	if err := checkCommitID(commit); err != nil {
+		return nil, err
+	}
 	path := fmt.Sprintf(f.prOfCommit, commit)
 	if f.github {
 		var prs []prJSON
@@ -183,12 +186,24 @@ func (f *restForge) PullRequestFor(ctx context.Context, commit string) (*PullReq
 }
 
 func (f *restForge) SetStatus(ctx context.Context, commit string, st CommitStatus) error {
+	if err := checkCommitID(commit); err != nil {
+		return err
+	}
 	if len(st.Description) > 140 {
 		// Both forges cap descriptions; GitHub rejects longer ones.
 		st.Description = st.Description[:137] + "..."
 	}
 	_, err := f.do(ctx, http.MethodPost, "/statuses/"+commit, st, nil)
 	return err
+}
+
+// checkCommitID keeps anything but a commit id out of the forge API paths
+// the commit is part of.
+func checkCommitID(commit string) error {
+	if !ValidCommitID(commit) {
+		return fmt.Errorf("%q is not a full commit id (40 or 64 hex digits); nothing sent to the forge", commit)
+	}
+	return nil
 }
 
 func (f *restForge) Comment(ctx context.Context, number int, body string) error {

@@ -47,6 +47,9 @@ type Reader struct {
 	metrics   readerMetrics
 	// introduced caches the commit that introduced a blob, per file.
 	introduced map[string][2]plumbing.Hash
+	// stamped records which commit each applied store was stamped with,
+	// for the Reporter (Commits).
+	stamped *stampedCommits
 }
 
 type readerMetrics struct {
@@ -75,8 +78,8 @@ func NewReader(opts ReaderOptions) (*Reader, error) {
 		return nil, err
 	}
 	r := &Reader{opts: opts, clone: clone, source: SourceDigest(opts.Remote), validator: v, trigger: make(chan struct{}, 1),
-		introduced: map[string][2]plumbing.Hash{},
-		status:     SyncStatus{Repository: redact(opts.Remote.URL), Branch: opts.Remote.Branch, Path: cleanDir(opts.Remote.Path)}}
+		introduced: map[string][2]plumbing.Hash{}, stamped: newStampedCommits(maxStampedCommits),
+		status: SyncStatus{Repository: redact(opts.Remote.URL), Branch: opts.Remote.Branch, Path: cleanDir(opts.Remote.Path)}}
 	r.metrics = readerMetrics{
 		syncs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "storefleet_gitsync_syncs_total",
 			Help: "Git to cluster syncs, by result (success, error)."}, []string{"result"}),
@@ -122,6 +125,11 @@ func (r *Reader) Trigger() {
 	case r.trigger <- struct{}{}:
 	default:
 	}
+}
+
+// Stamped implements Commits: whether this reader applied store from commit.
+func (r *Reader) Stamped(store, commit string) (stamped, known bool) {
+	return r.stamped.Stamped(store, commit)
 }
 
 // Status returns the last sync's status.

@@ -104,6 +104,7 @@ func (r *Reader) sync(ctx context.Context, st *SyncStatus) error {
 	}
 	st.Stores = len(manifests)
 	r.metrics.stores.Set(float64(len(manifests)))
+	defer r.stamped.markKnown()
 
 	var errs []string
 	for _, m := range manifests {
@@ -150,6 +151,9 @@ func (r *Reader) apply(ctx context.Context, head plumbing.Hash, m *Manifest) (bo
 	ann[v1alpha1.ChannelAnnotation] = string(v1alpha1.ChannelGit)
 	if commit, err := r.introducedBy(head, m.File); err == nil {
 		ann[v1alpha1.CommitAnnotation] = commit.String()
+		// Recorded before the apply: the Reporter may see the Store change
+		// before this function returns.
+		r.stamped.add(m.Store.Name, commit.String())
 	}
 	obj.SetAnnotations(ann)
 
