@@ -36,12 +36,31 @@ func (i Intents) Create(ctx context.Context, s *v1alpha1.Store) (*v1alpha1.Store
 	if errors.Is(err, gitsync.ErrDeclared) {
 		return nil, fmt.Errorf("%w: %w", openapi.ErrExists, err)
 	}
-	return st, err
+	if err != nil {
+		return nil, refused(err)
+	}
+	return st, nil
 }
 
 // Delete commits the store's removal.
 func (i Intents) Delete(ctx context.Context, s *v1alpha1.Store) error {
-	return i.Writer.Delete(ctx, s)
+	return refused(i.Writer.Delete(ctx, s))
+}
+
+// refused turns what the stores repo or its forge refused into the API's
+// vocabulary: 503 with the reason, which the caller cannot change but the
+// platform team can (a link in the repository, a token without the right
+// scope). Anything else stays as it is.
+func refused(err error) error {
+	var fe *gitsync.ForgeError
+	switch {
+	case errors.Is(err, gitsync.ErrSymlink):
+		return &openapi.Error{Kind: openapi.KindUnavailable, Message: "the stores repo cannot take the change: " + err.Error()}
+	case errors.As(err, &fe):
+		return &openapi.Error{Kind: openapi.KindUnavailable, RetryAfter: fe.RetryAfter,
+			Message: "the stores repo's forge refused the change: " + fe.Error()}
+	}
+	return err
 }
 
 // Deferred is true: the cluster shows a change once the repo is synced.
