@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -341,9 +342,15 @@ func (f *operatorFlags) setupGit(mgr manager.Manager, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
+		// A watch of one ConfigMap, outside the manager's cache (which
+		// holds only what stores own).
+		watcher, err := client.NewWithWatch(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme()})
+		if err != nil {
+			return err
+		}
 		reader, err = gitsync.NewReader(gitsync.ReaderOptions{
 			Remote: remote, Dir: dir, Interval: f.gitInterval, MaxPrune: f.gitMaxPrune, WebhookSecret: secret,
-			Namespace: f.fluxNamespace, Client: mgr.GetClient(), Log: logr.FromSlogHandler(log.Handler()).WithName("gitsync"),
+			Namespace: f.fluxNamespace, Client: mgr.GetClient(), Watcher: watcher, Log: logr.FromSlogHandler(log.Handler()).WithName("gitsync"),
 			Registerer: ctrlmetrics.Registry,
 		})
 		if err != nil {
