@@ -63,7 +63,7 @@ func TestWebhookOnAFollowerIsPassedOn(t *testing.T) {
 		t.Errorf("a second webhook recorded %q again (%v): the leader would not see it", first, err)
 	}
 
-	broken := interceptor.NewClient(fake.NewClientBuilder().WithScheme(scheme).Build().(client.WithWatch), interceptor.Funcs{
+	broken := interceptor.NewClient(fake.NewClientBuilder().WithScheme(scheme).Build(), interceptor.Funcs{
 		Apply: func(context.Context, client.WithWatch, runtime.ApplyConfiguration, ...client.ApplyOption) error {
 			return errors.New("the API server is unreachable")
 		},
