@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -144,6 +145,9 @@ func (f *restForge) OpenPullRequest(ctx context.Context, spec PullRequestSpec) (
 }
 
 func (f *restForge) PullRequestFor(ctx context.Context, commit string) (*PullRequest, error) {
+	if err := checkCommitID(commit); err != nil {
+		return nil, err
+	}
 	path := fmt.Sprintf(f.prOfCommit, commit)
 	if f.github {
 		var prs []prJSON
@@ -178,12 +182,24 @@ func (f *restForge) PullRequestFor(ctx context.Context, commit string) (*PullReq
 }
 
 func (f *restForge) SetStatus(ctx context.Context, commit string, st CommitStatus) error {
+	if err := checkCommitID(commit); err != nil {
+		return err
+	}
 	if len(st.Description) > 140 {
 		// Both forges cap descriptions; GitHub rejects longer ones.
 		st.Description = st.Description[:137] + "..."
 	}
 	_, err := f.do(ctx, http.MethodPost, "/statuses/"+commit, st, nil)
 	return err
+}
+
+// checkCommitID keeps anything but a commit id out of the forge API paths
+// the commit is part of.
+func checkCommitID(commit string) error {
+	if !ValidCommitID(commit) {
+		return fmt.Errorf("%q is not a full commit id (40 or 64 hex digits); nothing sent to the forge", commit)
+	}
+	return nil
 }
 
 func (f *restForge) Comment(ctx context.Context, number int, body string) error {
@@ -229,7 +245,8 @@ func (f *restForge) do(ctx context.Context, method, path string, in, out any) (i
 		if msg.Message == "" {
 			msg.Message = strings.TrimSpace(string(data))
 		}
-		return resp.StatusCode, fmt.Errorf("forge %s %s: %s: %s", method, path, resp.Status, msg.Message)
+		return resp.StatusCode, &ForgeError{Method: method, Path: path, Status: resp.StatusCode, StatusText: resp.Status,
+			Message: msg.Message, RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
@@ -237,4 +254,64 @@ func (f *restForge) do(ctx context.Context, method, path string, in, out any) (i
 		}
 	}
 	return resp.StatusCode, nil
+}
+
+// ForgeError is a forge's answer other than 2xx.
+type ForgeError struct {
+	Method, Path string
+	Status       int
+	// StatusText is the status line ("403 Forbidden").
+	StatusText string
+	// Message is the forge's own explanation.
+	Message string
+	// RetryAfter is the forge's Retry-After, zero when it sent none.
+	RetryAfter time.Duration
+}
+
+func (e *ForgeError) Error() string {
+	return fmt.Sprintf("forge %s %s: %s: %s", e.Method, e.Path, e.StatusText, e.Message)
+}
+
+// Transient reports whether the same request may succeed later: the forge
+// failing (5xx) or throttling with a Retry-After. Any other 4xx (a token
+// without the right scope, a branch that does not exist, a rejected
+// payload) answers the same every time, so it is not retried.
+func (e *ForgeError) Transient() bool {
+	return e.Status >= 500 || e.Status == http.StatusTooManyRequests && e.RetryAfter > 0
+}
+
+// maxForgeRetryAfter is the longest Retry-After the Writer waits out: its
+// lock (and the caller's quota lock) are held meanwhile, so a longer one
+// fails the request with the forge's message instead.
+const maxForgeRetryAfter = 10 * time.Second
+
+// forgeRetry says whether a failed attempt that involved the forge is worth
+// another, and how long to wait first at least. Errors that are not the
+// forge's answer (the network, Git) are left to the caller's rules.
+func forgeRetry(err error) (forge, retry bool, wait time.Duration) {
+	var fe *ForgeError
+	if !errors.As(err, &fe) {
+		return false, false, 0
+	}
+	if !fe.Transient() || fe.RetryAfter > maxForgeRetryAfter {
+		return true, false, 0
+	}
+	return true, true, fe.RetryAfter
+}
+
+// retryAfter parses a Retry-After header: delay-seconds or an HTTP date.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(v); err == nil {
+		if s < 0 {
+			return 0
+		}
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -28,9 +29,14 @@ type ReaderOptions struct {
 	PruneWindow time.Duration
 	// WebhookSecret authenticates POST /hooks/git (HMAC-SHA256 of the body).
 	WebhookSecret []byte
-	// Namespace is the platform namespace for the status ConfigMap.
-	Namespace  string
-	Client     client.Client
+	// Namespace is the platform namespace for the status ConfigMap and
+	// SyncRequestConfigMap.
+	Namespace string
+	Client    client.Client
+	// Watcher watches SyncRequestConfigMap while this reader leads, so a
+	// webhook another replica accepted triggers a sync here; nil: only
+	// webhooks this replica receives do.
+	Watcher    client.WithWatch
 	Log        logr.Logger
 	Registerer prometheus.Registerer
 }
@@ -46,13 +52,19 @@ type Reader struct {
 	clone     *Clone
 	validator *Validator
 	trigger   chan struct{}
-	mu        sync.Mutex
-	status    SyncStatus
-	metrics   readerMetrics
+	// leading is true while Start runs: this replica syncs, so its webhook
+	// need not be passed on.
+	leading atomic.Bool
+	mu      sync.Mutex
+	status  SyncStatus
+	metrics readerMetrics
 	// introduced caches the commit that introduced a blob, per file.
 	introduced map[string][2]plumbing.Hash
 	// resumed is done once the last leader's prune record is taken over.
 	resumed sync.Once
+	// stamped records which commit each applied store was stamped with,
+	// for the Reporter (Commits).
+	stamped *stampedCommits
 }
 
 type readerMetrics struct {
@@ -87,8 +99,8 @@ func NewReader(opts ReaderOptions) (*Reader, error) {
 		return nil, err
 	}
 	r := &Reader{opts: opts, clone: clone, source: SourceDigest(opts.Remote), validator: v, trigger: make(chan struct{}, 1),
-		introduced: map[string][2]plumbing.Hash{},
-		status:     SyncStatus{Repository: redact(opts.Remote.URL), Branch: opts.Remote.Branch, Path: cleanDir(opts.Remote.Path)}}
+		introduced: map[string][2]plumbing.Hash{}, stamped: newStampedCommits(maxStampedCommits),
+		status: SyncStatus{Repository: redact(opts.Remote.URL), Branch: opts.Remote.Branch, Path: cleanDir(opts.Remote.Path)}}
 	r.metrics = readerMetrics{
 		syncs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "storefleet_gitsync_syncs_total",
 			Help: "Git to cluster syncs, by result (success, error)."}, []string{"result"}),
@@ -101,7 +113,7 @@ func NewReader(opts ReaderOptions) (*Reader, error) {
 		pruneRefusals: prometheus.NewCounter(prometheus.CounterOpts{Name: "storefleet_gitsync_prune_refusals_total",
 			Help: "Syncs that refused to delete stores (empty tree or more than the prune limit)."}),
 		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "storefleet_gitsync_webhooks_total",
-			Help: "Webhook deliveries, by result (accepted, unauthorized, invalid)."}, []string{"result"}),
+			Help: "Webhook deliveries, by result (accepted, unauthorized, invalid, unrecorded: not passed on to the leader)."}, []string{"result"}),
 	}
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(r.metrics.syncs, r.metrics.lastSuccess, r.metrics.stores, r.metrics.invalid, r.metrics.pruneRefusals, r.metrics.webhooks)
@@ -115,6 +127,11 @@ func (r *Reader) NeedLeaderElection() bool { return true }
 // Start syncs now, then on every interval and trigger, until ctx ends.
 func (r *Reader) Start(ctx context.Context) error {
 	r.opts.Log.Info("Syncing the stores repo", "repository", redact(r.opts.Remote.URL), "branch", r.opts.Remote.Branch, "path", r.opts.Remote.Path, "interval", r.opts.Interval)
+	r.leading.Store(true)
+	defer r.leading.Store(false)
+	if r.opts.Watcher != nil && r.opts.Namespace != "" {
+		go r.followRequests(ctx)
+	}
 	t := time.NewTicker(r.opts.Interval)
 	defer t.Stop()
 	for {
@@ -154,6 +171,11 @@ func (r *Reader) Trigger() {
 	case r.trigger <- struct{}{}:
 	default:
 	}
+}
+
+// Stamped implements Commits: whether this reader applied store from commit.
+func (r *Reader) Stamped(store, commit string) (stamped, known bool) {
+	return r.stamped.Stamped(store, commit)
 }
 
 // Status returns the last sync's status.

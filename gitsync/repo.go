@@ -295,6 +295,11 @@ func (c *Clone) commitOnto(base plumbing.Hash, ch change, msg string, author obj
 	if err != nil {
 		return plumbing.ZeroHash, err
 	}
+	// A link an earlier checkout left must not carry the next checkout's
+	// files outside the working copy.
+	if err := removeLinks(c.dir); err != nil {
+		return plumbing.ZeroHash, err
+	}
 	local := plumbing.NewBranchReferenceName("storefleet-work")
 	if base.IsZero() {
 		// First commit of an empty repository: an unborn branch.
@@ -316,6 +321,9 @@ func (c *Clone) commitOnto(base plumbing.Hash, ch change, msg string, author obj
 		if err := wt.Reset(&git.ResetOptions{Commit: base, Mode: git.HardReset}); err != nil {
 			return plumbing.ZeroHash, err
 		}
+	}
+	if err := refuseLinks(c.dir, ch.file); err != nil {
+		return plumbing.ZeroHash, err
 	}
 	abs := filepath.Join(c.dir, filepath.FromSlash(ch.file))
 	if ch.content == nil {
@@ -354,10 +362,72 @@ func (c *Clone) commitOnto(base plumbing.Hash, ch change, msg string, author obj
 	if err != nil {
 		return plumbing.ZeroHash, err
 	}
-	if fs := st.File(ch.file); fs.Staging == git.Unmodified {
+	// Status lists changed files only (File would report an absent one as
+	// untracked): a file it does not list is unchanged, and go-git refuses
+	// the empty commit.
+	if fs, changed := st[ch.file]; !changed || fs.Staging == git.Unmodified {
 		return plumbing.ZeroHash, nil
 	}
 	return wt.Commit(msg, &git.CommitOptions{Author: &author, Committer: &author})
+}
+
+// ErrSymlink is the error (wrapped) of a change whose path in the stores
+// repo goes through a symbolic link: the Writer never follows one, so a
+// link committed to the repo (stores/x.yaml -> /etc/passwd, stores -> ..)
+// cannot make it read or write outside its working copy.
+var ErrSymlink = errors.New("the stores repo has a symbolic link on the path storefleet writes")
+
+// refuseLinks fails when any component of file (slash-separated, relative
+// to root) is a symbolic link or, short of the last, not a directory.
+// Components that do not exist yet are created later as plain directories.
+func refuseLinks(root, file string) error {
+	parts := strings.Split(file, "/")
+	cur := root
+	for i, part := range parts {
+		cur = filepath.Join(cur, part)
+		fi, err := os.Lstat(cur)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		rel := strings.Join(parts[:i+1], "/")
+		if fi.Mode()&os.ModeSymlink != 0 {
+			return fmt.Errorf("%w: %s is a symbolic link; storefleet never writes through links (make it a plain %s in the repository)", ErrSymlink, rel, kindOfPart(i, len(parts)))
+		}
+		if i < len(parts)-1 && !fi.IsDir() {
+			return fmt.Errorf("%w: %s is not a directory", ErrSymlink, rel)
+		}
+		if i == len(parts)-1 && !fi.Mode().IsRegular() {
+			return fmt.Errorf("%w: %s is not a regular file", ErrSymlink, rel)
+		}
+	}
+	return nil
+}
+
+func kindOfPart(i, n int) string {
+	if i == n-1 {
+		return "file"
+	}
+	return "directory"
+}
+
+// removeLinks deletes every symbolic link in the working tree under root
+// (never what a link points to; .git is left alone).
+func removeLinks(root string) error {
+	return filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && p == filepath.Join(root, ".git") {
+			return filepath.SkipDir
+		}
+		if d.Type()&os.ModeSymlink != 0 {
+			return os.Remove(p)
+		}
+		return nil
+	})
 }
 
 func (c *Clone) hasRef(name plumbing.ReferenceName) bool {

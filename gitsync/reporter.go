@@ -3,6 +3,7 @@ package gitsync
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -32,8 +33,11 @@ const (
 // introduced the manifest, and one comment on its pull request once the
 // store is Ready or Failed.
 type Reporter struct {
-	Forge  Forge
-	Client client.Client
+	Forge Forge
+	// Commits is the Git reader's record of the commits it applied stores
+	// from; only those are reported (required).
+	Commits Commits
+	Client  client.Client
 	// Reader reads the Store uncached (the manager's API reader), so an
 	// outcome annotated a moment ago is never reported or commented twice.
 	Reader client.Reader
@@ -45,6 +49,9 @@ type Reporter struct {
 
 // SetupWithManager watches Stores that carry a commit annotation.
 func (r *Reporter) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Commits == nil {
+		return errors.New("the outcome reporter needs the Git reader's record of commits")
+	}
 	fromGit := predicate.NewPredicateFuncs(func(o client.Object) bool {
 		return o.GetAnnotations()[v1alpha1.CommitAnnotation] != ""
 	})
@@ -66,6 +73,9 @@ func (r *Reporter) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 	commit := s.Annotations[v1alpha1.CommitAnnotation]
 	if commit == "" || !s.DeletionTimestamp.IsZero() || s.Status.Phase == "" {
 		return ctrl.Result{}, nil
+	}
+	if report, retry := r.reportable(&s, commit); !report {
+		return ctrl.Result{RequeueAfter: retry}, nil
 	}
 	st := statusFor(&s, r.targetURL(s.Name))
 	key := commit + "/" + string(s.Status.Phase)
@@ -95,6 +105,26 @@ func (r *Reporter) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 		patch[CommentedAnnotation] = commit
 	}
 	return ctrl.Result{}, r.annotate(ctx, &s, patch)
+}
+
+// reportable decides whether the store's commit annotation may steer a call
+// to the forge: it must be a commit id, and the one the reader applied this
+// store from. Until the reader has read the repository since its start, the
+// answer is "not yet" (retry).
+func (r *Reporter) reportable(s *v1alpha1.Store, commit string) (report bool, retry time.Duration) {
+	if !ValidCommitID(commit) {
+		r.Log.Info("Not reporting: the commit annotation is not a commit id", "store", s.Name, "annotation", v1alpha1.CommitAnnotation)
+		return false, 0
+	}
+	stamped, known := r.Commits.Stamped(s.Name, commit)
+	if !known {
+		return false, 10 * time.Second
+	}
+	if !stamped {
+		r.Log.Info("Not reporting: the Git reader did not apply this store from that commit", "store", s.Name, "commit", commit)
+		return false, 0
+	}
+	return true, 0
 }
 
 func (r *Reporter) annotate(ctx context.Context, s *v1alpha1.Store, ann map[string]string) error {

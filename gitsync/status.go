@@ -14,7 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;create;update;patch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;create;update;patch;watch
 
 const (
 	// StatusConfigMap holds the Reader's last status in the platform
@@ -68,16 +68,22 @@ func (r *Reader) publish(ctx context.Context, st SyncStatus) error {
 	if err != nil {
 		return err
 	}
+	return r.applyConfigMap(ctx, StatusConfigMap, map[string]string{StatusKey: string(js)}, FieldManager)
+}
+
+// applyConfigMap server-side applies data to a ConfigMap of the platform
+// namespace as manager.
+func (r *Reader) applyConfigMap(ctx context.Context, name string, data map[string]string, manager string) error {
 	cm := &corev1.ConfigMap{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
-		ObjectMeta: metav1.ObjectMeta{Name: StatusConfigMap, Namespace: r.opts.Namespace, Labels: map[string]string{"app.kubernetes.io/part-of": "storefleet"}},
-		Data:       map[string]string{StatusKey: string(js)},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: r.opts.Namespace, Labels: map[string]string{"app.kubernetes.io/part-of": "storefleet"}},
+		Data:       data,
 	}
 	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(cm)
 	if err != nil {
 		return err
 	}
-	return r.opts.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(&unstructured.Unstructured{Object: u}), client.FieldOwner(FieldManager), client.ForceOwnership)
+	return r.opts.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(&unstructured.Unstructured{Object: u}), client.FieldOwner(manager), client.ForceOwnership)
 }
 
 // ReadStatus reads the last sync status from the cluster; nil when no

@@ -113,6 +113,7 @@ func (r *Reader) sync(ctx context.Context, st *SyncStatus) error {
 	}
 	st.Stores = len(manifests)
 	r.metrics.stores.Set(float64(len(manifests)))
+	defer r.stamped.markKnown()
 
 	var errs []string
 	for _, m := range manifests {
@@ -166,6 +167,9 @@ func (r *Reader) apply(ctx context.Context, head plumbing.Hash, m *Manifest) (bo
 		if author, err := r.clone.Author(commit); err == nil {
 			ann[v1alpha1.GitAuthorAnnotation] = author
 		}
+		// Recorded before the apply: the Reporter may see the Store change
+		// before this function returns.
+		r.stamped.add(m.Store.Name, commit.String())
 	}
 	obj.SetAnnotations(ann)
 

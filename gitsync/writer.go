@@ -188,7 +188,8 @@ func (w *Writer) deliver(ctx context.Context, op, prBranch string, ch change, ms
 	for attempt := 0; attempt < w.opts.MaxAttempts; attempt++ {
 		if attempt > 0 {
 			w.metrics.retries.WithLabelValues(op).Inc()
-			if err := sleepJitter(ctx, attempt); err != nil {
+			_, _, wait := forgeRetry(lastErr)
+			if err := sleepJitter(ctx, attempt, wait); err != nil {
 				return Pending{}, err
 			}
 		}
@@ -325,19 +326,25 @@ func prBody(msg string) string {
 }
 
 // retryable reports whether a failed attempt may succeed on a fresh head:
-// rejections and transient transport errors are, authentication is not.
+// rejections and transient transport errors are, authentication is not; a
+// forge's answer only when it is transient (forgeRetry).
 func retryable(err error) bool {
-	return !errors.Is(err, transport.ErrAuthenticationRequired) &&
+	if forge, retry, _ := forgeRetry(err); forge {
+		return retry
+	}
+	return !errors.Is(err, ErrSymlink) &&
+		!errors.Is(err, transport.ErrAuthenticationRequired) &&
 		!errors.Is(err, transport.ErrAuthorizationFailed) &&
 		!errors.Is(err, transport.ErrRepositoryNotFound) &&
 		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 }
 
 // sleepJitter backs off 50ms·2^attempt (capped at 2 s) with full jitter, so
-// writers racing for one branch spread out instead of colliding again.
-func sleepJitter(ctx context.Context, attempt int) error {
+// writers racing for one branch spread out instead of colliding again; never
+// less than atLeast (a forge's Retry-After).
+func sleepJitter(ctx context.Context, attempt int, atLeast time.Duration) error {
 	d := min(50*time.Millisecond<<attempt, 2*time.Second)
-	t := time.NewTimer(rand.N(d) + d/4)
+	t := time.NewTimer(max(rand.N(d)+d/4, atLeast))
 	defer t.Stop()
 	select {
 	case <-ctx.Done():

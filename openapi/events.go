@@ -97,7 +97,7 @@ func (s *Server) registerEvents() {
 	huma.Register(s.api, huma.Operation{
 		OperationID: "store-events", Method: http.MethodGet, Path: APIPrefix + "/stores/{name}/events",
 		Summary:     "Watch a store",
-		Description: "The store's status, then every provisioning event as it happens. Reconnecting with Last-Event-ID continues without gaps or repeats.",
+		Description: "The store's status, then every provisioning event as it happens. Reconnecting with Last-Event-ID continues without gaps or repeats; when the events after that ID are no longer kept (trimmed, or lost with a Redis restart), the stream starts again with a fresh snapshot.",
 		Tags:        []string{"events"}, Security: storeSecurity, Middlewares: read,
 		Responses: s.eventStreamResponses(Store{}),
 		Errors:    []int{http.StatusUnauthorized, http.StatusNotFound, http.StatusUnprocessableEntity, http.StatusTooManyRequests, http.StatusServiceUnavailable},

@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -325,6 +326,7 @@ func startOperator(ctx context.Context, cfg *rest.Config, f operatorFlags, platf
 // setupGit adds the Git reader (with its webhook) and the outcome reporter
 // when a stores repo and a forge are configured.
 func (f *operatorFlags) setupGit(mgr manager.Manager, log *slog.Logger) error {
+	var reader *gitsync.Reader
 	if f.git.url != "" && f.gitSync {
 		remote, err := f.git.remote()
 		if err != nil {
@@ -342,9 +344,15 @@ func (f *operatorFlags) setupGit(mgr manager.Manager, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		reader, err := gitsync.NewReader(gitsync.ReaderOptions{
+		// A watch of one ConfigMap, outside the manager's cache (which
+		// holds only what stores own).
+		watcher, err := client.NewWithWatch(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme()})
+		if err != nil {
+			return err
+		}
+		reader, err = gitsync.NewReader(gitsync.ReaderOptions{
 			Remote: remote, Dir: dir, Interval: f.gitInterval, MaxPrune: f.gitMaxPrune, PruneWindow: f.gitPruneWindow, WebhookSecret: secret,
-			Namespace: f.fluxNamespace, Client: mgr.GetClient(), Log: logr.FromSlogHandler(log.Handler()).WithName("gitsync"),
+			Namespace: f.fluxNamespace, Client: mgr.GetClient(), Watcher: watcher, Log: logr.FromSlogHandler(log.Handler()).WithName("gitsync"),
 			Registerer: ctrlmetrics.Registry,
 		})
 		if err != nil {
@@ -368,7 +376,13 @@ func (f *operatorFlags) setupGit(mgr manager.Manager, log *slog.Logger) error {
 	if err != nil || forge == nil {
 		return err
 	}
-	return (&gitsync.Reporter{Forge: forge, Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), DashboardURL: f.git.dashboardURL,
+	if reader == nil {
+		// Only the reader knows which commit a store really came from; a
+		// commit annotation alone (Flux, kubectl) never steers the forge.
+		log.Info("Store outcomes are not reported to the forge: that needs the operator's Git reader (--git-url, --git-sync)")
+		return nil
+	}
+	return (&gitsync.Reporter{Forge: forge, Commits: reader, Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), DashboardURL: f.git.dashboardURL,
 		Log: logr.FromSlogHandler(log.Handler()).WithName("gitsync-reporter")}).SetupWithManager(mgr)
 }
 

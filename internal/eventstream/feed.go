@@ -121,15 +121,23 @@ func (f *Feed) Since(ctx context.Context, store *v1alpha1.Store, seq int64) ([]v
 func (f *Feed) Name() string { return "redis" }
 
 // Replay reads the store's stream after id: the stream of this Store object
-// (its UID), never of an earlier store of the same name.
+// (its UID), never of an earlier store of the same name. It resumes only
+// when the stream still holds the entry id itself: one trimmed away (MAXLEN),
+// lost with a Redis restart or flush, or never there is a gap of unknown
+// size, so ok is false and the caller sends a fresh snapshot instead of
+// silently skipping what was lost.
 func (f *Feed) Replay(ctx context.Context, store *v1alpha1.Store, id string) ([]v1alpha1.StoreEvent, bool, error) {
 	if !validID(id) {
 		return nil, false, nil
 	}
-	msgs, err := f.client.XRange(ctx, StoreStream(store.UID), "("+id, "+").Result()
+	msgs, err := f.client.XRange(ctx, StoreStream(store.UID), id, "+").Result()
 	if err != nil {
 		return nil, false, err
 	}
+	if len(msgs) == 0 || msgs[0].ID != id {
+		return nil, false, nil
+	}
+	msgs = msgs[1:]
 	out := make([]v1alpha1.StoreEvent, 0, len(msgs))
 	for _, m := range msgs {
 		if e, ok := decode(m); ok {

@@ -49,7 +49,7 @@ func (i Intents) Create(ctx context.Context, s *v1alpha1.Store) (*v1alpha1.Store
 		if errors.Is(err, gitsync.ErrDeclared) {
 			return nil, fmt.Errorf("%w: %w", openapi.ErrExists, err)
 		}
-		return nil, err
+		return nil, refused(err)
 	}
 	if err := i.Ledger.record(ctx, st); err != nil {
 		return nil, err
@@ -63,9 +63,25 @@ func (i Intents) Create(ctx context.Context, s *v1alpha1.Store) (*v1alpha1.Store
 // that is all there is of it, and drops its pending create.
 func (i Intents) Delete(ctx context.Context, s *v1alpha1.Store) error {
 	if err := i.Writer.Delete(ctx, s); err != nil {
-		return err
+		return refused(err)
 	}
 	return i.Ledger.release(ctx, s.Name, s.Spec.Owner)
+}
+
+// refused turns what the stores repo or its forge refused into the API's
+// vocabulary: 503 with the reason, which the caller cannot change but the
+// platform team can (a link in the repository, a token without the right
+// scope). Anything else stays as it is.
+func refused(err error) error {
+	var fe *gitsync.ForgeError
+	switch {
+	case errors.Is(err, gitsync.ErrSymlink):
+		return &openapi.Error{Kind: openapi.KindUnavailable, Message: "the stores repo cannot take the change: " + err.Error()}
+	case errors.As(err, &fe):
+		return &openapi.Error{Kind: openapi.KindUnavailable, RetryAfter: fe.RetryAfter,
+			Message: "the stores repo's forge refused the change: " + fe.Error()}
+	}
+	return err
 }
 
 // Deferred is true: the cluster shows a change once the repo is synced.

@@ -241,6 +241,60 @@ func TestEventsStayWithTheirStore(t *testing.T) {
 	}
 }
 
+// TestResumeAcrossAGapSendsASnapshot: a client resuming from an event the
+// store's Redis stream no longer holds — trimmed away by MAXLEN, or lost
+// with the whole stream (a Redis restart or flush) — gets a fresh snapshot
+// of the store first, never the events that happen to be left after a
+// silent hole (or nothing at all).
+func TestResumeAcrossAGapSendsASnapshot(t *testing.T) {
+	const name = "gap"
+	createStore(t, withRedis.URL, "alice", name)
+	s, code := openStream(t, withRedis.URL, "/api/v1/stores/"+name+"/events", "alice", "")
+	if code != http.StatusOK {
+		t.Fatalf("open stream: %d", code)
+	}
+	_, events := collect(t, s, true)
+	s.close()
+	if len(events) < 3 {
+		t.Fatalf("only %d live events to resume from", len(events))
+	}
+	var st v1alpha1.Store
+	if err := cluster.Client.Get(context.Background(), client.ObjectKey{Name: name}, &st); err != nil {
+		t.Fatal(err)
+	}
+	rc := goredis.NewClient(&goredis.Options{Addr: strings.TrimPrefix(strings.TrimSuffix(redis.URL(), "/0"), "redis://")})
+	defer rc.Close()
+	ctx := context.Background()
+
+	resumeExpectingSnapshot := func(what, lastEventID string) {
+		t.Helper()
+		r, code := openStream(t, withRedis.URL, "/api/v1/stores/"+name+"/events", "alice", lastEventID)
+		if code != http.StatusOK {
+			t.Fatalf("%s: resume: %d", what, code)
+		}
+		defer r.close()
+		m, ok := r.next(t, 10*time.Second)
+		if !ok || m.event != "snapshot" {
+			t.Fatalf("%s: resuming from %s began with %+v (%v), want a fresh snapshot", what, lastEventID, m, ok)
+		}
+		var snap openapi.Store
+		if err := json.Unmarshal([]byte(m.data), &snap); err != nil || snap.Name != name || snap.Phase != "Ready" {
+			t.Fatalf("%s: snapshot %s (%v)", what, m.data, err)
+		}
+	}
+
+	// MAXLEN trimmed all but the last entry away.
+	if err := rc.XTrimMaxLen(ctx, eventstream.StoreStream(st.UID), 1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	resumeExpectingSnapshot("after trimming", events[0].ID)
+	// The stream is gone, as after a restart of a Redis without persistence.
+	if err := rc.Del(ctx, eventstream.StoreStream(st.UID)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	resumeExpectingSnapshot("after the stream was lost", events[len(events)-1].ID)
+}
+
 // TestStreamsAreOwnersOnly: bob cannot open alice's store stream, and bob's
 // fleet stream never carries alice's events.
 func TestStreamsAreOwnersOnly(t *testing.T) {

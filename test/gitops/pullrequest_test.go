@@ -12,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/storefleet/storefleet/api/v1alpha1"
 	"github.com/storefleet/storefleet/gitsync"
 	"github.com/storefleet/storefleet/internal/devcluster"
 	"github.com/storefleet/storefleet/openapi"
@@ -66,7 +68,7 @@ func TestPullRequestsOnGitea(t *testing.T) {
 	if err := mgr.Add(reader); err != nil {
 		t.Fatal(err)
 	}
-	if err := (&gitsync.Reporter{Forge: client, Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), DashboardURL: "http://dashboard.test", Log: mgr.GetLogger()}).SetupWithManager(mgr); err != nil {
+	if err := (&gitsync.Reporter{Forge: client, Commits: reader, Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), DashboardURL: "http://dashboard.test", Log: mgr.GetLogger()}).SetupWithManager(mgr); err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = mgr.Start(ctx) }()
@@ -136,6 +138,45 @@ func TestPullRequestsOnGitea(t *testing.T) {
 			t.Fatal(err)
 		}
 		mergeAndCheck(t, ctx, pr.Number, name)
+	})
+
+	t.Run("a commit annotation written by hand", func(t *testing.T) {
+		// kubectl can put any commit on a Store: a real commit of the
+		// stores repo the reader never applied this store from gets no
+		// status, and a path in the annotation reaches no forge URL.
+		var branch struct {
+			Commit struct {
+				ID string `json:"id"`
+			} `json:"commit"`
+		}
+		if err := forge.API(ctx, http.MethodGet, "/repos/"+forge.User+"/stores-pr/branches/main", nil, &branch); err != nil {
+			t.Fatal(err)
+		}
+		head := branch.Commit.ID
+		for name, commit := range map[string]string{"annotated-shop": head, "escaping-shop": "../../../" + forge.User + "/stores-pr/statuses/" + head} {
+			s := &v1alpha1.Store{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{v1alpha1.CommitAnnotation: commit}},
+				Spec: v1alpha1.StoreSpec{Engine: "medusa", Owner: "mallory"}}
+			if err := cluster.Client.Create(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, name := range []string{"annotated-shop", "escaping-shop"} {
+			testenv.Eventually(t, 120*time.Second, name+" to be Ready", func() (bool, error) {
+				s := liveStore(t, name)
+				return s != nil && s.Status.Phase == "Ready", nil
+			})
+		}
+		// The reporter reconciles each change at once; give it a moment.
+		time.Sleep(3 * time.Second)
+		var statuses []struct{ Context string }
+		if err := forge.API(ctx, http.MethodGet, fmt.Sprintf("/repos/%s/stores-pr/commits/%s/statuses", forge.User, head), nil, &statuses); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range statuses {
+			if s.Context == "storefleet/annotated-shop" || s.Context == "storefleet/escaping-shop" {
+				t.Errorf("a status was posted for a hand-written commit annotation: %s on %s", s.Context, head)
+			}
+		}
 	})
 
 	// The token is in no working copy's config, no Store, no API answer.

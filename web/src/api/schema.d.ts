@@ -161,7 +161,7 @@ export interface paths {
         };
         /**
          * Watch a store
-         * @description The store's status, then every provisioning event as it happens. Reconnecting with Last-Event-ID continues without gaps or repeats.
+         * @description The store's status, then every provisioning event as it happens. Reconnecting with Last-Event-ID continues without gaps or repeats; when the events after that ID are no longer kept (trimmed, or lost with a Redis restart), the stream starts again with a fresh snapshot.
          */
         get: operations["store-events"];
         put?: never;
