@@ -1,10 +1,8 @@
-package gitintent_test
+package gitops_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,13 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/go-logr/logr"
-	"k8s.io/apimachinery/pkg/runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
-
-	"github.com/storefleet/storefleet/api/v1alpha1"
 	"github.com/storefleet/storefleet/gitsync"
-	"github.com/storefleet/storefleet/internal/gitintent"
 	"github.com/storefleet/storefleet/openapi"
 )
 
@@ -46,48 +38,10 @@ func storesRepo(t *testing.T, build func(work string)) string {
 	return "file://" + bare
 }
 
-// noStores is a cluster without stores, for the API's reads.
-type noStores struct{}
-
-func (noStores) Get(context.Context, string) (*v1alpha1.Store, error)   { return nil, nil }
-func (noStores) List(context.Context, string) ([]v1alpha1.Store, error) { return nil, nil }
-
-type oneReplicaLock struct{}
-
-func (oneReplicaLock) Lock(context.Context, string) ([]string, func(string), error) {
-	return nil, func(string) {}, nil
-}
-
-// gitAPI serves the Intent API with the Git intent on a Writer of opts.
-func gitAPI(t *testing.T, opts gitsync.WriterOptions) *httptest.Server {
-	t.Helper()
-	opts.Dir, opts.Log = t.TempDir(), logr.Discard()
-	w, err := gitsync.NewWriter(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	scheme := runtime.NewScheme()
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	trusted, _ := openapi.ParseTrustedProxies("127.0.0.1/32")
-	intents := gitintent.Intents{Writer: w}
-	srv := openapi.New(openapi.Config{
-		Auth: openapi.HeaderAuth{Trusted: trusted}, Trusted: trusted, MaxStoresPerUser: 5, MutationsPerMinute: 1000,
-		AllowedDomains: []string{"shops.example.com"}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}, openapi.Deps{
-		Stores: noStores{}, Intents: intents, Lock: oneReplicaLock{},
-		Client: fake.NewClientBuilder().WithScheme(scheme).Build(), Ready: func(context.Context) error { return nil },
-	})
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
-	return ts
-}
-
 // createProblem posts a create and returns the status and problem document.
 func createProblem(t *testing.T, base string) (int, openapi.Problem, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/stores", strings.NewReader(`{"name":"shop","engine":"medusa"}`))
+	req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/stores", strings.NewReader(`{"name":"refused-shop","engine":"medusa"}`))
 	req.Header.Set(openapi.UserHeader, "alice")
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
@@ -112,7 +66,7 @@ func TestRefusalsAreProblemDocuments(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
-		api := gitAPI(t, gitsync.WriterOptions{Remote: gitsync.Remote{URL: url, Branch: "main", Path: "stores"}})
+		api, _ := newGitAPI(t, gitsync.WriterOptions{Remote: gitsync.Remote{URL: url, Branch: "main", Path: "stores"}})
 		status, p, ct := createProblem(t, api.URL)
 		if status != http.StatusServiceUnavailable || ct != "application/problem+json" || !strings.Contains(p.Detail, "stores is a symbolic link") {
 			t.Fatalf("create through a linked stores directory: %d %s %+v", status, ct, p)
@@ -131,7 +85,7 @@ func TestRefusalsAreProblemDocuments(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		api := gitAPI(t, gitsync.WriterOptions{Remote: gitsync.Remote{URL: storesRepo(t, func(string) {}), Branch: "main", Path: "stores"},
+		api, _ := newGitAPI(t, gitsync.WriterOptions{Remote: gitsync.Remote{URL: storesRepo(t, func(string) {}), Branch: "main", Path: "stores"},
 			Mode: gitsync.ModePullRequest, Forge: forge})
 		status, p, ct := createProblem(t, api.URL)
 		if status != http.StatusServiceUnavailable || ct != "application/problem+json" || !strings.Contains(p.Detail, "403 Forbidden: token does not have") {
