@@ -69,6 +69,8 @@ type Node struct {
 	stopFwd func()
 	stopPV  func()
 	stopped bool
+	// left is what Stop found on the host before releasing its lock.
+	left []string
 }
 
 // Start brings the node up and returns once it is Ready with DNS, network
@@ -216,9 +218,16 @@ func (n *Node) ContainerdAddress() string { return n.l.containerdSocket() }
 // Ctr is the ctr binary matching the node's containerd.
 func (n *Node) Ctr() string { return n.cfg.Bin.Ctr }
 
-// Leftovers lists what the node left on the host after Stop (empty: the host
-// is as it was before Start).
-func (n *Node) Leftovers() []string { return Leftovers(n.cfg.Dir, n.before) }
+// Leftovers lists what the node left on the host (empty: the host is as it
+// was before Start). After Stop it is what Stop found while it still held
+// the host lock: once released, the next node (another test package's) may
+// already be writing the same host paths.
+func (n *Node) Leftovers() []string {
+	if n.stopped {
+		return n.left
+	}
+	return Leftovers(n.cfg.Dir, n.before)
+}
 
 // Images lists the image references containerd holds for the kubelet.
 func (n *Node) Images() ([]string, error) {
@@ -321,8 +330,9 @@ func (n *Node) Stop() error {
 	}
 	byName["containerd"].stop(15 * time.Second)
 	errs = append(errs, restoreHost(n.l, n.before, n.cfg.Log)...)
-	if left := Leftovers(n.cfg.Dir, n.before); len(left) > 0 {
-		errs = append(errs, fmt.Errorf("the real node left behind: %s", strings.Join(left, "; ")))
+	n.left = Leftovers(n.cfg.Dir, n.before)
+	if len(n.left) > 0 {
+		errs = append(errs, fmt.Errorf("the real node left behind: %s", strings.Join(n.left, "; ")))
 	}
 	return errors.Join(errs...)
 }
