@@ -90,7 +90,9 @@ func (r *StoreReconciler) finishDelete(ctx context.Context, sc *scope) (ctrl.Res
 	}
 	orig := s.DeepCopy()
 	controllerutil.RemoveFinalizer(s, v1alpha1.Finalizer)
-	if err := r.Patch(ctx, s, client.MergeFrom(orig)); err != nil {
+	// With the copy's resourceVersion: finalizers another controller added
+	// since the (cached) copy was read are not dropped with ours.
+	if err := r.Patch(ctx, s, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	sc.gone = true

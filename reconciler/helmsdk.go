@@ -135,7 +135,7 @@ func (h *HelmSDK) Ensure(ctx context.Context, want DesiredRelease, force bool) (
 	switch {
 	case last == nil:
 		return h.install(ctx, cfg, want)
-	case !hasDeployed(cfg, want.Name):
+	case last.Info.Status != release.StatusDeployed && !hasDeployed(cfg, want.Name):
 		// Nothing was ever deployed (a failed first install): start over, as
 		// an upgrade needs a deployed revision to compare with.
 		h.log.Info("Reinstalling release that never deployed", "namespace", want.Namespace, "release", want.Name)
@@ -152,6 +152,9 @@ func (h *HelmSDK) Ensure(ctx context.Context, want DesiredRelease, force bool) (
 	return stateOf(last, ""), nil
 }
 
+// hasDeployed reads the release's history again: asked only when the
+// latest revision is not the deployed one, so a healthy store's check costs
+// one read of Helm's storage.
 func hasDeployed(cfg *action.Configuration, name string) bool {
 	_, err := cfg.Releases.Deployed(name)
 	return err == nil

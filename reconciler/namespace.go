@@ -40,7 +40,14 @@ func storeLabels(s *v1alpha1.Store) map[string]string {
 func (r *StoreReconciler) reconcileNamespace(ctx context.Context, sc *scope) (ctrl.Result, error) {
 	s := sc.store
 	var existing corev1.Namespace
-	err := r.APIReader.Get(ctx, client.ObjectKey{Name: sc.namespace}, &existing)
+	// The cache holds the namespaces labelled as a store's, so a Ready
+	// store's periodic check reads nothing from the API server here; only
+	// one the cache lacks (a new store's, or a foreign one) needs its word.
+	key := client.ObjectKey{Name: sc.namespace}
+	err := r.Get(ctx, key, &existing)
+	if apierrors.IsNotFound(err) {
+		err = r.APIReader.Get(ctx, key, &existing)
+	}
 	switch {
 	case apierrors.IsNotFound(err):
 	case err != nil:

@@ -200,7 +200,11 @@ func (r *StoreReconciler) steps() []step {
 func (r *StoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	// Read the Store from the API server, not the cache: the status patch is
 	// computed against this copy, and a stale copy would make the patch leave
-	// out fields (phase) that differ only from the stale version.
+	// out fields (phase) that differ only from the stale version. (With the
+	// cache, a repair made from a stale copy would still happen, but its
+	// record — the patch — would be a conflict and lost.) This is the one
+	// read of a Ready store's periodic check that goes to the API server
+	// besides Helm's release history.
 	store := &v1alpha1.Store{}
 	if err := r.APIReader.Get(ctx, req.NamespacedName, store); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
