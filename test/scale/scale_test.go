@@ -356,7 +356,7 @@ type row struct {
 
 func ratioRow(n int, id, what string, took time.Duration, baseName string, base time.Duration, goal float64) row {
 	r := took.Seconds() / base.Seconds()
-	return row{n, id, what, fmt.Sprintf("%.1f s", took.Seconds()), fmt.Sprintf("%s %.1f s", baseName, base.Seconds()), fmt.Sprintf("%.2f×", r), "≤ "+strconv.FormatFloat(goal, 'f', -1, 64)+"×", met(r <= goal)}
+	return row{n, id, what, fmt.Sprintf("%.1f s", took.Seconds()), fmt.Sprintf("%s %.1f s", baseName, base.Seconds()), fmt.Sprintf("%.2f×", r), "≤ " + strconv.FormatFloat(goal, 'f', -1, 64) + "×", met(r <= goal)}
 }
 
 func met(ok bool) string {
