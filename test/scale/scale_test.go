@@ -57,7 +57,7 @@ func BenchmarkFleetScale(b *testing.B) {
 	printTable(table)
 }
 
-// scaleSizes parses the comma-separated sizes, ascending.
+// scaleSizes parses the comma-separated sizes, ascending and distinct.
 func scaleSizes(v string) ([]int, error) {
 	if v == "" {
 		v = "100,250,500,1000"
@@ -71,7 +71,8 @@ func scaleSizes(v string) ([]int, error) {
 		sizes = append(sizes, n)
 	}
 	slices.Sort(sizes)
-	return sizes, nil
+	// A size measured twice would make the S3 slope divide by zero.
+	return slices.Compact(sizes), nil
 }
 
 // waitFor bounds every wait of a size by the size: 5 minutes plus 2 s a
