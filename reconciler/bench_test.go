@@ -3,22 +3,15 @@ package reconciler_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
-	"github.com/storefleet/storefleet/internal/manifests"
-	"github.com/storefleet/storefleet/reconciler"
+	"github.com/storefleet/storefleet/test/testenv"
 )
 
 // BenchmarkProvisionStores creates N stores at once and measures the time
@@ -102,122 +95,16 @@ func operatorProvision(b *testing.B, n, round int) (*operatorProcess, time.Durat
 	return op, took
 }
 
-// peakRSS reads the high-water mark of a process's resident memory.
+// peakRSS reads the high-water mark of a process's resident memory, kept
+// for after it exits.
 func peakRSS(p *operatorProcess) int64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	if err != nil {
-		return p.peak
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
-			kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
-			p.peak = kb << 10
-		}
+	if hwm := testenv.ProcStatus(p.cmd.Process.Pid, "VmHWM"); hwm > 0 {
+		p.peak = hwm
 	}
 	return p.peak
 }
 
-// rawApplyFloor applies what the operator would create for n stores —
-// namespace, isolation objects, credentials and the rendered chart — with
-// plain server-side apply, 10 stores at a time, and waits until every
-// workload is ready.
+// rawApplyFloor is the raw server-side-apply floor of n stores.
 func rawApplyFloor(b *testing.B, n, round int) time.Duration {
-	ctx := context.Background()
-	helm := newHelmSDK(b)
-	platform := platformFor(b, "local")
-	type storeObjs struct {
-		ns   string
-		objs []*unstructured.Unstructured
-	}
-	stores := make([]storeObjs, n)
-	for i := range stores {
-		s := newStore(fmt.Sprintf("floor-%d-%d-%d", n, round, i))
-		ns := v1alpha1.NamespaceFor(s.Name)
-		manifest, err := helm.Render(ns, s.Name, reconciler.ChartValues(s, platform))
-		if err != nil {
-			b.Fatal(err)
-		}
-		objs, err := manifests.Decode([]byte(manifest))
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, o := range objs {
-			o.SetNamespace(ns)
-		}
-		head := []*unstructured.Unstructured{
-			object("v1", "Namespace", "", ns, map[string]any{"metadata": map[string]any{"labels": map[string]any{"pod-security.kubernetes.io/enforce": "restricted"}}}),
-			object("v1", "ResourceQuota", ns, "store-quota", map[string]any{"spec": map[string]any{"hard": map[string]any{"pods": "12", "requests.cpu": "1", "limits.cpu": "4", "requests.memory": "2Gi", "limits.memory": "6Gi"}}}),
-			object("v1", "LimitRange", ns, "store-limits", map[string]any{"spec": map[string]any{"limits": []any{map[string]any{"type": "Container", "default": map[string]any{"cpu": "250m", "memory": "256Mi"}, "defaultRequest": map[string]any{"cpu": "50m", "memory": "64Mi"}}}}}),
-			object("networking.k8s.io/v1", "NetworkPolicy", ns, "default-deny", map[string]any{"spec": map[string]any{"podSelector": map[string]any{}, "policyTypes": []any{"Ingress", "Egress"}}}),
-			object("v1", "Secret", ns, "store-credentials", map[string]any{"stringData": map[string]any{"postgres-password": "p", "jwt-secret": "j", "cookie-secret": "c"}}),
-		}
-		stores[i] = storeObjs{ns: ns, objs: append(head, objs...)}
-	}
-
-	start := time.Now()
-	sem := make(chan struct{}, 10)
-	var wg sync.WaitGroup
-	for _, st := range stores {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(st storeObjs) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			for _, o := range st.objs {
-				if err := cluster.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(o), client.FieldOwner("bench-floor"), client.ForceOwnership); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		}(st)
-	}
-	wg.Wait()
-	for _, st := range stores {
-		for {
-			if workloadsReady(b, st.ns) {
-				break
-			}
-			if time.Since(start) > 10*time.Minute {
-				b.Fatalf("floor: %s not ready after 10 minutes", st.ns)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-	}
-	took := time.Since(start)
-	for _, st := range stores {
-		_ = cluster.Client.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: st.ns}})
-	}
-	return took
-}
-
-func workloadsReady(b *testing.B, ns string) bool {
-	ctx := context.Background()
-	var deps appsv1.DeploymentList
-	var sts appsv1.StatefulSetList
-	if err := cluster.Client.List(ctx, &deps, client.InNamespace(ns)); err != nil {
-		b.Fatal(err)
-	}
-	if err := cluster.Client.List(ctx, &sts, client.InNamespace(ns)); err != nil {
-		b.Fatal(err)
-	}
-	if len(deps.Items) != 3 || len(sts.Items) != 1 {
-		return false
-	}
-	for _, d := range deps.Items {
-		if d.Status.AvailableReplicas < *d.Spec.Replicas {
-			return false
-		}
-	}
-	return sts.Items[0].Status.ReadyReplicas >= 1
-}
-
-func object(apiVersion, kind, namespace, name string, rest map[string]any) *unstructured.Unstructured {
-	u := &unstructured.Unstructured{Object: rest}
-	u.SetAPIVersion(apiVersion)
-	u.SetKind(kind)
-	u.SetName(name)
-	if namespace != "" {
-		u.SetNamespace(namespace)
-	}
-	return u
+	return testenv.RawApplyFloor(b, cluster, fmt.Sprintf("floor-%d-%d", n, round), n)
 }

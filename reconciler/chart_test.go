@@ -2,37 +2,23 @@ package reconciler_test
 
 import (
 	"context"
-	"log/slog"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/yaml"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
-	"github.com/storefleet/storefleet/charts"
 	"github.com/storefleet/storefleet/clusters"
 	"github.com/storefleet/storefleet/internal/manifests"
 	"github.com/storefleet/storefleet/reconciler"
+	"github.com/storefleet/storefleet/test/testenv"
 )
 
-func platformFor(t testing.TB, env string) reconciler.Platform {
-	t.Helper()
-	data, err := clusters.Values(env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vals := map[string]any{}
-	if err := yaml.Unmarshal(data, &vals); err != nil {
-		t.Fatal(err)
-	}
-	return reconciler.Platform{Domain: vals["store"].(map[string]any)["domain"].(string), EnvironmentValues: vals}
-}
+func platformFor(t testing.TB, env string) reconciler.Platform { return testenv.LocalPlatform(t, env) }
 
 // TestChartLintsAndEveryObjectPassesServerSideDryRun renders the store chart
 // with each environment's values and plan, and has the real API server
@@ -135,19 +121,4 @@ func checkEnvironment(t *testing.T, env string, objs []*unstructured.Unstructure
 }
 
 // newHelmSDK is a Helm SDK delivery on the suite's cluster, for rendering.
-func newHelmSDK(t testing.TB) *reconciler.HelmSDK {
-	t.Helper()
-	httpClient, err := rest.HTTPClientFor(cluster.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mapper, err := apiutil.NewDynamicRESTMapper(cluster.Config, httpClient)
-	if err != nil {
-		t.Fatal(err)
-	}
-	helm, err := reconciler.NewHelmSDK(cluster.Config, mapper, charts.MedusaStore(), slog.Default())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return helm
-}
+func newHelmSDK(t testing.TB) *reconciler.HelmSDK { return testenv.NewHelmSDK(t, cluster) }

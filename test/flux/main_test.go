@@ -6,15 +6,11 @@ package flux_test
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
-
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/storefleet/storefleet/internal/devcluster"
 	"github.com/storefleet/storefleet/test/testenv"
@@ -45,32 +41,14 @@ func run(m *testing.M) (int, error) {
 		return 0, err
 	}
 	defer cluster.Stop()
-	if err := cluster.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: platformNamespace}}); err != nil {
-		return 0, err
-	}
-	ports := make([]int, 2)
-	for i := range ports {
-		if ports[i], err = devcluster.FreePort(); err != nil {
-			return 0, err
-		}
-	}
-	chartAddr := fmt.Sprintf("127.0.0.1:%d", ports[1])
-	chartURL = "http://" + chartAddr
-	op, err := testenv.StartOperator(binary, cluster, workdir,
-		"--delivery", "auto",
-		"--flux-namespace", platformNamespace,
-		"--chart-addr", chartAddr, "--chart-url", "http://"+chartAddr,
-		"--metrics-addr", fmt.Sprintf("127.0.0.1:%d", ports[0]),
+	op, url, _, err := testenv.StartFluxOperator(binary, cluster, workdir, platformNamespace,
 		"--flux-unresponsive-after", "5s",
 		"--drift-interval", "2s", "--pod-start-timeout", "60s", "--workers", "10")
 	if err != nil {
 		return 0, err
 	}
 	defer op.Stop()
-	operator, opLog = op.Cmd, op.Log
-	if err := waitHTTP("http://" + chartAddr + "/index.yaml"); err != nil {
-		return 0, fmt.Errorf("operator chart repository: %w\n%s", err, tail(opLog))
-	}
+	operator, opLog, chartURL = op.Cmd, op.Log, url
 	code := m.Run()
 	if code != 0 {
 		fmt.Printf("operator log: %s\n", opLog)
@@ -78,20 +56,6 @@ func run(m *testing.M) (int, error) {
 		os.RemoveAll(workdir)
 	}
 	return code, nil
-}
-
-func waitHTTP(url string) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("%s did not answer within 30 s", url)
 }
 
 func tail(path string) string {

@@ -1,11 +1,18 @@
 package testenv
 
 import (
-	"github.com/storefleet/storefleet/internal/devcluster"
+	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/storefleet/storefleet/internal/devcluster"
 )
 
 // Operator is a storefleet operator binary a test package runs against its
@@ -37,4 +44,37 @@ func StartOperator(binary string, c *devcluster.Cluster, workdir string, args ..
 func (o *Operator) Stop() {
 	_ = o.Cmd.Process.Signal(syscall.SIGTERM)
 	_ = o.Cmd.Wait()
+}
+
+// StartFluxOperator runs the operator in auto delivery with its HelmReleases
+// in namespace (created if missing), serving the builtin chart to
+// source-controller and its metrics on free loopback ports; it returns once
+// the chart repository answers.
+func StartFluxOperator(binary string, c *devcluster.Cluster, workdir, namespace string, args ...string) (op *Operator, chartURL, metricsURL string, err error) {
+	if err := c.Client.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, "", "", err
+	}
+	ports := make([]int, 2)
+	for i := range ports {
+		if ports[i], err = devcluster.FreePort(); err != nil {
+			return nil, "", "", err
+		}
+	}
+	metricsAddr, chartAddr := fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])
+	chartURL = "http://" + chartAddr
+	op, err = StartOperator(binary, c, workdir, append([]string{
+		"--delivery", "auto",
+		"--flux-namespace", namespace,
+		"--chart-addr", chartAddr, "--chart-url", chartURL,
+		"--metrics-addr", metricsAddr,
+	}, args...)...)
+	if err != nil {
+		return nil, "", "", err
+	}
+	if err := WaitHTTP(chartURL + "/index.yaml"); err != nil {
+		op.Stop()
+		data, _ := os.ReadFile(op.Log)
+		return nil, "", "", fmt.Errorf("operator chart repository: %w\n%s", err, data)
+	}
+	return op, chartURL, "http://" + metricsAddr + "/metrics", nil
 }

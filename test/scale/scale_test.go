@@ -1,0 +1,375 @@
+package scale_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/storefleet/storefleet/api/v1alpha1"
+	"github.com/storefleet/storefleet/test/testenv"
+)
+
+// SizesEnv lists the fleet sizes to measure, e.g. "100,250".
+const SizesEnv = "STOREFLEET_SCALE_N"
+
+// driftInterval is the operator's periodic re-check in the benchmark: S4
+// watches three of them.
+const driftInterval = 20 * time.Second
+
+// healTrials is how many Deployment deletions S5 times.
+const healTrials = 20
+
+// BenchmarkFleetScale measures, for each fleet size N of STOREFLEET_SCALE_N
+// (default 100,250,500,1000), the figures of issue #19 against baselines
+// measured in the same process, and prints them as lines starting with
+// SCALE. Every store, HelmRelease and namespace it creates is gone when a
+// size ends.
+func BenchmarkFleetScale(b *testing.B) {
+	sizes, err := scaleSizes(os.Getenv(SizesEnv))
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := start(b)
+	time.Sleep(5 * time.Second) // the operator's informers settle
+	idle := f.memory(b)
+	var table []row
+	for _, n := range sizes {
+		b.Run(fmt.Sprintf("stores=%d", n), func(b *testing.B) {
+			for range b.N {
+				rows, mem := f.measure(b, n, idle)
+				table = append(table, rows...)
+				idle = mem
+			}
+		})
+	}
+	printTable(table)
+}
+
+// scaleSizes parses the comma-separated sizes, ascending and distinct.
+func scaleSizes(v string) ([]int, error) {
+	if v == "" {
+		v = "100,250,500,1000"
+	}
+	var sizes []int
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%s=%q: want positive store counts separated by commas", SizesEnv, v)
+		}
+		sizes = append(sizes, n)
+	}
+	slices.Sort(sizes)
+	// A size measured twice would make the S3 slope divide by zero.
+	return slices.Compact(sizes), nil
+}
+
+// waitFor bounds every wait of a size by the size: 5 minutes plus 2 s a
+// store.
+func waitFor(n int) time.Duration { return 5*time.Minute + time.Duration(n)*2*time.Second }
+
+// measure runs S1–S7 at size n; prev is the memory of the previous size
+// (or of the idle operator), the other end of the S3 slope.
+func (f *fleet) measure(b *testing.B, n int, prev memory) ([]row, memory) {
+	c := f.cluster
+	floor := testenv.RawApplyFloor(b, c, fmt.Sprintf("floor%d", n), n)
+	bare := testenv.BareHelmReleases(b, c, platformNamespace, f.chartURL, fmt.Sprintf("bare%d", n), n)
+
+	// S1: Helm SDK mode, with the API server's and the operator's request
+	// counts and the operator's CPU over the run.
+	helmPrefix := fmt.Sprintf("helm%d", n)
+	api0, op0, cpu0 := f.apiRequests(b), f.opMetrics(b), testenv.CPUSeconds(f.pid())
+	helm, peak := f.timed(func() {
+		testenv.CreateStores(b, c, helmPrefix, n, v1alpha1.DeliveryHelm)
+		testenv.WaitStoresReady(b, c, helmPrefix, n, waitFor(n))
+	})
+	api1, op1, cpu1 := f.apiRequests(b), f.opMetrics(b), testenv.CPUSeconds(f.pid())
+	fmt.Printf("SCALE-S1 N=%d API server requests (verb resource): %s\n", n, testenv.Top(testenv.Delta(api0, api1), 12))
+	fmt.Printf("SCALE-S1 N=%d operator requests (method): %s\n", n, testenv.Top(testenv.Delta(op0.By("rest_client_requests_total", "method"), op1.By("rest_client_requests_total", "method")), 8))
+	fmt.Printf("SCALE-S1 N=%d operator CPU %.1f s over %.1f s (%.2f core), reconciles %s, reconcile time %.1f s, Helm actions %s, peak RSS %d MiB\n",
+		n, cpu1-cpu0, helm.Seconds(), (cpu1-cpu0)/helm.Seconds(),
+		testenv.Top(testenv.Delta(op0.By("controller_runtime_reconcile_total", "controller", "result"), op1.By("controller_runtime_reconcile_total", "controller", "result")), 6),
+		op1.Sum("controller_runtime_reconcile_time_seconds_sum", nil)-op0.Sum("controller_runtime_reconcile_time_seconds_sum", nil),
+		testenv.Top(testenv.Delta(op0.By("storefleet_helm_actions_total", "action"), op1.By("storefleet_helm_actions_total", "action")), 6), peak>>20)
+
+	// S3: memory with n Ready stores, once the fleet is quiet.
+	time.Sleep(10 * time.Second)
+	mem := f.memory(b)
+	rows := []row{
+		ratioRow(n, "S1", "Helm SDK: N stores → Ready", helm, "bare HelmReleases", bare, 0.5),
+		ratioRow(n, "S1", "Helm SDK vs raw apply", helm, "raw SSA floor", floor, 1.3),
+	}
+	rows = append(rows, mem.slopeRows(n, prev)...)
+	rows = append(rows, f.idle(b, n, helmPrefix)...)
+	rows = append(rows, f.heal(b, n, helmPrefix+"-0")...)
+	rows = append(rows, f.sizes(b, n, helmPrefix+"-0")...)
+	testenv.DeleteStores(b, c, helmPrefix, waitFor(n))
+
+	// S2: Flux mode against the same bare HelmReleases.
+	fluxPrefix := fmt.Sprintf("flux%d", n)
+	flux, _ := f.timed(func() {
+		testenv.CreateStores(b, c, fluxPrefix, n, v1alpha1.DeliveryFlux)
+		testenv.WaitStoresReady(b, c, fluxPrefix, n, waitFor(n))
+	})
+	testenv.DeleteStores(b, c, fluxPrefix, waitFor(n))
+	f.waitHelmReleasesGone(b, n)
+	rows = append(rows, ratioRow(n, "S2", "Flux mode: N stores → Ready", flux, "bare HelmReleases", bare, 1.15))
+	printTable(rows)
+	return rows, mem
+}
+
+func (f *fleet) pid() int { return f.operator.Cmd.Process.Pid }
+
+// timed runs fn and returns how long it took and the operator's peak RSS
+// sampled meanwhile.
+func (f *fleet) timed(fn func()) (time.Duration, int64) {
+	return testenv.PeakRSS(func() []int { return []int{f.pid()} }, func() time.Duration {
+		start := time.Now()
+		fn()
+		return time.Since(start)
+	})
+}
+
+func (f *fleet) opMetrics(b *testing.B) testenv.Samples {
+	b.Helper()
+	s, err := testenv.ScrapeURL(f.metricsURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+// apiRequests is the API server's request count by verb and resource.
+func (f *fleet) apiRequests(b *testing.B) map[string]float64 {
+	b.Helper()
+	s, err := testenv.ScrapeAPIServer(f.cluster)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s.By("apiserver_request_total", "verb", "resource")
+}
+
+// memory is the operator's footprint at one fleet size.
+type memory struct {
+	stores         int
+	rss, heapInuse float64
+	objects        int
+}
+
+func (f *fleet) memory(b *testing.B) memory {
+	b.Helper()
+	n := f.storeCount(b)
+	return memory{
+		stores:    n,
+		rss:       float64(testenv.ProcStatus(f.pid(), "VmRSS")),
+		heapInuse: f.opMetrics(b).Sum("go_memstats_heap_inuse_bytes", nil),
+		objects:   f.informerObjects(b),
+	}
+}
+
+func (f *fleet) storeCount(b *testing.B) int {
+	var l metav1.PartialObjectMetadataList
+	l.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("StoreList"))
+	if err := f.cluster.Client.List(context.Background(), &l); err != nil {
+		b.Fatal(err)
+	}
+	return len(l.Items)
+}
+
+// cachedKinds are what the operator's informers hold (reconciler's
+// managedTypes, filtered by the store label, and every volume).
+var cachedKinds = []schema.GroupVersionKind{
+	{Version: "v1", Kind: "Namespace"}, {Version: "v1", Kind: "ResourceQuota"}, {Version: "v1", Kind: "LimitRange"},
+	{Version: "v1", Kind: "Secret"}, {Version: "v1", Kind: "Service"}, {Version: "v1", Kind: "Pod"},
+	{Version: "v1", Kind: "PersistentVolumeClaim"},
+	{Group: "apps", Version: "v1", Kind: "Deployment"}, {Group: "apps", Version: "v1", Kind: "StatefulSet"},
+	{Group: "apps", Version: "v1", Kind: "ReplicaSet"},
+	{Group: "networking.k8s.io", Version: "v1", Kind: "NetworkPolicy"}, {Group: "networking.k8s.io", Version: "v1", Kind: "Ingress"},
+}
+
+// informerObjects counts the objects the operator's cache holds: the
+// store-labelled managed objects, every PersistentVolume and every Store.
+func (f *fleet) informerObjects(b *testing.B) int {
+	ctx := context.Background()
+	total := f.storeCount(b)
+	for _, gvk := range append(cachedKinds, schema.GroupVersionKind{Version: "v1", Kind: "PersistentVolume"}) {
+		var l metav1.PartialObjectMetadataList
+		l.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+		var opts []client.ListOption
+		if gvk.Kind != "PersistentVolume" {
+			opts = append(opts, client.HasLabels{v1alpha1.StoreLabel})
+		}
+		if err := f.cluster.Client.List(ctx, &l, opts...); err != nil {
+			b.Fatal(err)
+		}
+		total += len(l.Items)
+	}
+	return total
+}
+
+// slopeRows: S3, the growth per store between prev and m.
+func (m memory) slopeRows(n int, prev memory) []row {
+	d := float64(m.stores - prev.stores)
+	base := fmt.Sprintf("at %d stores", prev.stores)
+	mib := func(v float64) string { return fmt.Sprintf("%.1f MiB", v/(1<<20)) }
+	slope := func(a, b float64) float64 { return (a - b) / (1 << 20) / d }
+	return []row{
+		{n, "S3", "operator RSS", mib(m.rss), base + " " + mib(prev.rss), fmt.Sprintf("%.3f MiB/store", slope(m.rss, prev.rss)), "≤ 0.08", met(slope(m.rss, prev.rss) <= 0.08)},
+		{n, "S3", "Go heap in use", mib(m.heapInuse), base + " " + mib(prev.heapInuse), fmt.Sprintf("%.3f MiB/store", slope(m.heapInuse, prev.heapInuse)), "≤ 0.08", met(slope(m.heapInuse, prev.heapInuse) <= 0.08)},
+		{n, "S3", "informer objects", strconv.Itoa(m.objects), fmt.Sprintf("%s %d", base, prev.objects), fmt.Sprintf("%.1f /store", float64(m.objects-prev.objects)/d), "", ""},
+	}
+}
+
+// idle is S4: the Ready fleet left alone for three drift intervals. The
+// operator's own client metrics attribute its requests exactly; the API
+// server's write count covers every client (controller-manager, kwok,
+// Flux, leases) and is shown for scale.
+func (f *fleet) idle(b *testing.B, n int, prefix string) []row {
+	window := 3 * driftInterval
+	op0, api0, cpu0 := f.opMetrics(b), f.apiWrites(b), testenv.CPUSeconds(f.pid())
+	time.Sleep(window)
+	op1, api1, cpu1 := f.opMetrics(b), f.apiWrites(b), testenv.CPUSeconds(f.pid())
+	byMethod := testenv.Delta(op0.By("rest_client_requests_total", "method"), op1.By("rest_client_requests_total", "method"))
+	writes := byMethod["POST"] + byMethod["PUT"] + byMethod["PATCH"] + byMethod["DELETE"]
+	perStore := byMethod["GET"] / float64(n) / 3
+	core := (cpu1 - cpu0) / window.Seconds()
+	apiDelta := testenv.Delta(api0, api1)
+	total := 0.0
+	for _, v := range apiDelta {
+		total += v
+	}
+	fmt.Printf("SCALE-S4 N=%d operator requests in %s idle: %s; API server writes, all clients: %s\n", n, window, testenv.Top(byMethod, 6), testenv.Top(apiDelta, 8))
+	return []row{
+		{n, "S4", "operator writes, 3 intervals", fmt.Sprintf("%.0f", writes), fmt.Sprintf("API server writes (all clients) %.0f", total), "", "0", met(writes == 0)},
+		{n, "S4", "operator live reads", fmt.Sprintf("%.0f", byMethod["GET"]), "", fmt.Sprintf("%.2f /store/interval", perStore), "≤ 1", met(perStore <= 1)},
+		{n, "S4", "operator CPU idle", fmt.Sprintf("%.3f core", core), "", "", "≤ 0.05", met(core <= 0.05)},
+	}
+}
+
+// apiWrites is the API server's count of writes by verb and resource.
+func (f *fleet) apiWrites(b *testing.B) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range f.apiRequests(b) {
+		verb, _, _ := strings.Cut(k, " ")
+		switch verb {
+		case "POST", "PUT", "PATCH", "DELETE", "DELETECOLLECTION", "APPLY":
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// heal is S5: a managed Deployment of one store deleted while the fleet
+// exists, timed until it is back and available, healTrials times.
+func (f *fleet) heal(b *testing.B, n int, store string) []row {
+	ctx := context.Background()
+	ns := v1alpha1.NamespaceFor(store)
+	var times []time.Duration
+	for range healTrials {
+		var d appsv1.Deployment
+		var s v1alpha1.Store
+		key := client.ObjectKey{Namespace: ns, Name: "storefront"}
+		testenv.Eventually(b, 2*time.Minute, store+" Ready, storefront available before the trial", func() (bool, error) {
+			if err := f.cluster.Client.Get(ctx, client.ObjectKey{Name: store}, &s); err != nil || s.Status.Phase != v1alpha1.PhaseReady {
+				return false, err
+			}
+			err := f.cluster.Client.Get(ctx, key, &d)
+			return err == nil && d.Status.AvailableReplicas >= 1 && d.DeletionTimestamp == nil, err
+		})
+		old := d.UID
+		start := time.Now()
+		if err := f.cluster.Client.Delete(ctx, &d); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			var now appsv1.Deployment
+			err := f.cluster.Client.Get(ctx, key, &now)
+			if err == nil && now.UID != old && now.Status.AvailableReplicas >= 1 {
+				break
+			}
+			if time.Since(start) > 2*time.Minute {
+				b.Fatalf("storefront of %s not healed 2 minutes after its deletion", store)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		times = append(times, time.Since(start))
+		time.Sleep(time.Second)
+	}
+	slices.Sort(times)
+	p50, p95 := times[len(times)/2], times[(len(times)*95+99)/100-1]
+	return []row{{n, "S5", "Deployment deleted → healed", fmt.Sprintf("p95 %.2f s", p95.Seconds()), fmt.Sprintf("p50 %.2f s, max %.2f s", p50.Seconds(), times[len(times)-1].Seconds()), "", "p95 ≤ 2 s", met(p95 <= 2*time.Second)}}
+}
+
+// sizes is S7: the Store object after S5's heals filled its activity
+// ring, as the API server serves it (managed fields included), and the
+// Helm revisions its namespace keeps.
+func (f *fleet) sizes(b *testing.B, n int, store string) []row {
+	ctx := context.Background()
+	cs, err := kubernetes.NewForConfig(f.cluster.Config)
+	if err != nil {
+		b.Fatal(err)
+	}
+	raw, err := cs.CoreV1().RESTClient().Get().AbsPath("/apis", v1alpha1.GroupVersion.Group, v1alpha1.GroupVersion.Version, "stores", store).DoRaw(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var s v1alpha1.Store
+	if err := f.cluster.Client.Get(ctx, client.ObjectKey{Name: store}, &s); err != nil {
+		b.Fatal(err)
+	}
+	var secrets corev1.SecretList
+	if err := f.cluster.Client.List(ctx, &secrets, client.InNamespace(v1alpha1.NamespaceFor(store)), client.MatchingLabels{"owner": "helm"}); err != nil {
+		b.Fatal(err)
+	}
+	return []row{
+		{n, "S7", "Store object JSON", fmt.Sprintf("%.1f KiB", float64(len(raw))/1024), fmt.Sprintf("activity %d/%d, inventory %d", len(s.Status.ActivityLog), v1alpha1.ActivityLogSize, len(s.Status.Inventory)), "", "≤ 16 KiB", met(len(raw) <= 16<<10)},
+		{n, "S7", "Helm history", fmt.Sprintf("%d revisions", len(secrets.Items)), "after the heals", "", "≤ 5", met(len(secrets.Items) <= 5)},
+	}
+}
+
+// waitHelmReleasesGone waits until the Flux stores' HelmReleases are gone.
+func (f *fleet) waitHelmReleasesGone(b *testing.B, n int) {
+	testenv.Eventually(b, waitFor(n), "the Flux stores' HelmReleases gone", func() (bool, error) {
+		var l metav1.PartialObjectMetadataList
+		l.SetGroupVersionKind(schema.GroupVersionKind{Group: "helm.toolkit.fluxcd.io", Version: "v2", Kind: "HelmReleaseList"})
+		err := f.cluster.Client.List(context.Background(), &l, client.InNamespace(platformNamespace))
+		return err == nil && len(l.Items) == 0, err
+	})
+}
+
+// row is one line of the SCALE table.
+type row struct {
+	n                                      int
+	id, what, value, baseline, ratio, goal string
+	met                                    string
+}
+
+func ratioRow(n int, id, what string, took time.Duration, baseName string, base time.Duration, goal float64) row {
+	r := took.Seconds() / base.Seconds()
+	return row{n, id, what, fmt.Sprintf("%.1f s", took.Seconds()), fmt.Sprintf("%s %.1f s", baseName, base.Seconds()), fmt.Sprintf("%.2f×", r), "≤ " + strconv.FormatFloat(goal, 'f', -1, 64) + "×", met(r <= goal)}
+}
+
+func met(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "NOT met"
+}
+
+func printTable(rows []row) {
+	fmt.Printf("SCALE %5s  %-3s %-30s %-16s %-42s %-22s %-10s %s\n", "N", "#", "measure", "value", "baseline", "ratio", "goal", "")
+	for _, r := range rows {
+		fmt.Printf("SCALE %5d  %-3s %-30s %-16s %-42s %-22s %-10s %s\n", r.n, r.id, r.what, r.value, r.baseline, r.ratio, r.goal, r.met)
+	}
+}
