@@ -80,7 +80,7 @@ type Release struct {
 }
 
 type Drift struct {
-	LastChecked    *time.Time `json:"lastChecked,omitempty"`
+	LastChecked    *time.Time `json:"lastChecked,omitempty" doc:"When the store's objects were last compared with its release, as of the status's last change (a check that finds nothing new is not written)."`
 	LastCorrected  *time.Time `json:"lastCorrected,omitempty"`
 	LastCorrection string     `json:"lastCorrection,omitempty"`
 	Corrections    int64      `json:"corrections"`

@@ -30,7 +30,7 @@ func (r *StoreReconciler) reconcileDelete(ctx context.Context, sc *scope) (ctrl.
 	}
 	waiting := func(format string, args ...any) (ctrl.Result, error) {
 		sc.wait(v1alpha1.ReasonDeleting, format, args...)
-		return ctrl.Result{RequeueAfter: requeueWaiting}, nil
+		return ctrl.Result{RequeueAfter: watchBackstop}, nil
 	}
 
 	var ns corev1.Namespace

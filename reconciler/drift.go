@@ -61,8 +61,11 @@ func (r *StoreReconciler) reconcileDrift(ctx context.Context, sc *scope) (ctrl.R
 	if s.Status.Drift == nil {
 		s.Status.Drift = &v1alpha1.DriftStatus{}
 	}
+	// Saved only with another change of the status (see statusChanged): an
+	// idle store's periodic check writes nothing.
 	s.Status.Drift.LastChecked = &now
 	if len(drifted) == 0 {
+		driftChecks.WithLabelValues("clean").Inc()
 		if conditions.IsTrue(s, v1alpha1.DriftedCondition) {
 			// Corrected by someone else: helm-controller in Flux mode.
 			r.driftCorrected(sc, conditions.GetMessage(s, v1alpha1.DriftedCondition))
@@ -70,6 +73,7 @@ func (r *StoreReconciler) reconcileDrift(ctx context.Context, sc *scope) (ctrl.R
 		conditions.MarkFalse(s, v1alpha1.DriftedCondition, v1alpha1.ReasonNoDrift, "managed objects match release revision %d", sc.release.Revision)
 		return ctrl.Result{}, nil
 	}
+	driftChecks.WithLabelValues("drifted").Inc()
 	what := strings.Join(drifted, "; ")
 	alreadyKnown := conditions.IsTrue(s, v1alpha1.DriftedCondition) && conditions.GetMessage(s, v1alpha1.DriftedCondition) == what
 	conditions.MarkTrue(s, v1alpha1.DriftedCondition, v1alpha1.ReasonDriftDetected, "%s", what)
@@ -84,13 +88,13 @@ func (r *StoreReconciler) reconcileDrift(ctx context.Context, sc *scope) (ctrl.R
 	if sc.delivery.Mode() == v1alpha1.DeliveryFlux {
 		// helm-controller (drift detection enabled) corrects it; it was
 		// asked to reconcile now. The next check records the correction.
-		return ctrl.Result{RequeueAfter: requeueWaiting}, nil
+		return ctrl.Result{RequeueAfter: watchBackstop}, nil
 	}
 	sc.release = &state
 	r.driftCorrected(sc, what)
 	conditions.MarkFalse(s, v1alpha1.DriftedCondition, v1alpha1.ReasonNoDrift, "drift corrected by release revision %d", state.Revision)
 	// Look again soon: the repaired workloads must become ready.
-	return ctrl.Result{RequeueAfter: requeueWaiting}, nil
+	return ctrl.Result{RequeueAfter: watchBackstop}, nil
 }
 
 // driftCorrected records a healed drift.

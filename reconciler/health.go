@@ -96,7 +96,7 @@ func (r *StoreReconciler) reconcileHealth(ctx context.Context, sc *scope) (ctrl.
 		}
 	}
 	if !allReady && sc.failing == nil {
-		return ctrl.Result{RequeueAfter: requeueWaiting}, nil
+		return ctrl.Result{RequeueAfter: watchBackstop}, nil
 	}
 	return ctrl.Result{}, nil
 }

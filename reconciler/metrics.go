@@ -32,6 +32,10 @@ var (
 		Name: "storefleet_drift_corrections_total",
 		Help: "Drifted stores healed.",
 	})
+	driftChecks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "storefleet_drift_checks_total",
+		Help: "Comparisons of a deployed store's objects with its release, by result (clean, drifted). A clean check is not written to the Store.",
+	}, []string{"result"})
 	helmActions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "storefleet_helm_actions_total",
 		Help: "Release-changing Helm SDK actions, by action.",
@@ -39,7 +43,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(storesCreated, provisioningFailures, provisioningDuration, driftCorrections, helmActions)
+	metrics.Registry.MustRegister(storesCreated, provisioningFailures, provisioningDuration, driftCorrections, driftChecks, helmActions)
 }
 
 // phaseCollector reports storefleet_stores{phase} from the cache at scrape time.

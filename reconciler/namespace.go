@@ -56,7 +56,7 @@ func (r *StoreReconciler) reconcileNamespace(ctx context.Context, sc *scope) (ct
 		// Whoever's it is (a store of the same name deleted moments ago),
 		// it is going away.
 		conditions.MarkFalse(s, v1alpha1.NamespaceReadyCondition, v1alpha1.ReasonProgressing, "namespace %s is still terminating", sc.namespace)
-		return ctrl.Result{RequeueAfter: requeueWaiting}, nil
+		return ctrl.Result{RequeueAfter: watchBackstop}, nil
 	case !ownsNamespace(&existing, s):
 		msg := fmt.Sprintf("namespace %s exists and was not made by storefleet for this store (uid %s); refusing to take it over", sc.namespace, s.UID)
 		conditions.MarkFalse(s, v1alpha1.NamespaceReadyCondition, v1alpha1.ReasonNamespaceConflict, "%s", msg)
@@ -167,7 +167,7 @@ func (r *StoreReconciler) reconcileIsolation(ctx context.Context, sc *scope) (ct
 	}
 	if len(observed.Status.Hard) == 0 {
 		conditions.MarkFalse(s, v1alpha1.NamespaceReadyCondition, v1alpha1.ReasonQuotaPending, "waiting for ResourceQuota %s/%s to be observed by the quota controller", sc.namespace, quotaName)
-		return ctrl.Result{RequeueAfter: requeueWaiting}, nil
+		return ctrl.Result{RequeueAfter: watchBackstop}, nil
 	}
 	return ctrl.Result{}, nil
 }

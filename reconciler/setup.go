@@ -50,15 +50,41 @@ func managedTypes() []client.Object {
 // Pod of the cluster in memory.
 func CacheOptions() cache.Options {
 	sel := storeLabelSelector()
-	byObject := map[client.Object]cache.ByObject{}
+	// Managed fields are a third to half of a small object and nothing here
+	// reads them: every cached object drops them (memory per store).
+	strip := cache.TransformStripManagedFields()
+	byObject := map[client.Object]cache.ByObject{&v1alpha1.Store{}: {Transform: strip}}
 	for _, o := range managedTypes() {
-		byObject[o] = cache.ByObject{Label: sel}
+		byObject[o] = cache.ByObject{Label: sel, Transform: strip}
 	}
+	// Pods and ReplicaSets are read for their status only (health, the
+	// diagnosis, where pods run); their specs are most of their size.
+	byObject[&corev1.Pod{}] = cache.ByObject{Label: sel, Transform: podStatusOnly}
+	byObject[&appsv1.ReplicaSet{}] = cache.ByObject{Label: sel, Transform: replicaSetStatusOnly}
 	// Volumes carry no store label (a provisioner makes them); a deleting
-	// store waits for those of its claims, from the cache, without
-	// managed fields.
-	byObject[&corev1.PersistentVolume{}] = cache.ByObject{Transform: cache.TransformStripManagedFields()}
+	// store waits for those of its claims, from the cache.
+	byObject[&corev1.PersistentVolume{}] = cache.ByObject{Transform: strip}
 	return cache.Options{ByObject: byObject}
+}
+
+// podStatusOnly keeps what the operator reads of a pod: its metadata, the
+// node it runs on and its status.
+func podStatusOnly(o any) (any, error) {
+	if p, ok := o.(*corev1.Pod); ok {
+		p.ManagedFields = nil
+		p.Spec = corev1.PodSpec{NodeName: p.Spec.NodeName}
+	}
+	return o, nil
+}
+
+// replicaSetStatusOnly keeps a ReplicaSet's metadata and status (a quota
+// rejection is a status condition); its pod template is dropped.
+func replicaSetStatusOnly(o any) (any, error) {
+	if rs, ok := o.(*appsv1.ReplicaSet); ok {
+		rs.ManagedFields = nil
+		rs.Spec = appsv1.ReplicaSetSpec{Replicas: rs.Spec.Replicas, Selector: rs.Spec.Selector}
+	}
+	return o, nil
 }
 
 // volumeClaimNamespaceIndex indexes cached PersistentVolumes by the

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -347,5 +348,28 @@ func TestStoreURLsCarryTheIngressPort(t *testing.T) {
 		if u.Storefront != c.want || u.Admin != c.want+"/app" {
 			t.Errorf("values %v: urls %+v, want %s", c.values, u, c.want)
 		}
+	}
+}
+
+// A drift check that found nothing new is not worth a status write; any
+// other change still is, and carries the check's time with it.
+func TestStatusChangedIgnoresTheCheckTimeAlone(t *testing.T) {
+	t1, t2 := metav1.NewTime(time.Unix(100, 0)), metav1.NewTime(time.Unix(200, 0))
+	before := v1alpha1.StoreStatus{Phase: v1alpha1.PhaseReady, Drift: &v1alpha1.DriftStatus{LastChecked: &t1}}
+	after := *before.DeepCopy()
+	after.Drift.LastChecked = &t2
+	if statusChanged(before, after) {
+		t.Error("a new check time alone counted as a change")
+	}
+	if after.Drift.LastChecked != &t2 {
+		t.Error("statusChanged modified its argument")
+	}
+	after.Drift.Corrections = 1
+	if !statusChanged(before, after) {
+		t.Error("a correction did not count as a change")
+	}
+	first := v1alpha1.StoreStatus{Phase: v1alpha1.PhaseReady}
+	if !statusChanged(first, *before.DeepCopy()) {
+		t.Error("the first check was not written")
 	}
 }

@@ -25,9 +25,18 @@ import (
 // FieldManager owns every object the operator applies.
 const FieldManager = "storefleet-operator"
 
-// requeueWaiting is how soon a store waiting on something is looked at again
-// (its watched objects usually trigger a reconcile sooner).
+// requeueWaiting is how soon a store waiting on something it does not
+// watch is looked at again (a Helm release that is not deployed, a repair's
+// aftermath in Flux mode).
 const requeueWaiting = 2 * time.Second
+
+// watchBackstop is how soon a store waiting on objects it watches (its
+// pods, workloads, quota, namespace, volumes) is looked at again when no
+// watch event came first. Their changes reconcile the store at once, so
+// this only catches what no watched object reports (a StatefulSet's
+// FailedCreate is an Event) and bounds a lost watch event; polling every
+// few seconds kept a fleet's workers busy with stores that had not changed.
+const watchBackstop = 15 * time.Second
 
 // conflictRetry is how soon a reconcile that met a concurrent write runs
 // again (the first step of the controller's failure backoff).
@@ -238,7 +247,7 @@ func (r *StoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 		// One status patch per reconcile, conditions and phase together, so
 		// no reader ever sees Ready and the phase disagree. The optimistic
 		// lock turns a concurrent write into a conflict and a retry.
-		if !equality.Semantic.DeepEqual(original.Status, store.Status) {
+		if statusChanged(original.Status, store.Status) {
 			patch := client.MergeFromWithOptions(original, client.MergeFromWithOptimisticLock{})
 			if err := r.Status().Patch(ctx, store, patch, client.FieldOwner(FieldManager)); err != nil && !apierrors.IsNotFound(err) {
 				retErr = errors.Join(retErr, fmt.Errorf("patch status: %w", err))
@@ -285,6 +294,19 @@ func (r *StoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 	// A store that recovered by itself starts its next failure count afresh.
 	store.Status.Failures, store.Status.LastFailureTime = 0, nil
 	return ctrl.Result{RequeueAfter: r.DriftInterval}, nil
+}
+
+// statusChanged reports whether a reconcile changed the status beyond the
+// time of its drift check. An idle store's periodic check is then not
+// written: a fleet of Ready stores costs the API server (and etcd) no write
+// per store per interval, the way node heartbeats moved out of Node status.
+func statusChanged(before, after v1alpha1.StoreStatus) bool {
+	if before.Drift != nil && after.Drift != nil && !equality.Semantic.DeepEqual(before.Drift.LastChecked, after.Drift.LastChecked) {
+		d := *after.Drift
+		d.LastChecked = before.Drift.LastChecked
+		after.Drift = &d
+	}
+	return !equality.Semantic.DeepEqual(before, after)
 }
 
 // retryLimitReached decides whether a Failed store stays Failed. A new

@@ -193,17 +193,24 @@ func TestDriftIsHealedAndOnlyWhenReal(t *testing.T) {
 	})
 
 	// No drift: ten periodic re-checks (every second in this suite) change
-	// nothing and call Helm not once.
+	// nothing, call Helm not once and do not write the Store (an idle fleet
+	// costs etcd no write per store per interval).
 	s = waitCorrections(t, "drift-shop", 3)
+	waitSettled(t, "drift-shop")
+	s = getStore(t, "drift-shop")
 	revision = s.Status.Release.Revision
 	installs := operator.metric(t, "storefleet_helm_actions_total", `action="install"`)
 	upgrades := operator.metric(t, "storefleet_helm_actions_total", `action="upgrade"`)
-	checked := s.Status.Drift.LastChecked.Time
+	checks := operator.metric(t, "storefleet_drift_checks_total", `result="clean"`)
 	time.Sleep(11 * time.Second)
-	s = getStore(t, "drift-shop")
-	if !s.Status.Drift.LastChecked.After(checked) {
-		t.Errorf("drift not re-checked periodically (last checked %s)", s.Status.Drift.LastChecked)
+	if got := operator.metric(t, "storefleet_drift_checks_total", `result="clean"`) - checks; got < 5 {
+		t.Errorf("%v clean drift checks in 11 s, want the periodic re-check (every second)", got)
 	}
+	after := getStore(t, "drift-shop")
+	if after.ResourceVersion != s.ResourceVersion {
+		t.Errorf("idle re-checks wrote the Store (resourceVersion %s -> %s): status %+v", s.ResourceVersion, after.ResourceVersion, after.Status.Drift)
+	}
+	s = after
 	if s.Status.Release.Revision != revision {
 		t.Errorf("revision moved %d -> %d without drift", revision, s.Status.Release.Revision)
 	}
@@ -229,6 +236,20 @@ func waitCorrections(t *testing.T, name string, n int64) *v1alpha1.Store {
 		return s.Status.Drift != nil && s.Status.Drift.Corrections >= n && s.Status.Phase == v1alpha1.PhaseReady, nil
 	})
 	return s
+}
+
+// waitSettled waits until the Store has not been written for 3 s: the last
+// repair's aftermath (workloads becoming ready again) is recorded.
+func waitSettled(t *testing.T, name string) {
+	t.Helper()
+	rv, since := "", time.Now()
+	eventually(t, 30*time.Second, name+": status settled", func() (bool, error) {
+		s := getStore(t, name)
+		if s.ResourceVersion != rv {
+			rv, since = s.ResourceVersion, time.Now()
+		}
+		return time.Since(since) >= 3*time.Second, nil
+	})
 }
 
 func hasEvent(s *v1alpha1.Store, event string) bool {

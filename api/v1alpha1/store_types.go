@@ -343,7 +343,9 @@ type InventoryEntry struct {
 
 // DriftStatus records the drift checks of a store's managed objects.
 type DriftStatus struct {
-	// LastChecked is when the managed objects were last compared with the release.
+	// LastChecked is when the managed objects were last compared with the
+	// release, as of the status's last change: a check that finds nothing
+	// new is not written (storefleet_drift_checks_total counts every check).
 	// +optional
 	LastChecked *metav1.Time `json:"lastChecked,omitempty"`
 	// LastCorrected is when drift was last healed.

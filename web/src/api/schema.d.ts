@@ -323,7 +323,10 @@ export interface components {
         Drift: {
             /** Format: int64 */
             corrections: number;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the store's objects were last compared with its release, as of the status's last change (a check that finds nothing new is not written).
+             */
             lastChecked?: string;
             /** Format: date-time */
             lastCorrected?: string;

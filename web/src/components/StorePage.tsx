@@ -268,7 +268,6 @@ function Details({ store, now }: { store: Store; now: number }) {
         {d ? (
           <>
             {d.corrections === 0 ? "none corrected" : `${d.corrections} correction${d.corrections === 1 ? "" : "s"}`}
-            {d.lastChecked ? <> · checked {age(d.lastChecked, now)} ago</> : null}
           </>
         ) : (
           <span className="muted">not checked yet</span>

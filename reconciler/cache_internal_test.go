@@ -1,0 +1,52 @@
+package reconciler
+
+import (
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// The cache keeps of a pod what health, diagnosis and the runtime read,
+// and nothing else.
+func TestCachedPodKeepsWhatTheOperatorReads(t *testing.T) {
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "medusa-backend-1", Labels: map[string]string{"app": "x"},
+			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubelet"}}},
+		Spec: corev1.PodSpec{NodeName: "real-0", Containers: []corev1.Container{{Name: "medusa", Image: "medusa:1",
+			Env: []corev1.EnvVar{{Name: "A", Value: "b"}}}}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{Name: "medusa", Ready: true}}},
+	}
+	out, err := podStatusOnly(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := out.(*corev1.Pod)
+	if got.ManagedFields != nil || len(got.Spec.Containers) != 0 {
+		t.Errorf("managed fields or containers kept: %+v", got)
+	}
+	if got.Spec.NodeName != "real-0" || got.Labels["app"] != "x" || got.Status.Phase != corev1.PodRunning || !got.Status.ContainerStatuses[0].Ready {
+		t.Errorf("lost what the operator reads: %+v", got)
+	}
+	if _, err := podStatusOnly("tombstone"); err != nil {
+		t.Errorf("a deletion tombstone must pass through: %v", err)
+	}
+}
+
+func TestCachedReplicaSetKeepsItsStatus(t *testing.T) {
+	two := int32(2)
+	rs := &appsv1.ReplicaSet{
+		Spec: appsv1.ReplicaSetSpec{Replicas: &two, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "x"}},
+			Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c"}}}}},
+		Status: appsv1.ReplicaSetStatus{Conditions: []appsv1.ReplicaSetCondition{{Type: appsv1.ReplicaSetReplicaFailure, Status: corev1.ConditionTrue, Message: "exceeded quota"}}},
+	}
+	out, _ := replicaSetStatusOnly(rs)
+	got := out.(*appsv1.ReplicaSet)
+	if len(got.Spec.Template.Spec.Containers) != 0 || *got.Spec.Replicas != 2 || got.Spec.Selector.MatchLabels["app"] != "x" {
+		t.Errorf("spec %+v", got.Spec)
+	}
+	if got.Status.Conditions[0].Message != "exceeded quota" {
+		t.Errorf("status lost: %+v", got.Status)
+	}
+}
