@@ -110,7 +110,14 @@ func TestQuotaExceededIsDiagnosed(t *testing.T) {
 	createStore(t, newStore("tight-shop", func(s *v1alpha1.Store) {
 		s.Spec.Values = &v1alpha1.StoreValues{BackendReplicas: ptr.To[int32](5), StorefrontReplicas: ptr.To[int32](5)}
 	}))
-	s := waitPhase(t, "tight-shop", v1alpha1.PhaseFailed, 90*time.Second)
+	var s *v1alpha1.Store
+	eventually(t, 90*time.Second, "tight-shop Failed on its quota", func() (bool, error) {
+		s = getStore(t, "tight-shop")
+		if s.Status.Phase == v1alpha1.PhaseReady {
+			t.Fatalf("a store over its quota became Ready: %s", workloadsAndQuota(t, "store-tight-shop"))
+		}
+		return s.Status.Phase == v1alpha1.PhaseFailed, nil
+	})
 	if d := s.Status.Diagnosis; d == nil || d.Reason != "QuotaExceeded" || !strings.Contains(d.Message, "exceeded quota: store-quota") {
 		t.Errorf("diagnosis %+v", s.Status.Diagnosis)
 	}
@@ -409,4 +416,34 @@ func TestCredentialsAreNeverRegenerated(t *testing.T) {
 	if err := cluster.Client.Get(ctx, copyKey, &corev1.Secret{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the copy outlived its store: %v", err)
 	}
+}
+
+// workloadsAndQuota says what a namespace's workloads and quota read, for
+// a failure message.
+func workloadsAndQuota(t *testing.T, ns string) string {
+	t.Helper()
+	ctx := context.Background()
+	var out []string
+	var deps appsv1.DeploymentList
+	var sets appsv1.StatefulSetList
+	var quotas corev1.ResourceQuotaList
+	var pods corev1.PodList
+	for _, l := range []client.ObjectList{&deps, &sets, &quotas, &pods} {
+		if err := cluster.Client.List(ctx, l, client.InNamespace(ns)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range deps.Items {
+		out = append(out, fmt.Sprintf("Deployment %s spec.replicas=%d status=%+v", d.Name, *d.Spec.Replicas, d.Status))
+	}
+	for _, d := range sets.Items {
+		out = append(out, fmt.Sprintf("StatefulSet %s spec.replicas=%d status=%+v", d.Name, *d.Spec.Replicas, d.Status))
+	}
+	for _, q := range quotas.Items {
+		out = append(out, fmt.Sprintf("ResourceQuota %s hard=%v used=%v", q.Name, q.Status.Hard, q.Status.Used))
+	}
+	for _, p := range pods.Items {
+		out = append(out, fmt.Sprintf("Pod %s phase=%s node=%s", p.Name, p.Status.Phase, p.Spec.NodeName))
+	}
+	return strings.Join(out, "\n")
 }

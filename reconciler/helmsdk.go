@@ -45,6 +45,9 @@ type HelmSDK struct {
 	chart     *chart.Chart
 	timeout   time.Duration
 	log       *slog.Logger
+	// memo spares a store's periodic check the read of Helm's storage;
+	// nil reads it every time.
+	memo *releaseMemo
 }
 
 // NewHelmSDK loads the chart from chartFS and prepares the shared clients.
@@ -112,6 +115,13 @@ func (h *HelmSDK) Ensure(ctx context.Context, want DesiredRelease, force bool) (
 	if want.ChartVersion != "" && want.ChartVersion != h.ChartVersion() {
 		return ReleaseState{}, terminal(fmt.Errorf("chart version %s is not available; this operator carries medusa-store %s", want.ChartVersion, h.ChartVersion()))
 	}
+	memo, version, rv, ok, err := h.memo.get(ctx, want.Namespace, want.Name)
+	if err != nil {
+		return ReleaseState{}, err
+	}
+	if ok && !force && memo.Deployed() && memo.Digest == want.Digest {
+		return memo, nil
+	}
 	cfg, err := h.actionConfig(want.Namespace)
 	if err != nil {
 		return ReleaseState{}, err
@@ -120,6 +130,21 @@ func (h *HelmSDK) Ensure(ctx context.Context, want DesiredRelease, force bool) (
 	if err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
 		return ReleaseState{}, err
 	}
+	state, err := h.ensure(ctx, cfg, want, force, last)
+	switch {
+	case err != nil:
+		// A failed action may have left a revision behind.
+		h.memo.forget(want.Namespace, want.Name)
+	case state.Action != "":
+		h.memo.wrote(want.Namespace, want.Name, state)
+	default:
+		h.memo.put(want.Namespace, want.Name, version, rv, state)
+	}
+	return state, err
+}
+
+// ensure acts on the latest revision read from Helm's storage.
+func (h *HelmSDK) ensure(ctx context.Context, cfg *action.Configuration, want DesiredRelease, force bool, last *release.Release) (ReleaseState, error) {
 	if last != nil && last.Info.Status.IsPending() {
 		// A pending-* release is a lock left by an attempt that died (an
 		// operator killed mid-install): no Helm action of ours is in flight for
@@ -195,19 +220,29 @@ func (h *HelmSDK) upgrade(ctx context.Context, cfg *action.Configuration, want D
 }
 
 // Observe implements Delivery.
-func (h *HelmSDK) Observe(_ context.Context, namespace, name string) (ReleaseState, bool, error) {
+func (h *HelmSDK) Observe(ctx context.Context, namespace, name string) (ReleaseState, bool, error) {
+	memo, version, rv, ok, err := h.memo.get(ctx, namespace, name)
+	if err != nil {
+		return ReleaseState{}, false, err
+	}
+	if ok {
+		return memo, true, nil
+	}
 	cfg, err := h.actionConfig(namespace)
 	if err != nil {
 		return ReleaseState{}, false, err
 	}
 	last, err := cfg.Releases.Last(name)
 	if errors.Is(err, driver.ErrReleaseNotFound) {
+		h.memo.forget(namespace, name)
 		return ReleaseState{}, false, nil
 	}
 	if err != nil {
 		return ReleaseState{}, false, err
 	}
-	return stateOf(last, ""), true, nil
+	state := stateOf(last, "")
+	h.memo.put(namespace, name, version, rv, state)
+	return state, true, nil
 }
 
 // Remove implements Delivery.
@@ -219,6 +254,7 @@ func (h *HelmSDK) Remove(_ context.Context, _ *v1alpha1.Store, namespace, name s
 	if _, err := cfg.Releases.Last(name); errors.Is(err, driver.ErrReleaseNotFound) {
 		return "", nil
 	}
+	h.memo.forget(namespace, name)
 	un := action.NewUninstall(cfg)
 	un.Timeout = h.timeout
 	un.DeletionPropagation = "foreground"

@@ -124,11 +124,22 @@ func TestAPIServerHiccupsDoNotFailAReadyStore(t *testing.T) {
 	createStore(t, newStore(name))
 	waitPhase(t, name, v1alpha1.PhaseReady, 90*time.Second)
 
-	// Every request about the store's namespace fails for 12 s: with the
-	// drift re-check every second, that is many more reconciles than the
+	// Every request about the store's namespace fails for 12 s, and a
+	// Deployment is deleted meanwhile: the repair meets the hiccup (an idle
+	// check reads only the cache and would not), and with the controller's
+	// backoff (1 s, 2 s, 4 s ...) that is more failed repairs than the
 	// suite's three attempts before Failed.
+	key := client.ObjectKey{Namespace: "store-" + name, Name: "medusa-backend"}
+	var d appsv1.Deployment
+	if err := cluster.Client.Get(ctx, key, &d); err != nil {
+		t.Fatal(err)
+	}
+	oldUID := d.UID
 	window := 12 * time.Second
 	proxy.failFor("namespaces/store-"+name, window)
+	if err := cluster.Client.Delete(ctx, &d); err != nil {
+		t.Fatal(err)
+	}
 	for end := time.Now().Add(window + 2*time.Second); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
 		s := getStore(t, name)
 		if s.Status.Phase == v1alpha1.PhaseFailed || s.Status.Failures > 0 {
@@ -142,16 +153,8 @@ func TestAPIServerHiccupsDoNotFailAReadyStore(t *testing.T) {
 		t.Errorf("the operator did not say why it retried:\n%s", hiccup.logTail(20))
 	}
 
-	// Drift healing goes on: a deleted Deployment comes back.
-	key := client.ObjectKey{Namespace: "store-" + name, Name: "medusa-backend"}
-	var d appsv1.Deployment
-	if err := cluster.Client.Get(ctx, key, &d); err != nil {
-		t.Fatal(err)
-	}
-	oldUID := d.UID
-	if err := cluster.Client.Delete(ctx, &d); err != nil {
-		t.Fatal(err)
-	}
+	// Drift healing goes on: the deleted Deployment comes back once the
+	// API server answers.
 	eventually(t, 30*time.Second, "backend deployment recreated after the hiccups", func() (bool, error) {
 		err := cluster.Client.Get(ctx, key, &d)
 		return err == nil && d.UID != oldUID, nil

@@ -214,6 +214,14 @@ func Setup(mgr ctrl.Manager, opts Options, chartFS fs.FS, log *slog.Logger) (*De
 	if err != nil {
 		return nil, err
 	}
+	memo, memoCache, err := newReleaseMemo(mgr.GetConfig(), cache.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
+	if err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(memoCache); err != nil {
+		return nil, err
+	}
+	helm.memo = memo
 	dc, err := discovery.NewDiscoveryClientForConfig(mgr.GetConfig())
 	if err != nil {
 		return nil, err

@@ -202,9 +202,15 @@ func TestDriftIsHealedAndOnlyWhenReal(t *testing.T) {
 	installs := operator.metric(t, "storefleet_helm_actions_total", `action="install"`)
 	upgrades := operator.metric(t, "storefleet_helm_actions_total", `action="upgrade"`)
 	checks := operator.metric(t, "storefleet_drift_checks_total", `result="clean"`)
+	secretLists := apiRequests(t, "LIST", "secrets")
 	time.Sleep(11 * time.Second)
 	if got := operator.metric(t, "storefleet_drift_checks_total", `result="clean"`) - checks; got < 5 {
 		t.Errorf("%v clean drift checks in 11 s, want the periodic re-check (every second)", got)
+	}
+	// The release comes from the operator's memo, vouched for by its
+	// metadata cache of Helm's release Secrets, not from Helm's storage.
+	if got := apiRequests(t, "LIST", "secrets") - secretLists; got > 1 {
+		t.Errorf("the API server served %v LISTs of secrets in 11 s of idle re-checks; want none (Helm's history read every pass)", got)
 	}
 	after := getStore(t, "drift-shop")
 	if after.ResourceVersion != s.ResourceVersion {

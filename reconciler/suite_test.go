@@ -278,6 +278,17 @@ func (p *operatorProcess) metric(t *testing.T, name string, labels ...string) fl
 	return sum
 }
 
+// apiRequests is the API server's own count of requests of one verb for
+// one resource.
+func apiRequests(t *testing.T, verb, resource string) float64 {
+	t.Helper()
+	s, err := testenv.ScrapeAPIServer(cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.Sum("apiserver_request_total", map[string]string{"verb": verb, "resource": resource})
+}
+
 // eventually polls cond until it holds; on timeout it shows the operator's log.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, error)) {
 	t.Helper()

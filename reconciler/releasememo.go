@@ -1,0 +1,160 @@
+package reconciler
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// releaseMemo keeps the last release read from (or written to) Helm's
+// storage for each store, and tells from a metadata-only cache of Helm's
+// release Secrets whether it is still the latest: a store's periodic check
+// then reads no Secret and decodes no release. Reading the release history
+// was a LIST of the store's release Secrets per pass (their payloads are the
+// gzipped chart and manifest of every kept revision).
+type releaseMemo struct {
+	secrets client.Reader // PartialObjectMetadata of Secrets labelled owner=helm
+	mu      sync.Mutex
+	entries map[string]memoEntry // namespace/name
+}
+
+type memoEntry struct {
+	// version is the release revision; resourceVersion that of its Secret
+	// when read from the storage ("" when this operator just wrote it and
+	// the cache has not shown it yet).
+	version         int
+	resourceVersion string
+	state           ReleaseState
+	// wrote is when this operator wrote the revision: until the cache
+	// shows it, the memo is trusted for cacheLag only (after that, a
+	// revision the cache never shows was removed, e.g. helm uninstall).
+	wrote time.Time
+}
+
+// cacheLag is how long a revision this operator wrote may be missing from
+// the cache before the memo stops vouching for it.
+const cacheLag = 30 * time.Second
+
+// secretGVK is what the memo's cache holds: Secrets as metadata only.
+var secretGVK = schema.GroupVersionKind{Version: "v1", Kind: "Secret"}
+
+// newReleaseMemo makes the memo and the cache it reads (to be started with
+// the manager).
+func newReleaseMemo(cfg *rest.Config, opts cache.Options) (*releaseMemo, cache.Cache, error) {
+	meta := &metav1.PartialObjectMetadata{}
+	meta.SetGroupVersionKind(secretGVK)
+	opts.ByObject = map[client.Object]cache.ByObject{meta: {
+		Label:     labels.SelectorFromSet(labels.Set{"owner": "helm"}),
+		Transform: cache.TransformStripManagedFields(),
+	}}
+	c, err := cache.New(cfg, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &releaseMemo{secrets: c, entries: map[string]memoEntry{}}, c, nil
+}
+
+// latest is the newest revision of a release and its Secret's
+// resourceVersion as the cache has them (0 when it has none).
+func (m *releaseMemo) latest(ctx context.Context, namespace, name string) (int, string, error) {
+	var list metav1.PartialObjectMetadataList
+	list.SetGroupVersionKind(secretGVK.GroupVersion().WithKind("SecretList"))
+	if err := m.secrets.List(ctx, &list, client.InNamespace(namespace), client.MatchingLabels{"owner": "helm", "name": name}); err != nil {
+		return 0, "", err
+	}
+	version, rv := 0, ""
+	for _, s := range list.Items {
+		if v, err := strconv.Atoi(s.Labels["version"]); err == nil && v > version {
+			version, rv = v, s.ResourceVersion
+		}
+	}
+	return version, rv, nil
+}
+
+// get returns the memorised release when the cache shows no newer one.
+// The caller reads the storage when ok is false, and then calls put with
+// the revision and resourceVersion latest returned.
+func (m *releaseMemo) get(ctx context.Context, namespace, name string) (state ReleaseState, version int, rv string, ok bool, err error) {
+	if m == nil {
+		return ReleaseState{}, 0, "", false, nil
+	}
+	version, rv, err = m.latest(ctx, namespace, name)
+	if err != nil {
+		return ReleaseState{}, 0, "", false, err
+	}
+	key := namespace + "/" + name
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, found := m.entries[key]
+	switch {
+	case !found:
+		return ReleaseState{}, version, rv, false, nil
+	case e.version > version && time.Since(e.wrote) < cacheLag:
+		// This operator wrote a newer revision than the cache has seen yet.
+		return e.state, version, rv, true, nil
+	case e.version == version && e.resourceVersion == "":
+		// The cache now shows what this operator wrote: remember its
+		// Secret, so a later change by anyone else is noticed.
+		e.resourceVersion = rv
+		m.entries[key] = e
+		return e.state, version, rv, true, nil
+	case e.version == version && e.resourceVersion == rv:
+		return e.state, version, rv, true, nil
+	}
+	// Someone else (helm rollback, helm-controller) changed the release.
+	return ReleaseState{}, version, rv, false, nil
+}
+
+// put memorises a release read from the storage at the revision and
+// resourceVersion the cache showed before the read. A read that found a
+// newer revision than the cache showed is kept as if written by this
+// operator, so the cache catching up does not cause another read.
+func (m *releaseMemo) put(namespace, name string, cachedVersion int, cachedRV string, state ReleaseState) {
+	if m == nil {
+		return
+	}
+	e := memoEntry{version: state.Revision, state: withoutEvents(state)}
+	if state.Revision == cachedVersion {
+		e.resourceVersion = cachedRV
+	} else {
+		e.wrote = time.Now()
+	}
+	m.mu.Lock()
+	m.entries[namespace+"/"+name] = e
+	m.mu.Unlock()
+}
+
+// wrote memorises a release this operator just installed or upgraded.
+func (m *releaseMemo) wrote(namespace, name string, state ReleaseState) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.entries[namespace+"/"+name] = memoEntry{version: state.Revision, state: withoutEvents(state), wrote: time.Now()}
+	m.mu.Unlock()
+}
+
+// forget drops a release (uninstalled, or its storage is in doubt).
+func (m *releaseMemo) forget(namespace, name string) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	delete(m.entries, namespace+"/"+name)
+	m.mu.Unlock()
+}
+
+// withoutEvents keeps what a later observation of the same revision
+// reports: an install's or upgrade's action is not repeated.
+func withoutEvents(s ReleaseState) ReleaseState {
+	s.Action, s.Events = "", nil
+	return s
+}
