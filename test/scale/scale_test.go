@@ -3,7 +3,6 @@ package scale_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,9 +20,6 @@ import (
 	"github.com/storefleet/storefleet/test/testenv"
 )
 
-// SizesEnv lists the fleet sizes to measure, e.g. "100,250".
-const SizesEnv = "STOREFLEET_SCALE_N"
-
 // driftInterval is the operator's periodic re-check in the benchmark: S4
 // watches three of them.
 const driftInterval = 20 * time.Second
@@ -37,7 +33,7 @@ const healTrials = 20
 // SCALE. Every store, HelmRelease and namespace it creates is gone when a
 // size ends.
 func BenchmarkFleetScale(b *testing.B) {
-	sizes, err := scaleSizes(os.Getenv(SizesEnv))
+	sizes, err := testenv.ScaleSizes()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -55,24 +51,6 @@ func BenchmarkFleetScale(b *testing.B) {
 		})
 	}
 	printTable(table)
-}
-
-// scaleSizes parses the comma-separated sizes, ascending and distinct.
-func scaleSizes(v string) ([]int, error) {
-	if v == "" {
-		v = "100,250,500,1000"
-	}
-	var sizes []int
-	for _, f := range strings.Split(v, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("%s=%q: want positive store counts separated by commas", SizesEnv, v)
-		}
-		sizes = append(sizes, n)
-	}
-	slices.Sort(sizes)
-	// A size measured twice would make the S3 slope divide by zero.
-	return slices.Compact(sizes), nil
 }
 
 // waitFor bounds every wait of a size by the size: 5 minutes plus 2 s a

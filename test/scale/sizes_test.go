@@ -11,13 +11,13 @@ import (
 // the default is the curve, and a bad list is refused by name.
 func TestScaleSizes(t *testing.T) {
 	for in, want := range map[string][]int{"": {100, 250, 500, 1000}, "250, 100,100": {100, 250}} {
-		if got, err := scaleSizes(in); err != nil || !slices.Equal(got, want) {
-			t.Errorf("scaleSizes(%q) = %v, %v; want %v", in, got, err, want)
+		if got, err := testenv.ParseScaleSizes(in); err != nil || !slices.Equal(got, want) {
+			t.Errorf("ParseScaleSizes(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
 	for _, bad := range []string{"0", "100,x", "-5"} {
-		if _, err := scaleSizes(bad); err == nil {
-			t.Errorf("scaleSizes(%q) accepted", bad)
+		if _, err := testenv.ParseScaleSizes(bad); err == nil {
+			t.Errorf("ParseScaleSizes(%q) accepted", bad)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -460,4 +461,31 @@ func WaitHTTP(url string) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("%s did not answer within 30 s", url)
+}
+
+// ScaleSizesEnv lists the fleet sizes `make bench-scale` measures, e.g.
+// "100,250".
+const ScaleSizesEnv = "STOREFLEET_SCALE_N"
+
+// ScaleSizes are the fleet sizes of ScaleSizesEnv (default 100, 250, 500,
+// 1000: issue #19's curve).
+func ScaleSizes() ([]int, error) { return ParseScaleSizes(os.Getenv(ScaleSizesEnv)) }
+
+// ParseScaleSizes parses comma-separated store counts, ascending and
+// distinct.
+func ParseScaleSizes(v string) ([]int, error) {
+	if v == "" {
+		v = "100,250,500,1000"
+	}
+	var sizes []int
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%s=%q: want positive store counts separated by commas", ScaleSizesEnv, v)
+		}
+		sizes = append(sizes, n)
+	}
+	slices.Sort(sizes)
+	// A size measured twice would make a slope divide by zero.
+	return slices.Compact(sizes), nil
 }
