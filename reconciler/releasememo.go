@@ -1,7 +1,10 @@
 package reconciler
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"io"
 	"strconv"
 	"sync"
 	"time"
@@ -32,7 +35,11 @@ type memoEntry struct {
 	// the cache has not shown it yet).
 	version         int
 	resourceVersion string
-	state           ReleaseState
+	// state is kept without its manifest, which is kept gzipped: a
+	// store's rendered manifest is ≈ 35 KB of YAML, ≈ 5 KB compressed,
+	// and a fleet keeps one per store.
+	state    ReleaseState
+	manifest []byte
 	// wrote is when this operator wrote the revision: until the cache
 	// shows it, the memo is trusted for cacheLag only (after that, a
 	// revision the cache never shows was removed, e.g. helm uninstall).
@@ -92,25 +99,32 @@ func (m *releaseMemo) get(ctx context.Context, namespace, name string) (state Re
 	}
 	key := namespace + "/" + name
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	e, found := m.entries[key]
+	hit := false
 	switch {
 	case !found:
-		return ReleaseState{}, version, rv, false, nil
-	case e.version > version && time.Since(e.wrote) < cacheLag:
-		// This operator wrote a newer revision than the cache has seen yet.
-		return e.state, version, rv, true, nil
+	case e.version > version:
+		// This operator wrote a newer revision than the cache has seen
+		// yet — for a while; one the cache never shows, or no longer shows,
+		// was removed.
+		hit = e.resourceVersion == "" && time.Since(e.wrote) < cacheLag
 	case e.version == version && e.resourceVersion == "":
 		// The cache now shows what this operator wrote: remember its
 		// Secret, so a later change by anyone else is noticed.
 		e.resourceVersion = rv
 		m.entries[key] = e
-		return e.state, version, rv, true, nil
-	case e.version == version && e.resourceVersion == rv:
-		return e.state, version, rv, true, nil
+		hit = true
+	case e.version == version:
+		// A different Secret: someone else (helm rollback,
+		// helm-controller) wrote the release.
+		hit = e.resourceVersion == rv
 	}
-	// Someone else (helm rollback, helm-controller) changed the release.
-	return ReleaseState{}, version, rv, false, nil
+	m.mu.Unlock()
+	if !hit {
+		return ReleaseState{}, version, rv, false, nil
+	}
+	state, err = e.release()
+	return state, version, rv, err == nil, err
 }
 
 // put memorises a release read from the storage at the revision and
@@ -121,7 +135,7 @@ func (m *releaseMemo) put(namespace, name string, cachedVersion int, cachedRV st
 	if m == nil {
 		return
 	}
-	e := memoEntry{version: state.Revision, state: withoutEvents(state)}
+	e := newMemoEntry(state)
 	if state.Revision == cachedVersion {
 		e.resourceVersion = cachedRV
 	} else {
@@ -138,7 +152,9 @@ func (m *releaseMemo) wrote(namespace, name string, state ReleaseState) {
 		return
 	}
 	m.mu.Lock()
-	m.entries[namespace+"/"+name] = memoEntry{version: state.Revision, state: withoutEvents(state), wrote: time.Now()}
+	e := newMemoEntry(state)
+	e.wrote = time.Now()
+	m.entries[namespace+"/"+name] = e
 	m.mu.Unlock()
 }
 
@@ -152,9 +168,29 @@ func (m *releaseMemo) forget(namespace, name string) {
 	m.mu.Unlock()
 }
 
-// withoutEvents keeps what a later observation of the same revision
-// reports: an install's or upgrade's action is not repeated.
-func withoutEvents(s ReleaseState) ReleaseState {
-	s.Action, s.Events = "", nil
-	return s
+// newMemoEntry keeps what a later observation of the same revision
+// reports (an install's or upgrade's action is not repeated), with the
+// manifest compressed.
+func newMemoEntry(s ReleaseState) memoEntry {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	_, _ = zw.Write([]byte(s.Manifest)) // a bytes.Buffer does not fail
+	_ = zw.Close()
+	s.Action, s.Events, s.Manifest = "", nil, ""
+	return memoEntry{version: s.Revision, state: s, manifest: buf.Bytes()}
+}
+
+// release is the memorised release, manifest included.
+func (e memoEntry) release() (ReleaseState, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(e.manifest))
+	if err != nil {
+		return ReleaseState{}, err
+	}
+	manifest, err := io.ReadAll(zr)
+	if err != nil {
+		return ReleaseState{}, err
+	}
+	s := e.state
+	s.Manifest = string(manifest)
+	return s, nil
 }

@@ -445,3 +445,25 @@ func TestStuckDeletionSaysWhy(t *testing.T) {
 	}
 	deleteStore(t, "held-shop")
 }
+
+// TestHelmRecordRemovedByHandIsRewritten: the operator's memo of a release
+// never outlives Helm's own record. Someone deleting the release's Secrets
+// (what `helm uninstall` does to the record) is seen at the next check and
+// the release is installed again, so `helm list` shows the store.
+func TestHelmRecordRemovedByHandIsRewritten(t *testing.T) {
+	suite(t)
+	ctx := context.Background()
+	createStore(t, newStore("record-shop"))
+	waitPhase(t, "record-shop", v1alpha1.PhaseReady, 90*time.Second)
+	ns, record := client.InNamespace("store-record-shop"), client.MatchingLabels{"owner": "helm", "name": "record-shop"}
+	if err := cluster.Client.DeleteAllOf(ctx, &corev1.Secret{}, ns, record); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "Helm's record of record-shop written again", func() (bool, error) {
+		var l corev1.SecretList
+		err := cluster.Client.List(ctx, &l, ns, record)
+		return err == nil && len(l.Items) > 0, err
+	})
+	waitPhase(t, "record-shop", v1alpha1.PhaseReady, 30*time.Second)
+	deleteStore(t, "record-shop")
+}
