@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"golang.org/x/mod/modfile"
+	"golang.org/x/sys/unix"
 
 	"github.com/storefleet/storefleet/internal/imagebuild"
 )
@@ -128,18 +129,48 @@ func (t Tools) Build(ctx context.Context, log io.Writer) (Tools, error) {
 	if err := os.MkdirAll(filepath.Join(t.Dir, "bin"), 0o755); err != nil {
 		return t, err
 	}
-	// The components compile in a build cache of their own: once their
-	// binaries are kept it is worth nothing (a version change rebuilds from
-	// new sources) and it is many gigabytes, which a CI disk runs out of. The
-	// components of one set still share it while they build; it stays after
-	// a failure so a retry resumes.
-	gocache := filepath.Join(t.Dir, "gocache")
+	gocache, release, err := toolBuildCache()
+	if err != nil {
+		return t, err
+	}
 	for _, c := range t.set {
 		if err := buildComponent(ctx, t, c, gocache, log); err != nil {
+			release(false)
 			return t, fmt.Errorf("build %s %s: %w", c.Name, c.Version, err)
 		}
 	}
-	return t, os.RemoveAll(gocache)
+	return t, release(true)
+}
+
+// toolBuildCache is the Go build cache the tool sets compile in: one for
+// all of them, since they share much (the three Flux controllers of one Flux
+// release, the Kubernetes client libraries), and make prepare builds them at
+// once. It is not the user's cache: once the binaries are kept it is worth
+// nothing (a version change rebuilds from new sources) and it is many
+// gigabytes, which a CI disk runs out of. Each builder holds a shared lock on
+// it while it builds; the last one to finish successfully removes it (after
+// a failure it stays, so a retry resumes).
+func toolBuildCache() (dir string, release func(ok bool) error, err error) {
+	dir = filepath.Join(CacheDir(), "gocache-tools")
+	if err := os.MkdirAll(CacheDir(), 0o755); err != nil {
+		return "", nil, err
+	}
+	f, err := os.OpenFile(dir+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH); err != nil {
+		f.Close()
+		return "", nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+	}
+	return dir, func(ok bool) error {
+		defer f.Close()
+		// Exclusive only when no other builder holds it shared.
+		if !ok || unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+			return nil
+		}
+		return os.RemoveAll(dir)
+	}, nil
 }
 
 func (c component) missing(t Tools) []string {

@@ -52,3 +52,43 @@ func TestToolsDirChangesWithVersions(t *testing.T) {
 		t.Fatal("tools directory did not change with a component version")
 	}
 }
+
+// TestToolBuildCacheGoesWithTheLastBuilder: tool sets building at once
+// share one build cache, and only the last to finish removes it; a failed
+// build leaves it for the retry.
+func TestToolBuildCacheGoesWithTheLastBuilder(t *testing.T) {
+	t.Setenv("STOREFLEET_CACHE", t.TempDir())
+	dir, releaseA, err := toolBuildCache()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, releaseB, err := toolBuildCache()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "00"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := releaseA(true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("removed while another set still builds: %v", err)
+	}
+	if err := releaseB(false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("removed after a failed build: %v", err)
+	}
+	_, releaseC, err := toolBuildCache()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := releaseC(true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the last successful builder left the cache: %v", err)
+	}
+}
