@@ -65,6 +65,9 @@ type Reader struct {
 	// stamped records which commit each applied store was stamped with,
 	// for the Reporter (Commits).
 	stamped *stampedCommits
+	// applied records what each store was last applied as, so a sync
+	// sends only what changed (syncs run one at a time).
+	applied map[string]appliedStore
 }
 
 type readerMetrics struct {
@@ -100,7 +103,8 @@ func NewReader(opts ReaderOptions) (*Reader, error) {
 	}
 	r := &Reader{opts: opts, clone: clone, source: SourceDigest(opts.Remote), validator: v, trigger: make(chan struct{}, 1),
 		introduced: map[string][2]plumbing.Hash{}, stamped: newStampedCommits(maxStampedCommits),
-		status: SyncStatus{Repository: redact(opts.Remote.URL), Branch: opts.Remote.Branch, Path: cleanDir(opts.Remote.Path)}}
+		applied: map[string]appliedStore{},
+		status:  SyncStatus{Repository: redact(opts.Remote.URL), Branch: opts.Remote.Branch, Path: cleanDir(opts.Remote.Path)}}
 	r.metrics = readerMetrics{
 		syncs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "storefleet_gitsync_syncs_total",
 			Help: "Git to cluster syncs, by result (success, error)."}, []string{"result"}),

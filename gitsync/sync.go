@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -186,6 +187,13 @@ func (r *Reader) apply(ctx context.Context, head plumbing.Hash, m *Manifest) (bo
 	if err == nil && !before.DeletionTimestamp.IsZero() {
 		return false, fmt.Errorf("store %s is being deleted; it is recreated from Git once gone", m.Store.Name)
 	}
+	digest, err := objectDigest(obj)
+	if err != nil {
+		return false, err
+	}
+	if rec, ok := r.applied[m.Store.Name]; ok && before.UID != "" && rec.unchanged(&before, digest, obj) {
+		return false, nil
+	}
 	err = r.opts.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner(FieldManager))
 	if err != nil {
 		if apierrors.IsConflict(err) {
@@ -193,7 +201,44 @@ func (r *Reader) apply(ctx context.Context, head plumbing.Hash, m *Manifest) (bo
 		}
 		return false, fmt.Errorf("apply store %s: %s", m.Store.Name, err)
 	}
+	r.applied[m.Store.Name] = appliedStore{digest: digest, uid: obj.GetUID(), generation: obj.GetGeneration()}
 	return before.ResourceVersion != obj.GetResourceVersion(), nil
+}
+
+// appliedStore is what the reader last applied a store as.
+type appliedStore struct {
+	digest     string
+	uid        types.UID
+	generation int64
+}
+
+// unchanged reports whether applying obj again would change nothing: the
+// same manifest, labels and annotations as last applied, to the same
+// Store, whose spec nobody changed since (its generation) and which still
+// carries them. Applying every store on every sync made a sync's cost grow
+// with the repo (one request per store per push): 500 stores took seconds.
+func (a appliedStore) unchanged(live *v1alpha1.Store, digest string, obj *unstructured.Unstructured) bool {
+	return a.digest == digest && a.uid == live.UID && a.generation == live.Generation &&
+		contains(live.Labels, obj.GetLabels()) && contains(live.Annotations, obj.GetAnnotations())
+}
+
+func contains(have, want map[string]string) bool {
+	for k, v := range want {
+		if got, ok := have[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
+// objectDigest identifies what a manifest is applied as.
+func objectDigest(obj *unstructured.Unstructured) (string, error) {
+	data, err := obj.MarshalJSON()
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:]), nil
 }
 
 // otherKind reports whether a YAML file is clearly an object of another
