@@ -262,18 +262,13 @@ func TestSuspendedStoreIsLeftAlone(t *testing.T) {
 		return hasEvent(getStore(t, "quiet-shop"), v1alpha1.EventSuspended), nil
 	})
 	key := client.ObjectKey{Namespace: "store-quiet-shop", Name: "storefront"}
-	if err := cluster.Client.Delete(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}); err != nil {
-		t.Fatal(err)
-	}
+	recreated := deleteDeployment(t, key)
 	time.Sleep(3 * time.Second)
 	if err := cluster.Client.Get(ctx, key, &appsv1.Deployment{}); err == nil {
 		t.Fatalf("a suspended store was repaired")
 	}
 	setSuspend(false)
-	eventually(t, 30*time.Second, "repaired after resume", func() (bool, error) {
-		err := cluster.Client.Get(ctx, key, &appsv1.Deployment{})
-		return err == nil, err
-	})
+	recreated(30 * time.Second)
 	waitPhase(t, "quiet-shop", v1alpha1.PhaseReady, 30*time.Second)
 	deleteStore(t, "quiet-shop")
 }

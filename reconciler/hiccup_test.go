@@ -1,7 +1,6 @@
 package reconciler_test
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -17,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -106,7 +104,6 @@ func (p *faultProxy) kubeconfig(t *testing.T) string {
 // failed attempt, and heals drift as soon as the API server is back.
 func TestAPIServerHiccupsDoNotFailAReadyStore(t *testing.T) {
 	suite(t)
-	ctx := context.Background()
 	const name = "hiccup-shop"
 	proxy := newFaultProxy(t)
 	operator.stop()
@@ -130,16 +127,9 @@ func TestAPIServerHiccupsDoNotFailAReadyStore(t *testing.T) {
 	// backoff (1 s, 2 s, 4 s ...) that is more failed repairs than the
 	// suite's three attempts before Failed.
 	key := client.ObjectKey{Namespace: "store-" + name, Name: "medusa-backend"}
-	var d appsv1.Deployment
-	if err := cluster.Client.Get(ctx, key, &d); err != nil {
-		t.Fatal(err)
-	}
-	oldUID := d.UID
 	window := 12 * time.Second
 	proxy.failFor("namespaces/store-"+name, window)
-	if err := cluster.Client.Delete(ctx, &d); err != nil {
-		t.Fatal(err)
-	}
+	recreated := deleteDeployment(t, key)
 	for end := time.Now().Add(window + 2*time.Second); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
 		s := getStore(t, name)
 		if s.Status.Phase == v1alpha1.PhaseFailed || s.Status.Failures > 0 {
@@ -155,9 +145,6 @@ func TestAPIServerHiccupsDoNotFailAReadyStore(t *testing.T) {
 
 	// Drift healing goes on: the deleted Deployment comes back once the
 	// API server answers.
-	eventually(t, 30*time.Second, "backend deployment recreated after the hiccups", func() (bool, error) {
-		err := cluster.Client.Get(ctx, key, &d)
-		return err == nil && d.UID != oldUID, nil
-	})
+	recreated(30 * time.Second)
 	waitPhase(t, name, v1alpha1.PhaseReady, 30*time.Second)
 }

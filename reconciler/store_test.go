@@ -138,20 +138,7 @@ func TestDriftIsHealedAndOnlyWhenReal(t *testing.T) {
 	key := client.ObjectKey{Namespace: "store-drift-shop", Name: "medusa-backend"}
 
 	// A deleted Deployment comes back within 2 s.
-	var d appsv1.Deployment
-	if err := cluster.Client.Get(ctx, key, &d); err != nil {
-		t.Fatal(err)
-	}
-	oldUID := d.UID
-	if err := cluster.Client.Delete(ctx, &d); err != nil {
-		t.Fatal(err)
-	}
-	deleted := time.Now()
-	eventually(t, 10*time.Second, "backend deployment recreated", func() (bool, error) {
-		err := cluster.Client.Get(ctx, key, &d)
-		return err == nil && d.UID != oldUID, err
-	})
-	if took := time.Since(deleted); took > 2*time.Second {
+	if took := deleteDeployment(t, key)(10 * time.Second); took > 2*time.Second {
 		t.Errorf("deleted deployment came back after %s, want within 2 s", took)
 	}
 	s = waitCorrections(t, "drift-shop", 1)
@@ -163,6 +150,7 @@ func TestDriftIsHealedAndOnlyWhenReal(t *testing.T) {
 	}
 
 	// Scaled to zero: restored.
+	var d appsv1.Deployment
 	if err := cluster.Client.Get(ctx, key, &d); err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +183,7 @@ func TestDriftIsHealedAndOnlyWhenReal(t *testing.T) {
 	// No drift: ten periodic re-checks (every second in this suite) change
 	// nothing, call Helm not once and do not write the Store (an idle fleet
 	// costs etcd no write per store per interval).
-	s = waitCorrections(t, "drift-shop", 3)
+	waitCorrections(t, "drift-shop", 3)
 	waitSettled(t, "drift-shop")
 	s = getStore(t, "drift-shop")
 	revision = s.Status.Release.Revision
@@ -304,13 +292,7 @@ func TestCredentialsAreNeverRegeneratedOrExposed(t *testing.T) {
 	unchanged("an upgrade")
 
 	// A drift repair.
-	if err := cluster.Client.Delete(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: "storefront"}}); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 30*time.Second, "storefront restored", func() (bool, error) {
-		err := cluster.Client.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: "storefront"}, &appsv1.Deployment{})
-		return err == nil, err
-	})
+	deleteDeployment(t, client.ObjectKey{Namespace: key.Namespace, Name: "storefront"})(30 * time.Second)
 	unchanged("a drift repair")
 
 	// An operator restart.
@@ -380,24 +362,12 @@ func TestDeletionLeavesNothingBehind(t *testing.T) {
 
 func TestActivityLogIsBoundedAndOrdered(t *testing.T) {
 	suite(t)
-	ctx := context.Background()
 	createStore(t, newStore("busy-shop"))
 	waitPhase(t, "busy-shop", v1alpha1.PhaseReady, 90*time.Second)
 	key := client.ObjectKey{Namespace: "store-busy-shop", Name: "storefront"}
 	// Each repair adds DRIFT_DETECTED and DRIFT_CORRECTED: 5 rounds overflow the ring.
 	for i := 0; i < 5; i++ {
-		var d appsv1.Deployment
-		if err := cluster.Client.Get(ctx, key, &d); err != nil {
-			t.Fatal(err)
-		}
-		uid := d.UID
-		if err := cluster.Client.Delete(ctx, &d); err != nil {
-			t.Fatal(err)
-		}
-		eventually(t, 10*time.Second, fmt.Sprintf("repair %d", i), func() (bool, error) {
-			err := cluster.Client.Get(ctx, key, &d)
-			return err == nil && d.UID != uid, nil
-		})
+		deleteDeployment(t, key)(10 * time.Second)
 		waitCorrections(t, "busy-shop", int64(i+1))
 	}
 	s := getStore(t, "busy-shop")

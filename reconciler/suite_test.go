@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -356,4 +357,32 @@ func deleteStore(t *testing.T, name string) {
 		err := cluster.Client.Get(ctx, client.ObjectKey{Name: name}, &v1alpha1.Store{})
 		return apierrors.IsNotFound(err), err
 	})
+}
+
+// deleteDeployment deletes one of a store's Deployments, as a person or a
+// broken tool would. The returned function waits up to within for the
+// operator to recreate it and returns how long after the delete it came
+// back; a new UID tells the recreated object from the old one still being
+// removed.
+func deleteDeployment(t *testing.T, key client.ObjectKey) (awaitRecreated func(within time.Duration) time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	var d appsv1.Deployment
+	if err := cluster.Client.Get(ctx, key, &d); err != nil {
+		t.Fatal(err)
+	}
+	oldUID := d.UID
+	if err := cluster.Client.Delete(ctx, &d); err != nil {
+		t.Fatal(err)
+	}
+	deleted := time.Now()
+	return func(within time.Duration) time.Duration {
+		t.Helper()
+		eventually(t, within, "deployment "+key.String()+" recreated", func() (bool, error) {
+			var d appsv1.Deployment
+			err := cluster.Client.Get(ctx, key, &d)
+			return err == nil && d.UID != oldUID, err
+		})
+		return time.Since(deleted)
+	}
 }

@@ -2,13 +2,16 @@ package gitops_test
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -112,5 +115,37 @@ func TestWebhookOnAnyReplicaSyncs(t *testing.T) {
 		if s := liveStore(t, name); s != nil {
 			_ = cluster.Client.Delete(context.Background(), s)
 		}
+	}
+}
+
+// TestWebhookThatCannotBePassedOnIsRedelivered: a replica that does not
+// lead and cannot reach the API server to pass an accepted webhook on to the
+// leader answers 503, so the forge shows a failed delivery and redelivers
+// it, instead of the push being forgotten until the next interval. (Passing
+// it on when the API server answers is TestWebhookOnAnyReplicaSyncs.)
+func TestWebhookThatCannotBePassedOnIsRedelivered(t *testing.T) {
+	// A real client of an API server that is gone: the address of a port
+	// that was listened on and closed refuses every connection.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := "https://" + l.Addr().String()
+	l.Close()
+	unreachable, err := client.New(&rest.Config{Host: gone, Timeout: 10 * time.Second, TLSClientConfig: rest.TLSClientConfig{Insecure: true}},
+		client.Options{Scheme: devcluster.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Never started, so it does not lead: a webhook must be passed on.
+	follower, err := gitsync.NewReader(gitsync.ReaderOptions{Remote: gitsync.Remote{URL: storesURL, Branch: "main", Path: "stores"}, Dir: t.TempDir(),
+		WebhookSecret: []byte(secret), Namespace: namespace, Client: unreachable, Log: logr.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook := httptest.NewServer(follower)
+	defer hook.Close()
+	if status, err := gitserver.PostSignedWebhook(hook.URL, []byte(secret)); err != nil || status != http.StatusServiceUnavailable {
+		t.Errorf("webhook that could not be passed on: %d (%v), want 503", status, err)
 	}
 }
