@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
@@ -571,5 +573,71 @@ spec:
 	}
 	if src := v1alpha1.SourceOf(s); src.User != "" || src.GitAuthor != "Test Person <person@example.com>" {
 		t.Errorf("source = %+v", src)
+	}
+}
+
+// TestSyncSendsOnlyWhatChanged: a sync applies the stores whose manifest
+// changed, not every store in the repo (each apply is a request to the API
+// server, and a push that adds one store to a repo of many used to cost one
+// per store), yet a Store edited by hand gets what Git says back.
+func TestSyncSendsOnlyWhatChanged(t *testing.T) {
+	ctx := context.Background()
+	url, err := git.Init("quiet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	suspended := func(name string) []byte {
+		return append(manifest(name, "quinn", "medusa"), []byte("  suspend: true\n")...)
+	}
+	files := map[string][]byte{}
+	for _, name := range []string{"quiet-a", "quiet-b", "quiet-c"} {
+		files["stores/"+name+".yaml"] = suspended(name)
+		t.Cleanup(func() { _ = cluster.Client.Delete(ctx, &v1alpha1.Store{ObjectMeta: metav1.ObjectMeta{Name: name}}) })
+	}
+	if _, err := git.Commit("quiet", "main", "Three stores", files); err != nil {
+		t.Fatal(err)
+	}
+	reader, err := gitsync.NewReader(gitsync.ReaderOptions{Remote: gitsync.Remote{URL: url, Branch: "main", Path: "stores"}, Dir: t.TempDir(), Client: cluster.Client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	storeApplies := func() float64 {
+		s, err := testenv.ScrapeAPIServer(cluster)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Sum("apiserver_request_total", map[string]string{"verb": "APPLY", "resource": "stores"})
+	}
+	syncApplying := func(what string, wantApplied []string, wantRequests float64) {
+		t.Helper()
+		before := storeApplies()
+		st := reader.Sync(ctx)
+		if st.Error != "" || strings.Join(st.Applied, ",") != strings.Join(wantApplied, ",") {
+			t.Fatalf("%s: sync applied %v (error %q), want %v", what, st.Applied, st.Error, wantApplied)
+		}
+		if got := storeApplies() - before; got != wantRequests {
+			t.Errorf("%s: the sync sent %v applies of stores to the API server, want %v", what, got, wantRequests)
+		}
+	}
+	syncApplying("first sync", []string{"quiet-a", "quiet-b", "quiet-c"}, 3)
+	syncApplying("nothing changed", nil, 0)
+
+	if _, err := git.Commit("quiet", "main", "A fourth store", map[string][]byte{"stores/quiet-d.yaml": suspended("quiet-d")}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cluster.Client.Delete(ctx, &v1alpha1.Store{ObjectMeta: metav1.ObjectMeta{Name: "quiet-d"}})
+	})
+	syncApplying("one store added", []string{"quiet-d"}, 1)
+
+	// Someone strips the reader's channel annotation: the next sync puts
+	// it back, though the manifest did not change.
+	patch := []byte(`{"metadata":{"annotations":{"` + v1alpha1.ChannelAnnotation + `":null}}}`)
+	if err := cluster.Client.Patch(ctx, &v1alpha1.Store{ObjectMeta: metav1.ObjectMeta{Name: "quiet-b"}}, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		t.Fatal(err)
+	}
+	syncApplying("an annotation removed by hand", []string{"quiet-b"}, 1)
+	if got := liveStore(t, "quiet-b").Annotations[v1alpha1.ChannelAnnotation]; got != "git" {
+		t.Errorf("channel annotation after the sync: %q, want git", got)
 	}
 }
