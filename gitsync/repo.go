@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -288,87 +286,137 @@ type change struct {
 	content []byte
 }
 
-// commitOnto checks out base (an empty tree when zero), applies ch and
-// commits it. It returns the zero hash when the change alters nothing.
+// commitOnto applies ch to base's tree (an empty tree when zero) and
+// commits it, from the repository's objects alone: no checkout, no working
+// tree to scan. A commit costs the trees on the file's path, not the repo's
+// size (a working-tree status hashed every store's file, several times per
+// commit). It returns the zero hash when the change alters nothing.
 func (c *Clone) commitOnto(base plumbing.Hash, ch change, msg string, author object.Signature) (plumbing.Hash, error) {
-	wt, err := c.repo.Worktree()
-	if err != nil {
+	var root *object.Tree
+	var parents []plumbing.Hash
+	if !base.IsZero() {
+		cm, err := c.repo.CommitObject(base)
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		if root, err = cm.Tree(); err != nil {
+			return plumbing.ZeroHash, err
+		}
+		parents = []plumbing.Hash{base}
+	}
+	tree, changed, err := c.editTree(root, strings.Split(ch.file, "/"), ch, 0)
+	if err != nil || !changed {
 		return plumbing.ZeroHash, err
 	}
-	// A link an earlier checkout left must not carry the next checkout's
-	// files outside the working copy.
-	if err := removeLinks(c.dir); err != nil {
-		return plumbing.ZeroHash, err
+	commit := &object.Commit{Author: author, Committer: author, Message: msg, TreeHash: tree, ParentHashes: parents}
+	return c.store(commit)
+}
+
+// editTree returns the hash of tree (nil: empty) with ch applied at the
+// path parts[depth:], and whether anything changed. It never writes
+// through a symbolic link and keeps a directory whose last file goes (with
+// KeepFile: the reader takes a missing directory for a mistake and deletes
+// nothing).
+func (c *Clone) editTree(tree *object.Tree, parts []string, ch change, depth int) (plumbing.Hash, bool, error) {
+	var entries []object.TreeEntry
+	if tree != nil {
+		entries = slices.Clone(tree.Entries)
 	}
-	local := plumbing.NewBranchReferenceName("storefleet-work")
-	if base.IsZero() {
-		// First commit of an empty repository: an unborn branch.
-		_ = c.repo.Storer.RemoveReference(local)
-		if err := c.repo.Storer.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, local)); err != nil {
-			return plumbing.ZeroHash, err
-		}
-		if err := clearWorktree(wt, c.dir); err != nil {
-			return plumbing.ZeroHash, err
-		}
-	} else if !c.hasRef(local) {
-		if err := wt.Checkout(&git.CheckoutOptions{Hash: base, Branch: local, Create: true, Force: true}); err != nil {
-			return plumbing.ZeroHash, err
-		}
-	} else {
-		if err := wt.Checkout(&git.CheckoutOptions{Branch: local, Force: true}); err != nil {
-			return plumbing.ZeroHash, err
-		}
-		if err := wt.Reset(&git.ResetOptions{Commit: base, Mode: git.HardReset}); err != nil {
-			return plumbing.ZeroHash, err
+	name, last := parts[depth], depth == len(parts)-1
+	at := slices.IndexFunc(entries, func(e object.TreeEntry) bool { return e.Name == name })
+	rel := strings.Join(parts[:depth+1], "/")
+	if at >= 0 {
+		switch mode := entries[at].Mode; {
+		case mode == filemode.Symlink:
+			return plumbing.ZeroHash, false, fmt.Errorf("%w: %s is a symbolic link; storefleet never writes through links (make it a plain %s in the repository)", ErrSymlink, rel, kindOfPart(depth, len(parts)))
+		case !last && mode != filemode.Dir:
+			return plumbing.ZeroHash, false, fmt.Errorf("%w: %s is not a directory", ErrSymlink, rel)
+		case last && mode != filemode.Regular && mode != filemode.Executable:
+			return plumbing.ZeroHash, false, fmt.Errorf("%w: %s is not a regular file", ErrSymlink, rel)
 		}
 	}
-	if err := refuseLinks(c.dir, ch.file); err != nil {
-		return plumbing.ZeroHash, err
-	}
-	abs := filepath.Join(c.dir, filepath.FromSlash(ch.file))
-	if ch.content == nil {
-		if _, err := os.Stat(abs); errors.Is(err, os.ErrNotExist) {
-			return plumbing.ZeroHash, nil
+	switch {
+	case last && ch.content == nil:
+		if at < 0 {
+			return plumbing.ZeroHash, false, nil
 		}
-		if _, err := wt.Remove(ch.file); err != nil {
-			return plumbing.ZeroHash, err
-		}
-		// Keep the directory when its last store goes: the reader takes a
-		// missing directory for a mistake and deletes nothing.
-		dir := filepath.Dir(abs)
-		if entries, err := os.ReadDir(dir); err == nil && len(entries) == 0 || errors.Is(err, os.ErrNotExist) {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return plumbing.ZeroHash, err
+		entries = slices.Delete(entries, at, at+1)
+		if len(entries) == 0 && depth > 0 {
+			keep, err := c.store(blobOf(nil))
+			if err != nil {
+				return plumbing.ZeroHash, false, err
 			}
-			if err := os.WriteFile(filepath.Join(dir, KeepFile), nil, 0o644); err != nil {
-				return plumbing.ZeroHash, err
+			entries = []object.TreeEntry{{Name: KeepFile, Mode: filemode.Regular, Hash: keep}}
+		}
+	case last:
+		blob, err := c.store(blobOf(ch.content))
+		if err != nil {
+			return plumbing.ZeroHash, false, err
+		}
+		if at >= 0 && entries[at].Hash == blob && entries[at].Mode == filemode.Regular {
+			return plumbing.ZeroHash, false, nil
+		}
+		entry := object.TreeEntry{Name: name, Mode: filemode.Regular, Hash: blob}
+		if at >= 0 {
+			entries[at] = entry
+		} else {
+			entries = append(entries, entry)
+		}
+	default:
+		var sub *object.Tree
+		if at >= 0 {
+			var err error
+			if sub, err = c.repo.TreeObject(entries[at].Hash); err != nil {
+				return plumbing.ZeroHash, false, err
 			}
-			if _, err := wt.Add(path.Join(path.Dir(ch.file), KeepFile)); err != nil {
-				return plumbing.ZeroHash, err
-			}
 		}
-	} else {
-		if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
-			return plumbing.ZeroHash, err
+		hash, changed, err := c.editTree(sub, parts, ch, depth+1)
+		if err != nil || !changed {
+			return plumbing.ZeroHash, false, err
 		}
-		if err := os.WriteFile(abs, ch.content, 0o644); err != nil {
-			return plumbing.ZeroHash, err
-		}
-		if _, err := wt.Add(ch.file); err != nil {
-			return plumbing.ZeroHash, err
+		entry := object.TreeEntry{Name: name, Mode: filemode.Dir, Hash: hash}
+		if at >= 0 {
+			entries[at] = entry
+		} else {
+			entries = append(entries, entry)
 		}
 	}
-	st, err := wt.Status()
-	if err != nil {
-		return plumbing.ZeroHash, err
+	// Git's order: by name, a directory compared as if its name ended in "/".
+	key := func(e object.TreeEntry) string {
+		if e.Mode == filemode.Dir {
+			return e.Name + "/"
+		}
+		return e.Name
 	}
-	// Status lists changed files only (File would report an absent one as
-	// untracked): a file it does not list is unchanged, and go-git refuses
-	// the empty commit.
-	if fs, changed := st[ch.file]; !changed || fs.Staging == git.Unmodified {
-		return plumbing.ZeroHash, nil
+	slices.SortFunc(entries, func(a, b object.TreeEntry) int { return strings.Compare(key(a), key(b)) })
+	hash, err := c.store(&object.Tree{Entries: entries})
+	return hash, err == nil, err
+}
+
+// blobOf is a blob object holding data.
+func blobOf(data []byte) *plumbing.MemoryObject {
+	obj := &plumbing.MemoryObject{}
+	obj.SetType(plumbing.BlobObject)
+	_, _ = obj.Write(data) // a MemoryObject does not fail
+	return obj
+}
+
+// store writes an object (a blob, tree or commit) into the repository.
+func (c *Clone) store(o any) (plumbing.Hash, error) {
+	obj := c.repo.Storer.NewEncodedObject()
+	switch v := o.(type) {
+	case *plumbing.MemoryObject:
+		obj = v
+	case interface {
+		Encode(plumbing.EncodedObject) error
+	}:
+		if err := v.Encode(obj); err != nil {
+			return plumbing.ZeroHash, err
+		}
+	default:
+		return plumbing.ZeroHash, fmt.Errorf("cannot store %T", o)
 	}
-	return wt.Commit(msg, &git.CommitOptions{Author: &author, Committer: &author})
+	return c.repo.Storer.SetEncodedObject(obj)
 }
 
 // ErrSymlink is the error (wrapped) of a change whose path in the stores
@@ -377,35 +425,6 @@ func (c *Clone) commitOnto(base plumbing.Hash, ch change, msg string, author obj
 // cannot make it read or write outside its working copy.
 var ErrSymlink = errors.New("the stores repo has a symbolic link on the path storefleet writes")
 
-// refuseLinks fails when any component of file (slash-separated, relative
-// to root) is a symbolic link or, short of the last, not a directory.
-// Components that do not exist yet are created later as plain directories.
-func refuseLinks(root, file string) error {
-	parts := strings.Split(file, "/")
-	cur := root
-	for i, part := range parts {
-		cur = filepath.Join(cur, part)
-		fi, err := os.Lstat(cur)
-		if errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		rel := strings.Join(parts[:i+1], "/")
-		if fi.Mode()&os.ModeSymlink != 0 {
-			return fmt.Errorf("%w: %s is a symbolic link; storefleet never writes through links (make it a plain %s in the repository)", ErrSymlink, rel, kindOfPart(i, len(parts)))
-		}
-		if i < len(parts)-1 && !fi.IsDir() {
-			return fmt.Errorf("%w: %s is not a directory", ErrSymlink, rel)
-		}
-		if i == len(parts)-1 && !fi.Mode().IsRegular() {
-			return fmt.Errorf("%w: %s is not a regular file", ErrSymlink, rel)
-		}
-	}
-	return nil
-}
-
 func kindOfPart(i, n int) string {
 	if i == n-1 {
 		return "file"
@@ -413,43 +432,9 @@ func kindOfPart(i, n int) string {
 	return "directory"
 }
 
-// removeLinks deletes every symbolic link in the working tree under root
-// (never what a link points to; .git is left alone).
-func removeLinks(root string) error {
-	return filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && p == filepath.Join(root, ".git") {
-			return filepath.SkipDir
-		}
-		if d.Type()&os.ModeSymlink != 0 {
-			return os.Remove(p)
-		}
-		return nil
-	})
-}
-
 func (c *Clone) hasRef(name plumbing.ReferenceName) bool {
 	_, err := c.repo.Reference(name, false)
 	return err == nil
-}
-
-// clearWorktree empties the working tree (keeping .git) for an unborn branch.
-func clearWorktree(wt *git.Worktree, dir string) error {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if e.Name() == ".git" {
-			continue
-		}
-		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // push pushes commit to the remote branch without force: a remote that moved
