@@ -432,11 +432,6 @@ func kindOfPart(i, n int) string {
 	return "directory"
 }
 
-func (c *Clone) hasRef(name plumbing.ReferenceName) bool {
-	_, err := c.repo.Reference(name, false)
-	return err == nil
-}
-
 // push pushes commit to the remote branch without force: a remote that moved
 // on rejects it, and the caller re-applies its change on the new head.
 func (c *Clone) push(ctx context.Context, commit plumbing.Hash, branch string) error {
