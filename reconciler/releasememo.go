@@ -127,20 +127,21 @@ func (m *releaseMemo) get(ctx context.Context, namespace, name string) (state Re
 	return state, version, rv, err == nil, err
 }
 
-// put memorises a release read from the storage at the revision and
-// resourceVersion the cache showed before the read. A read that found a
-// newer revision than the cache showed is kept as if written by this
-// operator, so the cache catching up does not cause another read.
+// put memorises a release read from the storage, when the cache showed the
+// same revision before the read. A read of a revision the cache had not
+// shown yet is not kept: its Secret may still change (helm-controller marks
+// a release deployed in place), and only a revision this operator wrote is
+// known to be final.
 func (m *releaseMemo) put(namespace, name string, cachedVersion int, cachedRV string, state ReleaseState) {
 	if m == nil {
 		return
 	}
-	e := newMemoEntry(state)
-	if state.Revision == cachedVersion {
-		e.resourceVersion = cachedRV
-	} else {
-		e.wrote = time.Now()
+	if state.Revision != cachedVersion {
+		m.forget(namespace, name)
+		return
 	}
+	e := newMemoEntry(state)
+	e.resourceVersion = cachedRV
 	m.mu.Lock()
 	m.entries[namespace+"/"+name] = e
 	m.mu.Unlock()
