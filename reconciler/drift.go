@@ -25,9 +25,9 @@ func (r *StoreReconciler) reconcileDrift(ctx context.Context, sc *scope) (ctrl.R
 	if sc.release == nil || !sc.release.Deployed() {
 		return ctrl.Result{}, nil
 	}
-	objs, err := manifestObjects(sc.release.Manifest, sc.namespace)
+	objs, err := sc.releaseObjects()
 	if err != nil {
-		return ctrl.Result{}, fmt.Errorf("parse release manifest: %w", err)
+		return ctrl.Result{}, err
 	}
 	var drifted []string
 	for _, want := range objs {

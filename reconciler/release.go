@@ -117,7 +117,7 @@ func (r *StoreReconciler) reconcileRelease(ctx context.Context, sc *scope) (ctrl
 	} else {
 		conditions.MarkTrue(s, v1alpha1.HelmInstalledCondition, v1alpha1.ReasonSucceeded, "release %s revision %d deployed (chart medusa-store %s)", sc.desired.Name, state.Revision, state.ChartVersion)
 	}
-	inventory, err := r.inventory(sc, state.Manifest)
+	inventory, err := r.inventory(sc)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -137,7 +137,7 @@ func hasEntry(log []v1alpha1.ActivityEntry, e v1alpha1.ActivityEntry) bool {
 }
 
 // inventory lists the operator's own objects and the release's objects.
-func (r *StoreReconciler) inventory(sc *scope, manifest string) ([]v1alpha1.InventoryEntry, error) {
+func (r *StoreReconciler) inventory(sc *scope) ([]v1alpha1.InventoryEntry, error) {
 	inv := []v1alpha1.InventoryEntry{
 		{APIVersion: "v1", Kind: "Namespace", Name: sc.namespace},
 		{APIVersion: "v1", Kind: "ResourceQuota", Namespace: sc.namespace, Name: quotaName},
@@ -146,9 +146,9 @@ func (r *StoreReconciler) inventory(sc *scope, manifest string) ([]v1alpha1.Inve
 		{APIVersion: "v1", Kind: "Secret", Namespace: sc.namespace, Name: CredentialsSecret},
 		{APIVersion: "v1", Kind: "Secret", Namespace: sc.namespace, Name: v1alpha1.AdminInviteSecret},
 	}
-	objs, err := manifestObjects(manifest, sc.namespace)
+	objs, err := sc.releaseObjects()
 	if err != nil {
-		return nil, fmt.Errorf("parse release manifest: %w", err)
+		return nil, err
 	}
 	for _, o := range objs {
 		inv = append(inv, v1alpha1.InventoryEntry{APIVersion: o.GetAPIVersion(), Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName()})
@@ -168,6 +168,23 @@ func (r *StoreReconciler) databaseVolumeSize(ctx context.Context, namespace stri
 		}
 	}
 	return "", nil
+}
+
+// releaseObjects are the objects of the release the scope observed,
+// parsed once per reconcile (the inventory and the drift check both read
+// them, read-only).
+func (sc *scope) releaseObjects() ([]*unstructured.Unstructured, error) {
+	if sc.release == nil {
+		return nil, nil
+	}
+	if sc.parsed == nil || sc.parsedFrom != sc.release.Manifest {
+		objs, err := manifestObjects(sc.release.Manifest, sc.namespace)
+		if err != nil {
+			return nil, fmt.Errorf("parse release manifest: %w", err)
+		}
+		sc.parsed, sc.parsedFrom = objs, sc.release.Manifest
+	}
+	return sc.parsed, nil
 }
 
 // manifestObjects parses a release manifest; objects without a namespace

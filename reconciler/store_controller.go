@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -127,6 +128,9 @@ type scope struct {
 	desired DesiredRelease
 	// release is the release as last observed or changed.
 	release *ReleaseState
+	// parsed are release's objects, parsed from parsedFrom (its manifest).
+	parsed     []*unstructured.Unstructured
+	parsedFrom string
 	// delivery holds the store's release (chosen by the release step).
 	delivery Delivery
 	// failing is a pod-level failure found by the health step.
