@@ -356,12 +356,7 @@ func (c *Clone) editTree(tree *object.Tree, parts []string, ch change, depth int
 		if at >= 0 && entries[at].Hash == blob && entries[at].Mode == filemode.Regular {
 			return plumbing.ZeroHash, false, nil
 		}
-		entry := object.TreeEntry{Name: name, Mode: filemode.Regular, Hash: blob}
-		if at >= 0 {
-			entries[at] = entry
-		} else {
-			entries = append(entries, entry)
-		}
+		entries = setEntry(entries, at, object.TreeEntry{Name: name, Mode: filemode.Regular, Hash: blob})
 	default:
 		var sub *object.Tree
 		if at >= 0 {
@@ -374,12 +369,7 @@ func (c *Clone) editTree(tree *object.Tree, parts []string, ch change, depth int
 		if err != nil || !changed {
 			return plumbing.ZeroHash, false, err
 		}
-		entry := object.TreeEntry{Name: name, Mode: filemode.Dir, Hash: hash}
-		if at >= 0 {
-			entries[at] = entry
-		} else {
-			entries = append(entries, entry)
-		}
+		entries = setEntry(entries, at, object.TreeEntry{Name: name, Mode: filemode.Dir, Hash: hash})
 	}
 	// Git's order: by name, a directory compared as if its name ended in "/".
 	key := func(e object.TreeEntry) string {
@@ -393,6 +383,15 @@ func (c *Clone) editTree(tree *object.Tree, parts []string, ch change, depth int
 	return hash, err == nil, err
 }
 
+// setEntry puts e at index at of entries, or adds it when at is -1.
+func setEntry(entries []object.TreeEntry, at int, e object.TreeEntry) []object.TreeEntry {
+	if at < 0 {
+		return append(entries, e)
+	}
+	entries[at] = e
+	return entries
+}
+
 // blobOf is a blob object holding data.
 func blobOf(data []byte) *plumbing.MemoryObject {
 	obj := &plumbing.MemoryObject{}
@@ -403,13 +402,14 @@ func blobOf(data []byte) *plumbing.MemoryObject {
 
 // store writes an object (a blob, tree or commit) into the repository.
 func (c *Clone) store(o any) (plumbing.Hash, error) {
-	obj := c.repo.Storer.NewEncodedObject()
+	var obj plumbing.EncodedObject
 	switch v := o.(type) {
 	case *plumbing.MemoryObject:
 		obj = v
 	case interface {
 		Encode(plumbing.EncodedObject) error
 	}:
+		obj = c.repo.Storer.NewEncodedObject()
 		if err := v.Encode(obj); err != nil {
 			return plumbing.ZeroHash, err
 		}
