@@ -28,6 +28,50 @@ function step(msg) {
   console.log(`[e2e-real] ${msg}`);
 }
 
+// What the admin's auth calls answered, so a login that goes nowhere says why.
+const authReplies = [];
+function recordAuthReplies(p) {
+  p.on("response", (r) => {
+    const u = new URL(r.url());
+    if (u.pathname.startsWith("/auth/") || u.pathname === "/admin/users/me") authReplies.push({ status: r.status(), text: `${r.request().method()} ${u.pathname} → ${r.status()}` });
+  });
+}
+
+// Logs in on Medusa's login page. The page may still re-render after it first
+// shows its form (it loads the store's settings and translations), which
+// empties fields filled too early; a submit whose fields were emptied that way
+// is filled and sent again. A login the backend refused fails at once, with
+// what the page and the auth calls said.
+async function logIn(admin) {
+  await admin.waitForURL((u) => u.pathname.endsWith("/login"), { timeout: 60_000 });
+  const email = admin.locator("input[name=email]");
+  const pass = admin.locator("input[name=password]");
+  for (let attempt = 1; ; attempt++) {
+    await email.fill(owner);
+    await pass.fill(password);
+    const sent = authReplies.length;
+    await admin.getByRole("button", { name: "Continue with Email" }).click();
+    try {
+      await admin.waitForURL((u) => !u.pathname.endsWith("/login"), { timeout: 20_000 });
+      return;
+    } catch (err) {
+      const replies = authReplies.slice(sent).map((r) => r.text);
+      if (replies.length > 0 && authReplies.slice(sent).every((r) => r.status < 400)) {
+        // Accepted but slow to move on (a loaded machine): give it the time a person would.
+        console.log(`[e2e-real] login accepted (${replies.join(", ")}), still on ${admin.url()}: waiting`);
+        await admin.waitForURL((u) => !u.pathname.endsWith("/login"), { timeout: 60_000 });
+        return;
+      }
+      const emptied = (await email.inputValue().catch(() => "")) === "" || (await pass.inputValue().catch(() => "")) === "";
+      const said = (await admin.locator("form, [role=alert], [data-sonner-toast]").allInnerTexts().catch(() => [])).join(" | ").replace(/\s+/g, " ");
+      console.log(`[e2e-real] login attempt ${attempt} stayed on ${admin.url()}: fields ${emptied ? "emptied" : "kept"}; auth calls: ${replies.join(", ") || "none"}; page: ${said}`);
+      if (replies.length > 0 || !emptied || attempt === 3) {
+        throw new Error(`the admin login at ${admin.url()} went nowhere (auth calls: ${replies.join(", ") || "none"}; page: ${said})`);
+      }
+    }
+  }
+}
+
 const browser = await launchChromium([
   // <store>.localhost is the ingress on loopback; never the host's proxy.
   "--no-proxy-server",
@@ -74,6 +118,7 @@ try {
   await page.getByLabel(/Admin e-mail/).fill(owner);
   await page.getByRole("button", { name: "Get admin link" }).click();
   const [admin] = await Promise.all([context.waitForEvent("page"), page.getByRole("link", { name: "Open the admin" }).click()]);
+  recordAuthReplies(admin);
   await page.screenshot({ path: join(shots, "real-store-admin-link.png"), fullPage: true });
 
   step("Medusa's invite page: create the admin account");
@@ -86,10 +131,7 @@ try {
   await admin.getByRole("link", { name: "Start Medusa Admin" }).click();
 
   step("log in to the admin over the store's own URL");
-  await admin.locator("input[name=email]").fill(owner);
-  await admin.locator("input[name=password]").fill(password);
-  await admin.getByRole("button", { name: "Continue with Email" }).click();
-  await admin.waitForURL((u) => !u.pathname.includes("/login"), { timeout: 60_000 });
+  await logIn(admin);
   await admin.getByRole("link", { name: "Products" }).first().waitFor({ timeout: 60_000 });
   await admin.getByRole("link", { name: "Products" }).first().click();
   await admin.getByText("Sample T-Shirt").first().waitFor({ timeout: 60_000 });
