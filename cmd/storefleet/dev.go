@@ -25,6 +25,7 @@ import (
 	"github.com/storefleet/storefleet/internal/devcluster"
 	"github.com/storefleet/storefleet/internal/imagebuild"
 	"github.com/storefleet/storefleet/internal/realnode"
+	"github.com/storefleet/storefleet/internal/supervise"
 )
 
 func runDev(args []string) error {
@@ -169,10 +170,20 @@ func runDev(args []string) error {
 	defer repo.stop()
 	op.git, api.git = git, git
 
-	operatorDone := make(chan error, 1)
-	go func() {
-		operatorDone <- startOperator(ctx, cfg, op, platform, devLogger(logDir, "operator.log"))
-	}()
+	// The operator runs as its own process, restarted when it exits: a
+	// restart (kill $(cat operator.pid)) is a real one, with nothing
+	// carried over in memory.
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	op.kubeconfig = kubeconfig
+	operator, err := supervise.Start(ctx, supervise.Process{
+		Name: "operator", Path: exe, Args: append([]string{"operator"}, op.commandArgs()...), Dir: logDir, Log: os.Stdout,
+	})
+	if err != nil {
+		return err
+	}
 
 	apiServer, err := newAPIServer(ctx, cfg, api, devLogger(logDir, "api.log"))
 	if err != nil {
@@ -216,15 +227,16 @@ Stores repo: %[8]s (branch %[9]s, directory %[10]s/; a merged manifest becomes a
 Live events: curl -N http://%[6]s/api/v1/stores/demo/events -H 'X-User-Id: alice'   (Redis: %[7]s)
 Operator metrics: http://%[3]s/metrics   API metrics: http://%[12]s/metrics
 Logs:             %[4]s, %[5]s
+Operator:         pid in %[13]s; kill it to restart the operator (dev starts it again)
 Press Ctrl-C to stop everything.
-`, kubeconfig, kubectl, op.metricsAddr, filepath.Join(logDir, "operator.log"), filepath.Join(logDir, "api.log"), api.addr, orNone(api.redisURL), repo.describe(git), git.branch, git.path, nodeSummary(cluster), api.metricsAddr)
+`, kubeconfig, kubectl, op.metricsAddr, filepath.Join(logDir, "operator.log"), filepath.Join(logDir, "api.log"), api.addr, orNone(api.redisURL), repo.describe(git), git.branch, git.path, nodeSummary(cluster), api.metricsAddr, filepath.Join(logDir, "operator.pid"))
 	if *workdir != "" {
 		fmt.Printf("State and logs are kept in %s\n", *workdir)
 	}
 	select {
 	case <-ctx.Done():
-		return errors.Join(<-operatorDone, <-apiDone)
-	case err := <-operatorDone:
+		return errors.Join(<-operator.Done(), <-apiDone)
+	case err := <-operator.Done():
 		return fmt.Errorf("operator stopped: %w", err)
 	case err := <-apiDone:
 		return fmt.Errorf("intent API stopped: %w", err)

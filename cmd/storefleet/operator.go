@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"slices"
@@ -49,6 +50,7 @@ type operatorFlags struct {
 	realNode        bool
 	ingressPort     int
 	metricsAddr     string
+	pprof           bool
 	healthAddr      string
 	leaderElect     bool
 	leaderNamespace string
@@ -157,14 +159,40 @@ func envOr(key, def string) string {
 	return def
 }
 
-func runOperator(args []string) error {
-	fs := flag.NewFlagSet("operator", flag.ContinueOnError)
-	var f operatorFlags
+// registerCommand adds the flags of `storefleet operator` (the shared ones,
+// the stores repo's and the process's own addresses).
+func (f *operatorFlags) registerCommand(fs *flag.FlagSet) {
 	f.register(fs)
 	f.git.register(fs)
 	fs.StringVar(&f.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig file (default: in-cluster config)")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", ":8080", "address of /metrics")
+	fs.BoolVar(&f.pprof, "pprof", false, "also serve Go's runtime profiles at /debug/pprof/ on --metrics-addr (heap, CPU, goroutines: where a fleet's memory and time go)")
 	fs.StringVar(&f.healthAddr, "health-addr", ":8081", "address of /healthz and /readyz")
+}
+
+// commandArgs is the `storefleet operator` command line that runs with f's
+// settings: every flag whose value differs from its default. The flags are
+// bound to the fields of a scratch copy, so copying f into it makes each flag
+// read f's value. A setting without a flag cannot cross a process boundary:
+// TestOperatorCommandArgsRoundTrip parses the result back.
+func (f operatorFlags) commandArgs() []string {
+	fs := flag.NewFlagSet("operator", flag.ContinueOnError)
+	var scratch operatorFlags
+	scratch.registerCommand(fs)
+	scratch = f
+	var args []string
+	fs.VisitAll(func(fl *flag.Flag) {
+		if v := fl.Value.String(); v != fl.DefValue {
+			args = append(args, "--"+fl.Name+"="+v)
+		}
+	})
+	return args
+}
+
+func runOperator(args []string) error {
+	fs := flag.NewFlagSet("operator", flag.ContinueOnError)
+	var f operatorFlags
+	f.registerCommand(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -280,7 +308,7 @@ func startOperator(ctx context.Context, cfg *rest.Config, f operatorFlags, platf
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme(),
 		Cache:                         reconciler.CacheOptions(),
-		Metrics:                       metricsserver.Options{BindAddress: f.metricsAddr},
+		Metrics:                       metricsserver.Options{BindAddress: f.metricsAddr, ExtraHandlers: profileHandlers(f.pprof)},
 		HealthProbeBindAddress:        f.healthAddr,
 		LeaderElection:                f.leaderElect,
 		LeaderElectionID:              "storefleet-operator",
@@ -387,6 +415,22 @@ func (f *operatorFlags) setupGit(mgr manager.Manager, log *slog.Logger) error {
 }
 
 func ptrDuration(d time.Duration) *time.Duration { return &d }
+
+// profileHandlers are net/http/pprof's handlers under /debug/pprof/ when on:
+// opt-in, since a profile shows the process's insides to whoever reaches the
+// metrics port.
+func profileHandlers(on bool) map[string]http.Handler {
+	if !on {
+		return nil
+	}
+	return map[string]http.Handler{
+		"/debug/pprof/":        http.HandlerFunc(pprof.Index),
+		"/debug/pprof/cmdline": http.HandlerFunc(pprof.Cmdline),
+		"/debug/pprof/profile": http.HandlerFunc(pprof.Profile),
+		"/debug/pprof/symbol":  http.HandlerFunc(pprof.Symbol),
+		"/debug/pprof/trace":   http.HandlerFunc(pprof.Trace),
+	}
+}
 
 // serveHTTP runs an HTTP server as a manager runnable on every replica
 // (leader or not) until the manager stops.

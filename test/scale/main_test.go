@@ -67,7 +67,7 @@ func start(b *testing.B) *fleet {
 		// Production defaults but a short drift interval, so the idle
 		// window of S4 spans three of them in a minute.
 		env.operator, env.chartURL, env.metricsURL, setUpErr = testenv.StartFluxOperator(binary, c, env.workdir, platformNamespace,
-			"--drift-interval", driftInterval.String(), "--pod-start-timeout", "5m", "--workers", "10")
+			"--drift-interval", driftInterval.String(), "--pod-start-timeout", "5m", "--workers", "10", "--pprof")
 	})
 	if setUpErr != nil {
 		b.Fatalf("start the operator: %v", setUpErr)

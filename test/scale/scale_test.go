@@ -3,6 +3,11 @@ package scale_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -84,6 +89,7 @@ func (f *fleet) measure(b *testing.B, n int, prev memory) ([]row, memory) {
 	// S3: memory with n Ready stores, once the fleet is quiet.
 	time.Sleep(10 * time.Second)
 	mem := f.memory(b)
+	f.heapProfile(b, n)
 	rows := []row{
 		ratioRow(n, "S1", "Helm SDK: N stores → Ready", helm, "bare HelmReleases", bare, 0.5),
 		ratioRow(n, "S1", "Helm SDK vs raw apply", helm, "raw SSA floor", floor, 1.3),
@@ -154,6 +160,42 @@ func (f *fleet) memory(b *testing.B) memory {
 		heapInuse: f.opMetrics(b).Sum("go_memstats_heap_inuse_bytes", nil),
 		objects:   f.informerObjects(b),
 	}
+}
+
+// heapProfile saves the operator's heap profile with n Ready stores to
+// build/scale/heap-<n>.pb.gz and prints where the memory in use is, by
+// function (`go tool pprof -top`): the evidence behind S3.
+func (f *fleet) heapProfile(b *testing.B, n int) {
+	b.Helper()
+	resp, err := http.Get(strings.TrimSuffix(f.metricsURL, "/metrics") + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b.Fatalf("the operator's heap profile: %s (is --pprof on?)", resp.Status)
+	}
+	dir := filepath.Join("..", "..", "build", "scale")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	path := filepath.Join(dir, fmt.Sprintf("heap-%d.pb.gz", n))
+	out, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, err = io.Copy(out, resp.Body)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	top, err := exec.Command("go", "tool", "pprof", "-top", "-inuse_space", "-nodecount=15", path).CombinedOutput()
+	if err != nil {
+		b.Fatalf("go tool pprof %s: %v\n%s", path, err, top)
+	}
+	fmt.Printf("SCALE-S3 N=%d heap profile %s, in use by function:\n%s", n, path, top)
 }
 
 func (f *fleet) storeCount(b *testing.B) int {

@@ -308,6 +308,44 @@ func TestRealStoreServesShoppers(t *testing.T) {
 		}, func() string { return "line items: " + lines })
 	})
 
+	t.Run("data survives restarting the operator", func(t *testing.T) {
+		// What a restarted operator must leave alone: the database password,
+		// the running database, the Helm release (no reinstall, no upgrade).
+		state := func() string {
+			pw, _ := kubectl("get", "secret", "-n", "store-shop", "store-credentials", "-o", "jsonpath={.data.postgres-password}")
+			uid, _ := kubectl("get", "pod", "-n", "store-shop", "postgres-0", "-o", "jsonpath={.metadata.uid}")
+			rel, _ := kubectl("get", "secret", "-n", "store-shop", "-l", "owner=helm", "-o", "jsonpath={range .items[*]}{.metadata.name} {end}")
+			return fmt.Sprintf("password %s, database pod %s, Helm releases [%s]", pw, uid, strings.TrimSpace(rel))
+		}
+		before := state()
+		pid, err := dev.CrashOperator()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("operator killed; dev started it again as pid %d", pid)
+		// The new process's counters start at zero: any reconcile of the
+		// store is its own, after it took the leader lease.
+		var reconciles map[string]float64
+		testenv.Eventually(t, 2*time.Minute, "the restarted operator reconciling the store", func() (bool, error) {
+			m, err := testenv.ScrapeURL(dev.OperatorMetricsURL)
+			if err != nil {
+				return false, err
+			}
+			reconciles = m.By("controller_runtime_reconcile_total", "controller", "result")
+			return m.Sum("controller_runtime_reconcile_total", map[string]string{"controller": "store"}) >= 1, nil
+		}, func() string { return fmt.Sprintf("reconciles: %v", reconciles) })
+		if n := reconciles["store error"]; n > 0 {
+			t.Errorf("the restarted operator failed %v reconciles of the store", n)
+		}
+		waitServing(t, "the store serving after the operator restarted")
+		if after := state(); after != before {
+			t.Errorf("the restarted operator changed the store:\nbefore: %s\nafter:  %s", before, after)
+		}
+		if lines, err := cartLines(); err != nil || lines != "1" {
+			t.Fatalf("the cart after the operator restarted: %q (%v)", lines, err)
+		}
+	})
+
 	t.Run("a deleted credentials Secret does not lock the store out of its database", func(t *testing.T) {
 		before, err := kubectl("get", "secret", "-n", "store-shop", "store-credentials", "-o", "jsonpath={.data.postgres-password}")
 		if err != nil || before == "" {

@@ -4,16 +4,19 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"github.com/storefleet/storefleet/internal/devcluster"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/storefleet/storefleet/internal/devcluster"
 )
 
 // Dev is a running `storefleet dev`, as a newcomer starts it.
@@ -24,7 +27,9 @@ type Dev struct {
 	Kubeconfig string
 	// IngressURL is the real node's ingress dev printed (empty without one).
 	IngressURL string
-	Workdir    string
+	// OperatorMetricsURL is the operator's /metrics dev printed.
+	OperatorMetricsURL string
+	Workdir            string
 
 	cmd  *exec.Cmd
 	done chan error
@@ -35,6 +40,7 @@ type Dev struct {
 var (
 	kubeconfigLine = regexp.MustCompile(`export KUBECONFIG=(\S+)`)
 	ingressLine    = regexp.MustCompile(`ingress (http://localhost:\d+)`)
+	metricsLine    = regexp.MustCompile(`Operator metrics: (http://\S+/metrics)`)
 )
 
 // StartDev runs `binary dev --workdir workdir --api-addr <free port> args...`
@@ -74,6 +80,9 @@ func StartDev(binary, workdir string, args ...string) (*Dev, error) {
 			}
 			if m := ingressLine.FindStringSubmatch(l); m != nil {
 				d.IngressURL = m[1]
+			}
+			if m := metricsLine.FindStringSubmatch(l); m != nil {
+				d.OperatorMetricsURL = m[1]
 			}
 			d.mu.Unlock()
 			if strings.Contains(l, "Press Ctrl-C to stop everything") {
@@ -129,3 +138,33 @@ func (d *Dev) Stop() error {
 
 // Kill ends dev at once (test cleanup after a failure).
 func (d *Dev) Kill() { _ = d.cmd.Process.Kill() }
+
+// CrashOperator kills dev's operator process outright (SIGKILL: no lease
+// released, nothing flushed, as in a node failure) and returns once dev has
+// started a new one, with that process's id.
+func (d *Dev) CrashOperator() (int, error) {
+	pidFile := filepath.Join(d.Workdir, "operator.pid")
+	old, err := readPID(pidFile)
+	if err != nil {
+		return 0, fmt.Errorf("dev's operator: %w", err)
+	}
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+		return 0, fmt.Errorf("kill the operator (pid %d): %w", old, err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		if pid, err := readPID(pidFile); err == nil && pid != old && devcluster.Alive(pid) {
+			return pid, nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return 0, fmt.Errorf("dev did not start the operator again within a minute of killing pid %d:\n%s", old, d.Output())
+}
+
+func readPID(path string) (int, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(data)))
+}

@@ -1,0 +1,119 @@
+package supervise_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/storefleet/storefleet/internal/supervise"
+)
+
+func pidIn(t *testing.T, dir string) int {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, "sleeper.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		t.Fatalf("pid file: %v", err)
+	}
+	return pid
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// alive is whether pid runs (a zombie counts as gone).
+func alive(pid int) bool {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	return err == nil && !strings.Contains(string(data), ") Z ")
+}
+
+// TestACrashedProcessIsStartedAgain: a process killed after its first run is
+// started again with a new pid in its pid file, its log keeps both runs, and
+// ending supervision stops it and removes the pid file.
+func TestACrashedProcessIsStartedAgain(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out strings.Builder
+	sv, err := supervise.Start(ctx, supervise.Process{
+		Name: "sleeper", Path: "/bin/sh", Args: []string{"-c", "echo started; exec sleep 60"}, Dir: dir,
+		Log: &out, FirstRun: 100 * time.Millisecond, Grace: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := sv.PID()
+	if got := pidIn(t, dir); got != first {
+		t.Fatalf("pid file says %d, the process is %d", got, first)
+	}
+	time.Sleep(200 * time.Millisecond) // past its first run
+	if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a new process", func() bool { p := pidIn(t, dir); return p != 0 && p != first && alive(p) })
+	if sv.Restarts() != 1 {
+		t.Errorf("restarts %d, want 1", sv.Restarts())
+	}
+	if !strings.Contains(out.String(), "killed by SIGKILL") {
+		t.Errorf("the restart was announced as %q, want the signal named", out.String())
+	}
+	second := sv.PID()
+	cancel()
+	select {
+	case err := <-sv.Done():
+		if err != nil {
+			t.Errorf("supervision ended with %v after its context ended, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("supervision did not end with its context")
+	}
+	if alive(second) {
+		t.Errorf("pid %d still runs after supervision ended", second)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "sleeper.pid")); !os.IsNotExist(err) {
+		t.Errorf("the pid file is still there (%v)", err)
+	}
+	log, _ := os.ReadFile(filepath.Join(dir, "sleeper.log"))
+	if n := strings.Count(string(log), "started"); n != 2 {
+		t.Errorf("the log holds %d runs, want 2:\n%s", n, log)
+	}
+}
+
+// TestAnEarlyExitIsAnError: a process that exits during its first run (a
+// bad setting) is not restarted; supervision ends with its log's tail.
+func TestAnEarlyExitIsAnError(t *testing.T) {
+	dir := t.TempDir()
+	sv, err := supervise.Start(context.Background(), supervise.Process{
+		Name: "sleeper", Path: "/bin/sh", Args: []string{"-c", "echo 'flag provided but not defined: -bogus' >&2; exit 2"}, Dir: dir,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-sv.Done():
+		if err == nil || !strings.Contains(err.Error(), "exit status 2") || !strings.Contains(err.Error(), "flag provided but not defined") {
+			t.Errorf("supervision ended with %v, want the exit status and the log's last lines", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("an early exit did not end supervision")
+	}
+	if sv.Restarts() != 0 {
+		t.Errorf("restarted %d times, want none", sv.Restarts())
+	}
+}
