@@ -54,13 +54,20 @@ func CacheOptions() cache.Options {
 	// reads them: every cached object drops them (memory per store).
 	strip := cache.TransformStripManagedFields()
 	byObject := map[client.Object]cache.ByObject{&v1alpha1.Store{}: {Transform: strip}}
+	// One entry per type: the map is keyed by object pointer, and of two
+	// entries for one kind the cache keeps either (pods kept their specs).
 	for _, o := range managedTypes() {
-		byObject[o] = cache.ByObject{Label: sel, Transform: strip}
+		transform := strip
+		switch o.(type) {
+		// Pods and ReplicaSets are read for their status only (health, the
+		// diagnosis, where pods run); their specs are most of their size.
+		case *corev1.Pod:
+			transform = podStatusOnly
+		case *appsv1.ReplicaSet:
+			transform = replicaSetStatusOnly
+		}
+		byObject[o] = cache.ByObject{Label: sel, Transform: transform}
 	}
-	// Pods and ReplicaSets are read for their status only (health, the
-	// diagnosis, where pods run); their specs are most of their size.
-	byObject[&corev1.Pod{}] = cache.ByObject{Label: sel, Transform: podStatusOnly}
-	byObject[&appsv1.ReplicaSet{}] = cache.ByObject{Label: sel, Transform: replicaSetStatusOnly}
 	// Volumes carry no store label (a provisioner makes them); a deleting
 	// store waits for those of its claims, from the cache.
 	byObject[&corev1.PersistentVolume{}] = cache.ByObject{Transform: strip}
