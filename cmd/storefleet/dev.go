@@ -229,7 +229,7 @@ Operator metrics: http://%[3]s/metrics   API metrics: http://%[12]s/metrics
 Logs:             %[4]s, %[5]s
 Operator:         pid in %[13]s; kill it to restart the operator (dev starts it again)
 Press Ctrl-C to stop everything.
-`, kubeconfig, kubectl, op.metricsAddr, filepath.Join(logDir, "operator.log"), filepath.Join(logDir, "api.log"), api.addr, orNone(api.redisURL), repo.describe(git), git.branch, git.path, nodeSummary(cluster), api.metricsAddr, filepath.Join(logDir, "operator.pid"))
+`, kubeconfig, kubectl, op.metricsAddr, filepath.Join(logDir, "operator.log"), filepath.Join(logDir, "api.log"), api.addr, orNone(api.redisURL), repo.describe(git), git.branch, git.path, nodeSummary(cluster), api.metricsAddr, supervise.PIDPath(logDir, "operator"))
 	if *workdir != "" {
 		fmt.Printf("State and logs are kept in %s\n", *workdir)
 	}

@@ -94,7 +94,21 @@ func (sv *Supervisor) Restarts() int {
 }
 
 func (sv *Supervisor) logPath() string { return filepath.Join(sv.spec.Dir, sv.spec.Name+".log") }
-func (sv *Supervisor) pidPath() string { return filepath.Join(sv.spec.Dir, sv.spec.Name+".pid") }
+func (sv *Supervisor) pidPath() string { return PIDPath(sv.spec.Dir, sv.spec.Name) }
+
+// PIDPath is the file holding the running process's id of the Process
+// named name in dir.
+func PIDPath(dir, name string) string { return filepath.Join(dir, name+".pid") }
+
+// ReadPID is the id in the pid file of the Process named name in dir, as
+// another process (a developer's kill, a test) finds it.
+func ReadPID(dir, name string) (int, error) {
+	data, err := os.ReadFile(PIDPath(dir, name))
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(data)))
+}
 
 // start runs the command in its own process group (a Ctrl-C in the terminal
 // reaches dev only, which then stops it in order), dying with dev if dev is

@@ -4,23 +4,19 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/storefleet/storefleet/internal/devcluster"
 	"github.com/storefleet/storefleet/internal/supervise"
 )
 
 func pidIn(t *testing.T, dir string) int {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(dir, "sleeper.pid"))
-	if err != nil {
-		return 0
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil {
+	pid, err := supervise.ReadPID(dir, "sleeper")
+	if err != nil && !os.IsNotExist(err) {
 		t.Fatalf("pid file: %v", err)
 	}
 	return pid
@@ -35,12 +31,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// alive is whether pid runs (a zombie counts as gone).
-func alive(pid int) bool {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	return err == nil && !strings.Contains(string(data), ") Z ")
 }
 
 // TestACrashedProcessIsStartedAgain: a process killed after its first run is
@@ -66,7 +56,7 @@ func TestACrashedProcessIsStartedAgain(t *testing.T) {
 	if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a new process", func() bool { p := pidIn(t, dir); return p != 0 && p != first && alive(p) })
+	waitFor(t, "a new process", func() bool { p := pidIn(t, dir); return p != 0 && p != first && devcluster.Alive(p) })
 	if sv.Restarts() != 1 {
 		t.Errorf("restarts %d, want 1", sv.Restarts())
 	}
@@ -83,10 +73,10 @@ func TestACrashedProcessIsStartedAgain(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("supervision did not end with its context")
 	}
-	if alive(second) {
+	if devcluster.Alive(second) {
 		t.Errorf("pid %d still runs after supervision ended", second)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "sleeper.pid")); !os.IsNotExist(err) {
+	if _, err := os.Stat(supervise.PIDPath(dir, "sleeper")); !os.IsNotExist(err) {
 		t.Errorf("the pid file is still there (%v)", err)
 	}
 	log, _ := os.ReadFile(filepath.Join(dir, "sleeper.log"))

@@ -7,16 +7,15 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/storefleet/storefleet/internal/devcluster"
+	"github.com/storefleet/storefleet/internal/supervise"
 )
 
 // Dev is a running `storefleet dev`, as a newcomer starts it.
@@ -143,8 +142,7 @@ func (d *Dev) Kill() { _ = d.cmd.Process.Kill() }
 // released, nothing flushed, as in a node failure) and returns once dev has
 // started a new one, with that process's id.
 func (d *Dev) CrashOperator() (int, error) {
-	pidFile := filepath.Join(d.Workdir, "operator.pid")
-	old, err := readPID(pidFile)
+	old, err := supervise.ReadPID(d.Workdir, "operator")
 	if err != nil {
 		return 0, fmt.Errorf("dev's operator: %w", err)
 	}
@@ -153,18 +151,10 @@ func (d *Dev) CrashOperator() (int, error) {
 	}
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
-		if pid, err := readPID(pidFile); err == nil && pid != old && devcluster.Alive(pid) {
+		if pid, err := supervise.ReadPID(d.Workdir, "operator"); err == nil && pid != old && devcluster.Alive(pid) {
 			return pid, nil
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	return 0, fmt.Errorf("dev did not start the operator again within a minute of killing pid %d:\n%s", old, d.Output())
-}
-
-func readPID(path string) (int, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	return strconv.Atoi(strings.TrimSpace(string(data)))
 }
