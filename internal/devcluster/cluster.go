@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -502,14 +503,51 @@ func poll(ctx context.Context, timeout time.Duration, what string, cond func() (
 	}
 }
 
-// FreePort returns a currently unused TCP port on 127.0.0.1.
+// FreePort returns a TCP port on 127.0.0.1 that nothing listens on, for a
+// server that binds it later, often in another process. The port is drawn
+// below the kernel's ephemeral range: a port from that range (what listening
+// on port 0 hands out) can become the local end of any outgoing connection
+// before the server binds it, and the tests open thousands of connections
+// while they start servers. It also stays clear of Kubernetes' own fixed
+// ports (10248–10259) and the NodePort range (30000–32767).
 func FreePort() (int, error) {
+	lo, hi := 20000, min(30000, ephemeralPortsStart())
+	for range 200 {
+		if hi-lo < 1000 {
+			break // the ephemeral range starts low: nothing is safe from it
+		}
+		port := lo + mrand.IntN(hi-lo)
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port, nil
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// ephemeralPortsStart is the first port the kernel picks for outgoing
+// connections (Linux's default when it cannot be read).
+func ephemeralPortsStart() int {
+	data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	fields := strings.Fields(string(data))
+	if len(fields) == 0 {
+		return 32768
+	}
+	n, err := strconv.Atoi(fields[0])
+	if err != nil {
+		return 32768
+	}
+	return n
 }
 
 func waitHTTPOK(ctx context.Context, url string, timeout time.Duration) error {

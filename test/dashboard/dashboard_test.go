@@ -65,7 +65,7 @@ func testDashboard(t *testing.T, binary, chromium, node, intent string, screensh
 	e2e.Env = append(os.Environ(), "STOREFLEET_URL="+dev.URL, "SCREENSHOTS="+shots, "CHROMIUM="+chromium, "INTENT="+intent)
 	e2e.Stdout, e2e.Stderr = os.Stdout, os.Stderr
 	if err := e2e.Run(); err != nil {
-		t.Fatalf("dashboard end-to-end test failed (%v); screenshots in %s, dev's logs in %s", err, shots, workdir)
+		t.Fatalf("dashboard end-to-end test failed (%v); screenshots in %s\n%s", err, shots, dev.Diagnosis())
 	}
 	for _, name := range screenshots {
 		if st, err := os.Stat(filepath.Join(shots, name)); err != nil || st.Size() < 10_000 {

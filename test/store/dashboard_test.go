@@ -25,7 +25,7 @@ func TestDashboardDrivesARealStore(t *testing.T) {
 	e2e.Env = append(os.Environ(), "STOREFLEET_URL="+dev.URL, "SCREENSHOTS="+shots, "CHROMIUM="+chromium)
 	e2e.Stdout, e2e.Stderr = os.Stdout, os.Stderr
 	if err := e2e.Run(); err != nil {
-		t.Fatalf("real store end-to-end test failed (%v); screenshots in %s", err, shots)
+		t.Fatalf("real store end-to-end test failed (%v); screenshots in %s\n%s", err, shots, dev.Diagnosis())
 	}
 	for _, name := range []string{"real-store-ready.png", "real-storefront.png", "real-admin.png"} {
 		if st, err := os.Stat(filepath.Join(shots, name)); err != nil || st.Size() < 10_000 {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -30,10 +31,12 @@ type Dev struct {
 	OperatorMetricsURL string
 	Workdir            string
 
-	cmd  *exec.Cmd
-	done chan error
-	mu   sync.Mutex
-	out  []string
+	cmd *exec.Cmd
+	// exited is closed when dev's process has ended, with its error in exitErr.
+	exited  chan struct{}
+	exitErr error
+	mu      sync.Mutex
+	out     []string
 }
 
 var (
@@ -56,7 +59,7 @@ func StartDev(binary, workdir string, args ...string) (*Dev, error) {
 	if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--real-node") }) {
 		args = append(args, "--real-node=false")
 	}
-	d := &Dev{URL: "http://" + addr, Workdir: workdir, done: make(chan error, 1)}
+	d := &Dev{URL: "http://" + addr, Workdir: workdir, exited: make(chan struct{})}
 	d.cmd = exec.Command(binary, append([]string{"dev", "--workdir", workdir, "--api-addr", addr}, args...)...)
 	stdout, err := d.cmd.StdoutPipe()
 	if err != nil {
@@ -88,7 +91,8 @@ func StartDev(binary, workdir string, args ...string) (*Dev, error) {
 				once.Do(func() { close(ready) })
 			}
 		}
-		d.done <- d.cmd.Wait()
+		d.exitErr = d.cmd.Wait()
+		close(d.exited)
 	}()
 	select {
 	case <-ready:
@@ -101,8 +105,8 @@ func StartDev(binary, workdir string, args ...string) (*Dev, error) {
 			time.Sleep(200 * time.Millisecond)
 		}
 		return d, fmt.Errorf("storefleet dev's API at %s does not answer:\n%s", d.URL, d.Output())
-	case err := <-d.done:
-		return nil, fmt.Errorf("storefleet dev exited before it was ready (%v):\n%s", err, d.Output())
+	case <-d.exited:
+		return nil, fmt.Errorf("storefleet dev exited before it was ready (%v):\n%s", d.exitErr, d.Output())
 	case <-time.After(8 * time.Minute):
 		_ = d.cmd.Process.Kill()
 		return nil, fmt.Errorf("storefleet dev printed no instructions within 8 minutes:\n%s", d.Output())
@@ -116,6 +120,37 @@ func (d *Dev) Output() string {
 	return strings.Join(d.out, "\n")
 }
 
+// Diagnosis says, for a test that failed against dev, whether dev is still
+// running and what it and its operator and API last logged: a browser that
+// cannot reach the dashboard is otherwise a mystery once the workdir is gone.
+func (d *Dev) Diagnosis() string {
+	var b strings.Builder
+	select {
+	case <-d.exited:
+		fmt.Fprintf(&b, "storefleet dev has exited (%v); its last output:\n", d.exitErr)
+	default:
+		b.WriteString("storefleet dev is still running; its last output:\n")
+	}
+	b.WriteString(lastLines(d.Output(), 25))
+	for _, log := range []string{"operator.log", "api.log"} {
+		data, err := os.ReadFile(filepath.Join(d.Workdir, log))
+		if err != nil {
+			fmt.Fprintf(&b, "\n%s: %v\n", log, err)
+			continue
+		}
+		fmt.Fprintf(&b, "\nthe end of %s:\n%s", log, lastLines(string(data), 25))
+	}
+	return b.String()
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
+
 // Stop presses Ctrl-C and waits up to a minute for dev to exit cleanly; it
 // kills dev when it does not.
 func (d *Dev) Stop() error {
@@ -123,9 +158,9 @@ func (d *Dev) Stop() error {
 		return err
 	}
 	select {
-	case err := <-d.done:
-		if err != nil {
-			return fmt.Errorf("storefleet dev exited with %v after Ctrl-C", err)
+	case <-d.exited:
+		if d.exitErr != nil {
+			return fmt.Errorf("storefleet dev exited with %v after Ctrl-C", d.exitErr)
 		}
 		return nil
 	case <-time.After(2 * time.Minute):
