@@ -25,11 +25,11 @@ help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: tools
-tools: ## Build the pinned local control plane (etcd, kube-*, kwok, Flux) and the real node (kubelet, kube-proxy, containerd, CoreDNS, kube-router, traefik, crictl) into ~/.cache/storefleet
+tools: ## Build the pinned local control plane (etcd, kube-*, kwok, Flux) and the real node (kubelet, kube-proxy, containerd, CoreDNS, kube-router, crictl) into ~/.cache/storefleet
 	$(GO) run ./cmd/localcluster build
 
 .PHONY: images
-images: tools store-images ## Build the images the real node runs (pause, CoreDNS, traefik, and the store images) locally, no registry, into ~/.cache/storefleet/images-v1
+images: tools store-images ## Build the images the real node runs (pause, CoreDNS, the local ingress controller, and the store images) locally, no registry, into ~/.cache/storefleet/images-v1
 	$(GO) run ./cmd/localcluster images
 
 .PHONY: store-images

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,6 +86,8 @@ type issuer struct {
 	key  *rsa.PrivateKey
 	kid  string
 	down bool
+	// fetches counts the requests for the key set.
+	fetches atomic.Int32
 }
 
 func newIssuer(t *testing.T) *issuer {
@@ -97,11 +101,12 @@ func newIssuer(t *testing.T) *issuer {
 		_ = json.NewEncoder(w).Encode(map[string]any{"issuer": iss.srv.URL, "jwks_uri": iss.srv.URL + "/jwks"})
 	})
 	mux.HandleFunc("/jwks", func(w http.ResponseWriter, r *http.Request) {
+		iss.fetches.Add(1)
 		if iss.down {
 			http.Error(w, "down", http.StatusServiceUnavailable)
 			return
 		}
-		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: iss.kid, Algorithm: "RS256", Use: "sig"}}})
+		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &iss.key.PublicKey, KeyID: iss.kid, Algorithm: "RS256", Use: "sig"}}})
 	})
 	iss.srv = httptest.NewServer(mux)
 	t.Cleanup(iss.srv.Close)
@@ -122,7 +127,7 @@ func (iss *issuer) token(t *testing.T, key *rsa.PrivateKey, kid string, claims j
 
 func TestJWTAuth(t *testing.T) {
 	iss := newIssuer(t)
-	auth, err := openapi.NewJWTAuth(context.Background(), openapi.JWTConfig{Issuer: iss.srv.URL, Audience: "storefleet", Algorithms: []string{"RS256"}, AdminGroup: "admins"})
+	auth, err := openapi.NewJWTAuth(context.Background(), openapi.JWTConfig{Issuer: iss.srv.URL, Audience: "storefleet", Algorithms: []string{"RS256"}, AdminGroup: "admins", KeyRefetchInterval: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,10 +180,48 @@ func TestJWTAuth(t *testing.T) {
 	iss.down = true
 	iss.kid = "key-3"
 	problem(t, api.Get("/api/v1/stores", "Authorization: Bearer "+iss.token(t, iss.key, "key-3", good, nil)), http.StatusUnauthorized, "unauthenticated")
-	// Keys are refreshed: once the JWKS answers, the rotated key works.
+	// Keys are refreshed: once the JWKS answers, the rotated key works (from
+	// the next fetch the refetch interval allows).
 	iss.down = false
+	time.Sleep(60 * time.Millisecond)
 	if rec := api.Get("/api/v1/stores", "Authorization: Bearer "+iss.token(t, iss.key, "key-3", good, nil)); rec.Code != http.StatusOK {
 		t.Errorf("after key rotation: %d %s", rec.Code, rec.Body.String())
+	}
+}
+
+// TestMadeUpTokensDoNotFetchTheKeySetPerRequest: a token that no cached key
+// verifies makes the API fetch the issuer's key set again, but not once per
+// request (go-oidc's RemoteKeySet did: 50 made-up tokens were 50 fetches), and
+// a key the issuer rotated in works from the next fetch.
+func TestMadeUpTokensDoNotFetchTheKeySetPerRequest(t *testing.T) {
+	iss := newIssuer(t)
+	auth, err := openapi.NewJWTAuth(context.Background(), openapi.JWTConfig{Issuer: iss.srv.URL, Audience: "storefleet", Algorithms: []string{"RS256"}, KeyRefetchInterval: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, api := newUnitTestAPI(t, options{cfg: openapi.Config{Auth: auth}})
+	now := time.Now()
+	claims := jwt.Claims{Issuer: iss.srv.URL, Subject: user(t, "alice"), Audience: jwt.Audience{"storefleet"}, Expiry: jwt.NewNumericDate(now.Add(time.Hour)), IssuedAt: jwt.NewNumericDate(now)}
+	if rec := api.Get("/api/v1/stores", "Authorization: Bearer "+iss.token(t, iss.key, iss.kid, claims, nil)); rec.Code != http.StatusOK {
+		t.Fatalf("a valid token: %d %s", rec.Code, rec.Body.String())
+	}
+	before := iss.fetches.Load()
+	forger, _ := rsa.GenerateKey(rand.Reader, 2048)
+	for i := range 50 {
+		kid := iss.kid // a known key id with a bad signature
+		if i%2 == 1 {
+			kid = "made-up-" + strconv.Itoa(i)
+		}
+		problem(t, api.Get("/api/v1/stores", "Authorization: Bearer "+iss.token(t, forger, kid, claims, nil)), http.StatusUnauthorized, "unauthenticated")
+	}
+	if n := iss.fetches.Load() - before; n > 1 {
+		t.Errorf("50 made-up tokens within the 1 s refetch interval made the API fetch the key set %d times, want at most 1", n)
+	}
+	rotated, _ := rsa.GenerateKey(rand.Reader, 2048)
+	iss.key, iss.kid = rotated, "key-2"
+	time.Sleep(1100 * time.Millisecond)
+	if rec := api.Get("/api/v1/stores", "Authorization: Bearer "+iss.token(t, rotated, "key-2", claims, nil)); rec.Code != http.StatusOK {
+		t.Errorf("a token of the rotated key, after the refetch interval: %d %s", rec.Code, rec.Body.String())
 	}
 }
 

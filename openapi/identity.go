@@ -157,11 +157,15 @@ type JWTConfig struct {
 	// FetchTimeout bounds every fetch of the issuer's discovery document and
 	// key set, and so how long a request may wait for one; default 5 s.
 	FetchTimeout time.Duration
+	// KeyRefetchInterval is the least time between two fetches of the key
+	// set for tokens that no key fetched before verifies (a rotated key, or
+	// a made-up token); default 10 s.
+	KeyRefetchInterval time.Duration
 }
 
 // JWTAuth validates bearer tokens: signature against the issuer's JWKS
-// (cached, refetched when a token names an unknown key), issuer, audience and
-// expiry. When the key set cannot be fetched every token is refused.
+// (cached, refetched when no cached key verifies a token, at most once per
+// KeyRefetchInterval), issuer, audience and expiry. When the key set cannot be fetched every token is refused.
 type JWTAuth struct {
 	cfg      JWTConfig
 	verifier *oidc.IDTokenVerifier
@@ -210,9 +214,10 @@ func NewJWTAuth(ctx context.Context, cfg JWTConfig) (*JWTAuth, error) {
 		}
 		jwks = meta.JWKSURI
 	}
-	// The key set outlives the start-up context: it refetches keys for the
-	// life of the process.
-	keys := oidc.NewRemoteKeySet(context.WithoutCancel(ctx), jwks)
+	if cfg.KeyRefetchInterval <= 0 {
+		cfg.KeyRefetchInterval = 10 * time.Second
+	}
+	keys := newIssuerKeys(jwks, &http.Client{Timeout: cfg.FetchTimeout}, cfg.Algorithms, cfg.KeyRefetchInterval)
 	v := oidc.NewVerifier(cfg.Issuer, keys, &oidc.Config{ClientID: cfg.Audience, SupportedSigningAlgs: cfg.Algorithms})
 	return &JWTAuth{cfg: cfg, verifier: v}, nil
 }

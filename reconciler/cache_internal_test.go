@@ -6,8 +6,11 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 )
 
 // The cache keeps of a pod what health, diagnosis and the runtime read,
@@ -78,5 +81,58 @@ func TestCacheOptionsTrimEachKindOnce(t *testing.T) {
 	}
 	if p := out.(*corev1.Pod); len(p.Spec.Containers) != 0 || p.Spec.NodeName != "real-0" {
 		t.Errorf("the cache's pod transform keeps %+v, want the node name only", p.Spec)
+	}
+}
+
+// Updates that change only what controllers rewrite with every pod (a
+// quota's usage, a ReplicaSet's counts) do not wake the store; any other
+// change does, and so does every update of other kinds.
+func TestStatusNoiseDoesNotWakeTheStore(t *testing.T) {
+	quota := &corev1.ResourceQuota{
+		ObjectMeta: metav1.ObjectMeta{Name: "store-quota", ResourceVersion: "1"},
+		Spec:       corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourcePods: resource.MustParse("20")}},
+		Status:     corev1.ResourceQuotaStatus{Hard: corev1.ResourceList{corev1.ResourcePods: resource.MustParse("20")}},
+	}
+	used := quota.DeepCopy()
+	used.ResourceVersion = "2"
+	used.Status.Used = corev1.ResourceList{corev1.ResourcePods: resource.MustParse("3")}
+	edited := used.DeepCopy()
+	edited.Spec.Hard[corev1.ResourcePods] = resource.MustParse("200")
+	unobserved := quota.DeepCopy()
+	unobserved.Status.Hard = nil
+
+	two := int32(2)
+	rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "medusa-backend-1", Generation: 1, ResourceVersion: "1"}, Spec: appsv1.ReplicaSetSpec{Replicas: &two}}
+	counted := rs.DeepCopy()
+	counted.ResourceVersion = "2"
+	counted.Status = appsv1.ReplicaSetStatus{Replicas: 2, ReadyReplicas: 1, AvailableReplicas: 1, ObservedGeneration: 1}
+	rejected := counted.DeepCopy()
+	rejected.Status.Conditions = []appsv1.ReplicaSetCondition{{Type: appsv1.ReplicaSetReplicaFailure, Status: corev1.ConditionTrue, Message: "exceeded quota"}}
+	relabelled := counted.DeepCopy()
+	relabelled.Labels = map[string]string{"edited": "yes"}
+
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", ResourceVersion: "1"}}
+	podLater := pod.DeepCopy()
+	podLater.ResourceVersion = "2"
+
+	for _, c := range []struct {
+		what     string
+		old, new client.Object
+		wakes    bool
+	}{
+		{"quota usage changed", quota, used, false},
+		{"quota spec edited", used, edited, true},
+		{"quota observed by the quota controller", unobserved, quota, true},
+		{"ReplicaSet counts changed", rs, counted, false},
+		{"ReplicaSet rejected by the quota", counted, rejected, true},
+		{"ReplicaSet labels edited", counted, relabelled, true},
+		{"pod updated", pod, podLater, true},
+	} {
+		if got := ignoreStatusNoise.Update(event.UpdateEvent{ObjectOld: c.old, ObjectNew: c.new}); got != c.wakes {
+			t.Errorf("%s: wakes the store %v, want %v", c.what, got, c.wakes)
+		}
+	}
+	if used.Status.Used == nil || used.ResourceVersion != "2" {
+		t.Error("the predicate changed the cached object it was given")
 	}
 }

@@ -81,7 +81,7 @@ func TestChartLintsAndEveryObjectPassesServerSideDryRun(t *testing.T) {
 func checkEnvironment(t *testing.T, env string, objs []*unstructured.Unstructured) {
 	t.Helper()
 	want := map[string]map[string]string{
-		"local": {"class": "traefik", "storage": "standard", "host": "chart-local.localtest.me", "controller": "traefik"},
+		"local": {"class": "local", "storage": "standard", "host": "chart-local.localtest.me", "controller": "local-ingress"},
 		"prod":  {"class": "traefik", "storage": "local-path", "host": "chart-prod.stores.example.com", "controller": "traefik"},
 	}[env]
 	for _, o := range objs {

@@ -12,6 +12,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
@@ -165,7 +166,7 @@ func (r *StoreReconciler) setupWithManager(mgr ctrl.Manager) (controller.Control
 			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](time.Second, 2*time.Minute),
 		})
 	for _, o := range managedTypes() {
-		b = b.Watches(o, handler.EnqueueRequestsFromMapFunc(storeForObject))
+		b = b.Watches(o, handler.EnqueueRequestsFromMapFunc(storeForObject), builder.WithPredicates(ignoreStatusNoise))
 	}
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &corev1.PersistentVolume{}, volumeClaimNamespaceIndex, volumeClaimNamespace); err != nil {
 		return nil, err
@@ -204,6 +205,40 @@ func watchHelmReleases(mgr ctrl.Manager, c controller.Controller, d *Deliveries)
 			}
 		}
 	}
+}
+
+// ignoreStatusNoise drops updates of a managed object that change only
+// status the reconciler never reads (withoutStatusNoise): every other
+// update, and every create and delete, wakes the store.
+var ignoreStatusNoise = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+	old, cur := withoutStatusNoise(e.ObjectOld), withoutStatusNoise(e.ObjectNew)
+	return old == nil || cur == nil || !equality.Semantic.DeepEqual(old, cur)
+}}
+
+// withoutStatusNoise is a copy of o without the status that controllers
+// rewrite as a store's pods come and go and that the reconciler never reads,
+// or nil for kinds that have none. A quota's usage changes with every pod
+// (about ten updates a store while it starts); the operator reads only the
+// quota's observed hard limits. A ReplicaSet's counts change with every pod
+// too; of a ReplicaSet the operator reads only its conditions (a quota
+// rejection), the counts come from the Deployment.
+func withoutStatusNoise(o client.Object) client.Object {
+	var c client.Object
+	switch o := o.(type) {
+	case *corev1.ResourceQuota:
+		q := o.DeepCopy()
+		q.Status.Used = nil
+		c = q
+	case *appsv1.ReplicaSet:
+		rs := o.DeepCopy()
+		rs.Status = appsv1.ReplicaSetStatus{Conditions: rs.Status.Conditions}
+		c = rs
+	default:
+		return nil
+	}
+	c.SetResourceVersion("")
+	c.SetManagedFields(nil)
+	return c
 }
 
 // deletionPredicate lets a deletion request through (it sets a timestamp

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/fluxcd/pkg/runtime/conditions"
@@ -104,6 +105,37 @@ type StoreReconciler struct {
 	Deliveries *Deliveries
 	Recorder   events.EventRecorder
 	Options
+
+	outages outages
+}
+
+// outages remembers, per store, since when the API server has been failing
+// its reconciles, to space the retries by the outage's length.
+type outages struct {
+	mu    sync.Mutex
+	since map[string]time.Time
+}
+
+// retryAfter is how long to wait before trying a store again that the API
+// server just failed: half of how long it has been failing, 1 s to 30 s.
+func (o *outages) retryAfter(store string, now time.Time) time.Duration {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.since == nil {
+		o.since = map[string]time.Time{}
+	}
+	first, ok := o.since[store]
+	if !ok {
+		o.since[store], first = now, now
+	}
+	return min(max(now.Sub(first)/2, time.Second), 30*time.Second)
+}
+
+// end forgets a store's outage: it was reconciled without one.
+func (o *outages) end(store string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.since, store)
 }
 
 // stepConditions are the provisioning steps whose conditions make up Ready,
@@ -235,6 +267,9 @@ func (r *StoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 	sc := &scope{store: store, before: *store.Status.DeepCopy(), namespace: v1alpha1.NamespaceFor(store.Name)}
 	original := store.DeepCopy()
 	defer func() {
+		if !sc.unchecked {
+			r.outages.end(store.Name)
+		}
 		if sc.gone {
 			if r.Events != nil && !store.DeletionTimestamp.IsZero() {
 				e := v1alpha1.EventOf(store, v1alpha1.ActivityEntry{Timestamp: metav1.Now(), Event: v1alpha1.EventDeleted,
@@ -357,8 +392,14 @@ func (r *StoreReconciler) failedAttempt(ctx context.Context, sc *scope, err erro
 	}
 	if transientAPIError(err) {
 		sc.unchecked = true
-		log.FromContext(ctx).Info("API server unavailable; retrying without counting an attempt", "store", s.Name, "error", err.Error())
-		return ctrl.Result{}, err
+		retry := r.outages.retryAfter(s.Name, time.Now())
+		log.FromContext(ctx).Info("API server unavailable; retrying without counting an attempt", "store", s.Name, "retryIn", retry.String(), "error", err.Error())
+		// Not returned as an error: the controller's backoff grows with
+		// every failed reconcile, and watch events (the very deletion to
+		// repair) bring a store back many times a second, so a 12 s hiccup
+		// became a 2-minute wait before the repair. The retry grows with
+		// the outage instead (half its length, 1 s to 30 s).
+		return ctrl.Result{RequeueAfter: retry}, nil
 	}
 	// Watch events can bring a failing store back many times a second; only
 	// one attempt per backoff period (1 s, 2 s, 4 s ...) counts.

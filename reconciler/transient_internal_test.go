@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"syscall"
 	"testing"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -43,5 +44,28 @@ func TestTransientAPIError(t *testing.T) {
 				t.Errorf("transientAPIError(%v) = %v, want %v", c.err, got, c.want)
 			}
 		})
+	}
+}
+
+// A store the API server keeps failing is retried after half the outage so
+// far (1 s to 30 s), however many watch events bring it back meanwhile; once
+// a reconcile gets through, the next outage starts again at 1 s.
+func TestOutageRetriesGrowWithTheOutage(t *testing.T) {
+	var o outages
+	t0 := time.Now()
+	for _, c := range []struct {
+		at   time.Duration
+		want time.Duration
+	}{{0, time.Second}, {100 * time.Millisecond, time.Second}, {900 * time.Millisecond, time.Second}, {6 * time.Second, 3 * time.Second}, {12 * time.Second, 6 * time.Second}, {5 * time.Minute, 30 * time.Second}} {
+		if got := o.retryAfter("shop", t0.Add(c.at)); got != c.want {
+			t.Errorf("%s into the outage: retry in %s, want %s", c.at, got, c.want)
+		}
+	}
+	if got := o.retryAfter("other", t0.Add(5*time.Minute)); got != time.Second {
+		t.Errorf("another store's first failure: retry in %s, want 1s", got)
+	}
+	o.end("shop")
+	if got := o.retryAfter("shop", t0.Add(6*time.Minute)); got != time.Second {
+		t.Errorf("after the outage ended: retry in %s, want 1s", got)
 	}
 }

@@ -17,7 +17,7 @@ const usage = `usage: localcluster <command>
 
 commands:
   build   build every missing control-plane and real-node binary into the versioned cache
-  images  build the real node's images (pause, CoreDNS, traefik; needs build) and the store
+  images  build the real node's images (pause, CoreDNS, the ingress controller; needs build) and the store
           chart's into the image cache
   store-images
           build the Debian base and the store chart's images (Medusa, storefront, PostgreSQL,

@@ -74,6 +74,7 @@ func (f *apiFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.jwt.UserClaim, "oidc-user-claim", "sub", "claim holding the user id")
 	fs.StringVar(&f.jwt.GroupsClaim, "oidc-groups-claim", "groups", "claim holding the user's groups")
 	fs.DurationVar(&f.jwt.FetchTimeout, "oidc-fetch-timeout", 5*time.Second, "how long one fetch of the issuer's discovery document or key set may take; a token whose key is not cached fails after it while the issuer does not answer")
+	fs.DurationVar(&f.jwt.KeyRefetchInterval, "oidc-key-refetch-interval", 10*time.Second, "least time between two fetches of the issuer's key set for tokens no cached key verifies (a rotated key works from the next fetch; made-up tokens cannot make the API fetch once per request)")
 	fs.IntVar(&f.maxUserStreams, "max-streams-per-user", 10, "open event streams per user")
 	fs.IntVar(&f.maxStreams, "max-streams", 1000, "open event streams in all")
 }

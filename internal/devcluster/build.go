@@ -83,7 +83,7 @@ func DefaultTools() Tools { return toolsFor("", components) }
 func ForgeTools() Tools { return toolsFor("forge-", forgeComponents) }
 
 // NodeTools is the versioned directory of the real node's programs
-// (containerd, CoreDNS, kube-router, traefik, crictl).
+// (containerd, CoreDNS, kube-router, crictl).
 func NodeTools() Tools { return toolsFor("node-", nodeComponents) }
 
 // GitOpsTools is the versioned directory of kustomize-controller, which
@@ -230,7 +230,10 @@ func goBuild(ctx context.Context, t Tools, c component, work, gocache string) er
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	args := []string{"build", "-trimpath", "-ldflags", strings.TrimSpace("-s -w " + c.LDFlags)}
+	// -s -w strip the symbols and DWARF from the binaries; -dwarf=false
+	// spares the compiler generating the DWARF in the first place (a cold
+	// build is CPU-bound and the tools are never debugged here).
+	args := []string{"build", "-trimpath", "-gcflags=all=-dwarf=false", "-ldflags", strings.TrimSpace("-s -w " + c.LDFlags)}
 	if c.Tags != "" {
 		args = append(args, "-tags", c.Tags)
 	}

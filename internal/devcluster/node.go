@@ -2,32 +2,38 @@ package devcluster
 
 import (
 	"context"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
+
+	"golang.org/x/mod/modfile"
 
 	"github.com/storefleet/storefleet/internal/imagebuild"
 	"github.com/storefleet/storefleet/internal/realnode"
 )
 
 // nodeImageFiles are the Containerfiles of the real node's own pods (CoreDNS,
-// traefik): a locally built binary on the Debian base. They are local test
-// components and never part of what storefleet ships.
+// the ingress controller): a locally built binary on the Debian base. They
+// are local test components and never part of what storefleet ships.
 //
 //go:embed images
 var nodeImageFiles embed.FS
 
 // NodeImages are the images the real node needs before any pod can run.
 type NodeImages struct {
-	Pause, CoreDNS, Traefik imagebuild.Image
+	Pause, CoreDNS, Ingress imagebuild.Image
 }
 
 // All lists them for import.
 func (i NodeImages) All() []imagebuild.Image {
-	return []imagebuild.Image{i.Pause, i.CoreDNS, i.Traefik}
+	return []imagebuild.Image{i.Pause, i.CoreDNS, i.Ingress}
 }
 
 // ImageBuilder is the local image builder over the shared image cache.
@@ -35,26 +41,38 @@ func ImageBuilder(log io.Writer) *imagebuild.Builder {
 	return &imagebuild.Builder{Dir: imagebuild.DefaultDir(), Log: log}
 }
 
-// BuildNodeImages builds (or finds cached) the real node's images from the
-// binaries of NodeTools: `make images` runs it, and Start does when an input
-// changed since.
+// BuildNodeImages builds (or finds cached) the real node's images: CoreDNS
+// from NodeTools, the ingress controller from this repository's
+// cmd/localingress (so it must run inside the repository, as make images,
+// make run and the tests do). `make images` runs it, and Start does when an
+// input changed since.
 func BuildNodeImages(ctx context.Context, b *imagebuild.Builder) (NodeImages, error) {
 	var imgs NodeImages
 	var err error
 	if imgs.Pause, err = b.Pause(ctx); err != nil {
 		return imgs, err
 	}
-	t := NodeTools()
+	ingress, err := buildLocalIngress(ctx, filepath.Join(b.Dir, "contexts", "local-ingress.bin"))
+	if err != nil {
+		return imgs, err
+	}
 	for _, c := range []struct {
-		name, tag string
-		out       *imagebuild.Image
+		name, binary, tag string
+		out               *imagebuild.Image
 	}{
-		{"coredns", CoreDNSVersion, &imgs.CoreDNS},
-		{"traefik", TraefikVersion, &imgs.Traefik},
+		{"coredns", NodeTools().Bin("coredns"), CoreDNSVersion, &imgs.CoreDNS},
+		// Tagged by content: a changed controller is a new image, and the
+		// node's Deployment rolls to it.
+		{"local-ingress", ingress, "", &imgs.Ingress},
 	} {
 		dir := filepath.Join(b.Dir, "contexts", c.name)
-		if err := writeNodeImageContext(dir, c.name, t.Bin(c.name)); err != nil {
+		if err := writeNodeImageContext(dir, c.name, c.binary); err != nil {
 			return imgs, err
+		}
+		if c.tag == "" {
+			if c.tag, err = fileDigest(c.binary); err != nil {
+				return imgs, err
+			}
 		}
 		if *c.out, err = b.Build(ctx, imagebuild.Spec{
 			Name: "localhost/storefleet/" + c.name, Tag: c.tag, Context: dir,
@@ -64,6 +82,46 @@ func BuildNodeImages(ctx context.Context, b *imagebuild.Builder) (NodeImages, er
 		}
 	}
 	return imgs, nil
+}
+
+// buildLocalIngress builds cmd/localingress of the repository the current
+// directory is in, into out: static, and with the flags the tests build
+// storefleet with (CGO_ENABLED=0, -trimpath), so the two share their
+// compiled packages and the binary is the same in every clone.
+func buildLocalIngress(ctx context.Context, out string) (string, error) {
+	mod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("the local ingress controller is built with Go: %w", err)
+	}
+	gomod := strings.TrimSpace(string(mod))
+	data, err := os.ReadFile(gomod)
+	if err != nil || modfile.ModulePath(data) != "github.com/storefleet/storefleet" {
+		return "", fmt.Errorf("the local ingress controller is built from this repository's cmd/localingress: run from the repository (make images, make run), not from %s", gomod)
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return "", err
+	}
+	// Built beside out and renamed over it: another cluster starting at the
+	// same time may be reading out.
+	tmp := fmt.Sprintf("%s.%d", out, os.Getpid())
+	defer os.Remove(tmp)
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", tmp, "./cmd/localingress")
+	cmd.Dir = filepath.Dir(gomod)
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOTOOLCHAIN=local", "CGO_ENABLED=0")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build cmd/localingress: %w\n%s", err, msg)
+	}
+	return out, os.Rename(tmp, out)
+}
+
+// fileDigest is the first 12 hex digits of a file's SHA-256.
+func fileDigest(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])[:12], nil
 }
 
 // writeNodeImageContext lays out an image's build context: its Containerfile
@@ -79,16 +137,22 @@ func writeNodeImageContext(dir, name, binary string) error {
 	if err := os.WriteFile(filepath.Join(dir, "Containerfile"), cf, 0o644); err != nil {
 		return err
 	}
+	// Two clusters may start at once: the binary is put in place under a
+	// name of this process's and renamed over the old one, so neither ever
+	// sees (or truncates, through a hard link) a half-written file.
 	dst := filepath.Join(dir, name)
-	_ = os.Remove(dst)
-	if err := os.Link(binary, dst); err == nil {
-		return nil
+	tmp := fmt.Sprintf("%s.%d", dst, os.Getpid())
+	_ = os.Remove(tmp)
+	if err := os.Link(binary, tmp); err != nil {
+		data, err := os.ReadFile(binary)
+		if err != nil {
+			return fmt.Errorf("%s binary: %w (run `make tools`)", name, err)
+		}
+		if err := os.WriteFile(tmp, data, 0o755); err != nil {
+			return err
+		}
 	}
-	data, err := os.ReadFile(binary)
-	if err != nil {
-		return fmt.Errorf("%s binary: %w (run `make tools`)", name, err)
-	}
-	return os.WriteFile(dst, data, 0o755)
+	return os.Rename(tmp, dst)
 }
 
 // nodeConfig is the real node's configuration from the built tools and
@@ -112,7 +176,7 @@ func nodeConfig(ctx context.Context, log io.Writer, extra []imagebuild.Image) (r
 			Kubelet: cp.Bin("kubelet"), KubeProxy: cp.Bin("kube-proxy"),
 			Containerd: nt.Bin("containerd"), Ctr: nt.Bin("ctr"), Crictl: nt.Bin("crictl"), KubeRouter: nt.Bin("kube-router"),
 		},
-		Addons: realnode.Addons{CoreDNSImage: imgs.CoreDNS.Ref(), TraefikImage: imgs.Traefik.Ref()},
+		Addons: realnode.Addons{CoreDNSImage: imgs.CoreDNS.Ref(), IngressImage: imgs.Ingress.Ref()},
 		Import: func(ctx context.Context, ctr, address string) error {
 			for _, img := range append(imgs.All(), extra...) {
 				if err := b.Import(ctx, ctr, address, img); err != nil {

@@ -35,9 +35,6 @@ const (
 	// local test component, never part of what storefleet ships: flaws are
 	// reported against v2.1.0, the only v2 release the proxy serves.
 	KubeRouterVersion = "v2.1.0"
-	// TraefikVersion is the local ingress controller, as k3s ships it (v3.7
-	// needs a module the proxy does not serve).
-	TraefikVersion = "v3.6.12"
 	// CRIToolsVersion is crictl, which the teardown uses to remove pods
 	// through the CRI (so CNI DEL runs).
 	CRIToolsVersion = "v1.34.0"
@@ -155,13 +152,6 @@ var nodeComponents = []component{
 		Version:  KubeRouterVersion,
 		LDFlags:  "-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=" + KubeRouterVersion,
 		Binaries: []binary{{Name: "kube-router", Package: "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router"}},
-	},
-	{
-		Name:     "traefik",
-		Module:   "github.com/traefik/traefik/v3",
-		Version:  TraefikVersion,
-		LDFlags:  "-X github.com/traefik/traefik/v3/pkg/version.Version=" + TraefikVersion,
-		Binaries: []binary{{Name: "traefik", Package: "github.com/traefik/traefik/v3/cmd/traefik"}},
 	},
 	{
 		Name:     "cri-tools",

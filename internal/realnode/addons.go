@@ -23,9 +23,10 @@ import (
 // Addons are the images of the cluster services that run as pods on the
 // real node, so NetworkPolicies see them as the pods they are in a real
 // cluster: the store namespaces' DNS egress allow selects CoreDNS's pods, and
-// the chart's ingress allow selects traefik's.
+// the chart's ingress allow selects the ingress controller's
+// (cmd/localingress).
 type Addons struct {
-	CoreDNSImage, TraefikImage string
+	CoreDNSImage, IngressImage string
 	// IngressAddr is the loopback address the ingress answers on
 	// ("127.0.0.1:0" picks a free port).
 	IngressAddr string
@@ -34,13 +35,17 @@ type Addons struct {
 const (
 	// IngressNamespace and IngressClass are the local environment's ingress
 	// controller; clusters/local's store values select them.
-	IngressNamespace = "traefik"
-	IngressClass     = "traefik"
+	IngressNamespace = "local-ingress"
+	IngressClass     = "local"
+	// IngressController is the IngressClass's controller name.
+	IngressController = "storefleet.dev/local-ingress"
 	// IngressPodLabel is the label value (app.kubernetes.io/name) of the
-	// ingress controller's pods, which the store chart's policy allows in.
-	IngressPodLabel = "traefik"
-	fieldOwner      = "storefleet-realnode"
-	traefikPort     = 8000
+	// ingress controller's pods, which the store chart's policy allows in;
+	// also the name of its Deployment, Service and account.
+	IngressPodLabel   = "local-ingress"
+	fieldOwner        = "storefleet-realnode"
+	ingressPort       = 8000
+	ingressHealthPort = 8080
 )
 
 // OnNode makes a pod spec run on the real node: the toleration of Taint and
@@ -67,10 +72,10 @@ func restricted(uid int64) *corev1.SecurityContext {
 }
 
 func (n *Node) startAddons(ctx context.Context) error {
-	if n.cfg.Addons.CoreDNSImage == "" || n.cfg.Addons.TraefikImage == "" {
-		return errors.New("realnode: the CoreDNS and traefik images are required (Config.Addons)")
+	if n.cfg.Addons.CoreDNSImage == "" || n.cfg.Addons.IngressImage == "" {
+		return errors.New("realnode: the CoreDNS and ingress controller images are required (Config.Addons)")
 	}
-	objs := append(coreDNSObjects(n.cfg.Addons.CoreDNSImage), traefikObjects(n.cfg.Addons.TraefikImage)...)
+	objs := append(coreDNSObjects(n.cfg.Addons.CoreDNSImage), ingressObjects(n.cfg.Addons.IngressImage)...)
 	objs = append(objs, storageClass())
 	for _, o := range objs {
 		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(o)
@@ -83,13 +88,13 @@ func (n *Node) startAddons(ctx context.Context) error {
 		}
 	}
 	n.stopPV = startProvisioner(n.cfg.Client, n.l.volumes(), n.cfg.Log)
-	for _, d := range []struct{ ns, name string }{{"kube-system", "coredns"}, {IngressNamespace, "traefik"}} {
+	for _, d := range []struct{ ns, name string }{{"kube-system", "coredns"}, {IngressNamespace, IngressPodLabel}} {
 		if err := n.waitDeployment(ctx, d.ns, d.name); err != nil {
 			return err
 		}
 	}
 	var svc corev1.Service
-	if err := n.cfg.Client.Get(ctx, client.ObjectKey{Namespace: IngressNamespace, Name: "traefik"}, &svc); err != nil {
+	if err := n.cfg.Client.Get(ctx, client.ObjectKey{Namespace: IngressNamespace, Name: IngressPodLabel}, &svc); err != nil {
 		return err
 	}
 	addr := n.cfg.Addons.IngressAddr
@@ -210,60 +215,53 @@ func coreDNSObjects(image string) []client.Object {
 	}
 }
 
-func traefikObjects(image string) []client.Object {
+func ingressObjects(image string) []client.Object {
 	labels := map[string]string{"app.kubernetes.io/name": IngressPodLabel}
 	spec := corev1.PodSpec{
-		ServiceAccountName: "traefik",
+		ServiceAccountName: IngressPodLabel,
 		Containers: []corev1.Container{{
-			Name: "traefik", Image: image, ImagePullPolicy: corev1.PullNever,
+			Name: "controller", Image: image, ImagePullPolicy: corev1.PullNever,
 			Args: []string{
-				fmt.Sprintf("--entryPoints.web.address=:%d", traefikPort),
-				"--entryPoints.traefik.address=:8080",
-				"--ping=true",
-				"--providers.kubernetesingress=true",
-				"--providers.kubernetesingress.ingressclass=" + IngressClass,
+				"--class=" + IngressClass,
+				fmt.Sprintf("--listen=:%d", ingressPort),
+				fmt.Sprintf("--health-listen=:%d", ingressHealthPort),
 				// Ingress status says where the stores answer.
-				"--providers.kubernetesingress.ingressendpoint.ip=127.0.0.1",
-				"--accesslog=true",
-				"--global.checknewversion=false",
-				"--global.sendanonymoususage=false",
+				"--status-ip=127.0.0.1",
 			},
-			Ports:          []corev1.ContainerPort{{Name: "web", ContainerPort: traefikPort}},
-			ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/ping", Port: intstr.FromInt32(8080)}}, PeriodSeconds: 2},
+			Ports:          []corev1.ContainerPort{{Name: "web", ContainerPort: ingressPort}},
+			ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/ping", Port: intstr.FromInt32(ingressHealthPort)}}, PeriodSeconds: 2},
 			Resources: corev1.ResourceRequirements{
-				Requests: corev1.ResourceList{corev1.ResourceCPU: mustQ("50m"), corev1.ResourceMemory: mustQ("64Mi")},
-				Limits:   corev1.ResourceList{corev1.ResourceMemory: mustQ("256Mi")},
+				Requests: corev1.ResourceList{corev1.ResourceCPU: mustQ("50m"), corev1.ResourceMemory: mustQ("32Mi")},
+				Limits:   corev1.ResourceList{corev1.ResourceMemory: mustQ("128Mi")},
 			},
 			SecurityContext: restricted(65532),
-			VolumeMounts:    []corev1.VolumeMount{{Name: "tmp", MountPath: "/tmp"}},
 		}},
-		Volumes:                       []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
 		TerminationGracePeriodSeconds: ptr.To(int64(5)),
 	}
 	OnNode(&spec)
+	role := "storefleet:" + IngressPodLabel
 	return []client.Object{
 		typed(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: IngressNamespace}}, "Namespace", "v1"),
-		typed(&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: IngressNamespace, Name: "traefik"}}, "ServiceAccount", "v1"),
-		typed(&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "storefleet:traefik"}, Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{""}, Resources: []string{"services", "secrets", "nodes"}, Verbs: []string{"get", "list", "watch"}},
-			{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"list", "watch"}},
-			{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses", "ingressclasses"}, Verbs: []string{"get", "list", "watch"}},
-			{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses/status"}, Verbs: []string{"update"}},
+		typed(&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: IngressNamespace, Name: IngressPodLabel}}, "ServiceAccount", "v1"),
+		typed(&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: role}, Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses/status"}, Verbs: []string{"patch", "update"}},
 		}}, "ClusterRole", "rbac.authorization.k8s.io/v1"),
-		typed(&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "storefleet:traefik"},
-			RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "storefleet:traefik"},
-			Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: IngressNamespace, Name: "traefik"}},
+		typed(&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: role},
+			RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role},
+			Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: IngressNamespace, Name: IngressPodLabel}},
 		}, "ClusterRoleBinding", "rbac.authorization.k8s.io/v1"),
 		typed(&networkingv1.IngressClass{ObjectMeta: metav1.ObjectMeta{Name: IngressClass},
-			Spec: networkingv1.IngressClassSpec{Controller: "traefik.io/ingress-controller"}}, "IngressClass", "networking.k8s.io/v1"),
-		typed(&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: IngressNamespace, Name: "traefik", Labels: labels},
+			Spec: networkingv1.IngressClassSpec{Controller: IngressController}}, "IngressClass", "networking.k8s.io/v1"),
+		typed(&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: IngressNamespace, Name: IngressPodLabel, Labels: labels},
 			Spec: appsv1.DeploymentSpec{
 				Replicas: ptr.To(int32(1)),
 				Selector: &metav1.LabelSelector{MatchLabels: labels},
 				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: spec},
 			}}, "Deployment", "apps/v1"),
-		typed(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: IngressNamespace, Name: "traefik", Labels: labels},
-			Spec: corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Name: "web", Port: 80, TargetPort: intstr.FromInt32(traefikPort)}}},
+		typed(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: IngressNamespace, Name: IngressPodLabel, Labels: labels},
+			Spec: corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Name: "web", Port: 80, TargetPort: intstr.FromInt32(ingressPort)}}},
 		}, "Service", "v1"),
 	}
 }

@@ -29,7 +29,7 @@ const (
 	// controller-manager's --service-cluster-ip-range).
 	ServiceCIDR = "10.96.0.0/16"
 	// APIServiceIP is the `kubernetes` Service's ClusterIP: the API server's
-	// certificate must name it for in-cluster clients (CoreDNS, traefik).
+	// certificate must name it for in-cluster clients (CoreDNS, the ingress controller).
 	APIServiceIP = "10.96.0.1"
 	// DNSServiceIP is the cluster DNS Service (kube-system/kube-dns).
 	DNSServiceIP = "10.96.0.10"

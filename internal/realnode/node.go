@@ -1,9 +1,9 @@
 // Package realnode runs one real Kubernetes worker node on this machine, next
 // to the local control plane's kwok nodes: containerd, the kubelet and
 // kube-proxy, a bridge pod network, kube-router enforcing NetworkPolicies,
-// CoreDNS and traefik as pods, and volumes that are real directories. Pods
-// opt in to it with a toleration of Taint and a node selector on Label;
-// everything else stays simulated by kwok.
+// CoreDNS and the ingress controller (cmd/localingress) as pods, and volumes
+// that are real directories. Pods opt in to it with a toleration of Taint
+// and a node selector on Label; everything else stays simulated by kwok.
 //
 // It changes the host while it runs (a bridge, netfilter rules, cgroups,
 // a few sysctls, paths the kubelet insists on) and Stop puts all of it back;
@@ -139,7 +139,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err := n.startAddons(ctx); err != nil {
 		return n, err
 	}
-	fmt.Fprintf(cfg.Log, "Real node services up in %s: kube-proxy, kube-router (NetworkPolicy), CoreDNS, traefik (%s), local volumes (StorageClass %s)\n",
+	fmt.Fprintf(cfg.Log, "Real node services up in %s: kube-proxy, kube-router (NetworkPolicy), CoreDNS, ingress controller (%s), local volumes (StorageClass %s)\n",
 		time.Since(start).Round(100*time.Millisecond), n.IngressURL, StorageClass)
 	return n, nil
 }

@@ -42,13 +42,9 @@ func BenchmarkFleetScaleGitIntent(b *testing.B) {
 			have = n
 			took := measure(b, api.URL, fmt.Sprintf("s6-n%d", n), s6Trials, http.StatusAccepted)
 			p95, bp95 := pct(took, 95), pct(base, 95)
-			met := "met"
-			if p95 > 5*time.Second {
-				met = "NOT met"
-			}
-			fmt.Printf("SCALE %5d  S6  %-30s %-16s %-42s %-22s %-10s %s\n", n, "Git intent: POST → Ready",
+			fmt.Println(testenv.ScaleLine(n, "S6", "Git intent: POST → Ready",
 				fmt.Sprintf("p95 %.2f s", p95.Seconds()), fmt.Sprintf("p50 %.2f s; empty repo p95 %.2f s", pct(took, 50).Seconds(), bp95.Seconds()),
-				fmt.Sprintf("%.2f× empty repo", p95.Seconds()/bp95.Seconds()), "p95 ≤ 5 s", met)
+				fmt.Sprintf("%.2f× empty repo", p95.Seconds()/bp95.Seconds()), "p95 ≤ 5 s", testenv.Met(p95 <= 5*time.Second)))
 		}
 	}
 }

@@ -1,9 +1,9 @@
 // Package realnode_test is the real-node tier: pods that really run on the
 // local cluster's real worker node (kubelet, containerd, CNI, kube-proxy,
-// kube-router, CoreDNS, traefik, local volumes), checked by what a user
-// would see — the uid inside the container, a memory limit in the host's
-// cgroup, an application's reply through DNS, a Service and the ingress,
-// traffic that NetworkPolicies refuse, data that survives its pod.
+// kube-router, CoreDNS, the ingress controller, local volumes), checked by
+// what a user would see — the uid inside the container, a memory limit in
+// the host's cgroup, an application's reply through DNS, a Service and the
+// ingress, traffic that NetworkPolicies refuse, data that survives its pod.
 //
 // A host that cannot run the node fails this package with the reason and the
 // Debian packages to install; it never skips.

@@ -100,6 +100,15 @@ func TestServiceDNSAndIngress(t *testing.T) {
 		},
 	})
 	expectIngress(t, "web.localhost", "netprobe web")
+	// kubectl get ingress shows where it answers: the controller wrote it.
+	testenv.Eventually(t, 30*time.Second, "the Ingress's status address", func() (bool, error) {
+		var ing networkingv1.Ingress
+		if err := cluster.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "web"}, &ing); err != nil {
+			return false, err
+		}
+		lb := ing.Status.LoadBalancer.Ingress
+		return len(lb) == 1 && lb[0].IP == "127.0.0.1", nil
+	})
 }
 
 // expectIngress requests http://<host>:<port>/ from the host the way a

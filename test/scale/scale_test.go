@@ -380,16 +380,11 @@ func ratioRow(n int, id, what string, took time.Duration, baseName string, base 
 	return row{n, id, what, fmt.Sprintf("%.1f s", took.Seconds()), fmt.Sprintf("%s %.1f s", baseName, base.Seconds()), fmt.Sprintf("%.2f×", r), "≤ " + strconv.FormatFloat(goal, 'f', -1, 64) + "×", met(r <= goal)}
 }
 
-func met(ok bool) string {
-	if ok {
-		return "met"
-	}
-	return "NOT met"
-}
+var met = testenv.Met
 
 func printTable(rows []row) {
-	fmt.Printf("SCALE %5s  %-3s %-30s %-16s %-42s %-22s %-10s %s\n", "N", "#", "measure", "value", "baseline", "ratio", "goal", "")
+	fmt.Println(testenv.ScaleHeader())
 	for _, r := range rows {
-		fmt.Printf("SCALE %5d  %-3s %-30s %-16s %-42s %-22s %-10s %s\n", r.n, r.id, r.what, r.value, r.baseline, r.ratio, r.goal, r.met)
+		fmt.Println(testenv.ScaleLine(r.n, r.id, r.what, r.value, r.baseline, r.ratio, r.goal, r.met))
 	}
 }
