@@ -364,12 +364,13 @@ func goCmdEnv(ctx context.Context, dir string, env []string, args ...string) ([]
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return out, fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, lastLines(stderr.String(), 30))
+		return out, fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, LastLines(stderr.String(), 30))
 	}
 	return out, nil
 }
 
-func lastLines(s string, n int) string {
+// LastLines is the last n lines of s, for error messages that quote a log.
+func LastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]

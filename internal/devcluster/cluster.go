@@ -242,7 +242,7 @@ func (c *Cluster) kwokctl(ctx context.Context, args ...string) error {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("kwokctl %s: %w\n%s", strings.Join(args, " "), err, lastLines(out.String(), 40))
+		return fmt.Errorf("kwokctl %s: %w\n%s", strings.Join(args, " "), err, LastLines(out.String(), 40))
 	}
 	return nil
 }
@@ -269,7 +269,7 @@ func (c *Cluster) componentLogTails() string {
 	var b strings.Builder
 	for _, l := range logs {
 		data, _ := os.ReadFile(l)
-		fmt.Fprintf(&b, "\n--- %s\n%s", filepath.Base(l), lastLines(string(data), 15))
+		fmt.Fprintf(&b, "\n--- %s\n%s", filepath.Base(l), LastLines(string(data), 15))
 	}
 	return b.String()
 }
@@ -512,10 +512,11 @@ func poll(ctx context.Context, timeout time.Duration, what string, cond func() (
 // ports (10248–10259) and the NodePort range (30000–32767).
 func FreePort() (int, error) {
 	lo, hi := 20000, min(30000, ephemeralPortsStart())
-	for range 200 {
-		if hi-lo < 1000 {
-			break // the ephemeral range starts low: nothing is safe from it
-		}
+	tries := 200
+	if hi-lo < 1000 {
+		tries = 0 // the ephemeral range starts low: nothing is safe from it
+	}
+	for range tries {
 		port := lo + mrand.IntN(hi-lo)
 		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err != nil {

@@ -123,7 +123,7 @@ func (c *Cluster) startController(ctx context.Context, t Tools, name string, ext
 	c.controllers = append(c.controllers, cmd)
 	if err := waitHTTPOK(ctx, "http://"+healthAddr+"/readyz", 60*time.Second); err != nil {
 		data, _ := os.ReadFile(logFile.Name())
-		return fmt.Errorf("%s not ready: %w\n%s", name, err, lastLines(string(data), 20))
+		return fmt.Errorf("%s not ready: %w\n%s", name, err, LastLines(string(data), 20))
 	}
 	return nil
 }
@@ -159,7 +159,7 @@ func (c *Cluster) LogTail(names ...string) string {
 		if err != nil {
 			continue
 		}
-		fmt.Fprintf(&b, "--- %s.log (last lines)\n%s\n", name, lastLines(string(data), 15))
+		fmt.Fprintf(&b, "--- %s.log (last lines)\n%s\n", name, LastLines(string(data), 15))
 	}
 	return b.String()
 }

@@ -110,7 +110,7 @@ ENABLED = false
 	if err != nil {
 		return nil, err
 	}
-	g.Token = strings.TrimSpace(lastLines(token, 1))
+	g.Token = strings.TrimSpace(LastLines(token, 1))
 
 	logf, err := os.Create(filepath.Join(dir, "gitea.log"))
 	if err != nil {
@@ -146,7 +146,7 @@ func (g *Gitea) admin(ctx context.Context, args ...string) (string, error) {
 	cmd.Env = g.env()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("gitea %s: %w: %s", strings.Join(args[:min(3, len(args))], " "), err, lastLines(string(out), 5))
+		return "", fmt.Errorf("gitea %s: %w: %s", strings.Join(args[:min(3, len(args))], " "), err, LastLines(string(out), 5))
 	}
 	return string(out), nil
 }

@@ -131,24 +131,16 @@ func (d *Dev) Diagnosis() string {
 	default:
 		b.WriteString("storefleet dev is still running; its last output:\n")
 	}
-	b.WriteString(lastLines(d.Output(), 25))
+	b.WriteString(devcluster.LastLines(d.Output(), 25) + "\n")
 	for _, log := range []string{"operator.log", "api.log"} {
 		data, err := os.ReadFile(filepath.Join(d.Workdir, log))
 		if err != nil {
 			fmt.Fprintf(&b, "\n%s: %v\n", log, err)
 			continue
 		}
-		fmt.Fprintf(&b, "\nthe end of %s:\n%s", log, lastLines(string(data), 25))
+		fmt.Fprintf(&b, "\nthe end of %s:\n%s", log, devcluster.LastLines(string(data), 25)+"\n")
 	}
 	return b.String()
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n") + "\n"
 }
 
 // Stop presses Ctrl-C and waits up to a minute for dev to exit cleanly; it
