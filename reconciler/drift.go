@@ -9,6 +9,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -25,36 +26,19 @@ func (r *StoreReconciler) reconcileDrift(ctx context.Context, sc *scope) (ctrl.R
 	if sc.release == nil || !sc.release.Deployed() {
 		return ctrl.Result{}, nil
 	}
-	objs, err := sc.releaseObjects()
+	view, err := r.releaseView(sc)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	verified, err := r.stillVerified(ctx, view)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	var drifted []string
-	for _, want := range objs {
-		// Typed objects, so reads hit the label-filtered informers the
-		// controller already watches instead of new unstructured ones.
-		typed, err := r.Scheme().New(want.GroupVersionKind())
-		if err != nil {
-			return ctrl.Result{}, fmt.Errorf("release object %s: %w", want.GetKind(), err)
-		}
-		live, ok := typed.(client.Object)
-		if !ok {
-			return ctrl.Result{}, fmt.Errorf("release object %s is not a client.Object", want.GetKind())
-		}
-		err = r.Get(ctx, client.ObjectKeyFromObject(want), live)
-		switch {
-		case apierrors.IsNotFound(err):
-			drifted = append(drifted, fmt.Sprintf("%s %s deleted", want.GetKind(), want.GetName()))
-		case err != nil:
+	var changed []client.Object
+	if !verified {
+		if drifted, changed, err = r.compareRelease(ctx, sc, view); err != nil {
 			return ctrl.Result{}, err
-		default:
-			liveMap, err := runtime.DefaultUnstructuredConverter.ToUnstructured(live)
-			if err != nil {
-				return ctrl.Result{}, err
-			}
-			if diffs := differences(want.Object, liveMap); len(diffs) > 0 {
-				drifted = append(drifted, fmt.Sprintf("%s %s changed (%s)", want.GetKind(), want.GetName(), strings.Join(firstN(diffs, 3), ", ")))
-			}
 		}
 	}
 	now := metav1.Now()
@@ -82,6 +66,24 @@ func (r *StoreReconciler) reconcileDrift(ctx context.Context, sc *scope) (ctrl.R
 	}
 	log.FromContext(ctx).Info("Drift detected, repairing release", "store", s.Name, "drift", what, "delivery", sc.delivery.Mode())
 	state, err := sc.delivery.Ensure(ctx, sc.desired, !alreadyKnown || sc.delivery.Mode() == v1alpha1.DeliveryHelm)
+	if err != nil && sc.delivery.Mode() == v1alpha1.DeliveryHelm && len(changed) > 0 {
+		// Helm's three-way patch cannot undo every edit: a Service port
+		// changed by hand is patched back as a second port of the same
+		// name, which the API server refuses, and every further attempt
+		// fails the same way. The edited objects are deleted (their
+		// dependents orphaned, to be adopted again) and the release
+		// recreates them, as it does for a deleted object.
+		var names []string
+		for _, o := range changed {
+			if derr := r.Delete(ctx, o, client.PropagationPolicy(metav1.DeletePropagationOrphan), client.Preconditions{UID: ptr.To(o.GetUID())}); derr != nil && !apierrors.IsNotFound(derr) {
+				return ctrl.Result{}, fmt.Errorf("repair drift: %w; and recreating %s %s: %w", err, o.GetObjectKind().GroupVersionKind().Kind, o.GetName(), derr)
+			}
+			names = append(names, o.GetObjectKind().GroupVersionKind().Kind+" "+o.GetName())
+		}
+		log.FromContext(ctx).Info("Drift not patched back; recreating the edited objects", "store", s.Name, "objects", names, "error", err.Error())
+		r.record(sc, v1alpha1.EventDriftDetected, truncate(fmt.Sprintf("%s could not be patched back (%s); recreated from the release", strings.Join(names, ", "), err.Error()), 512))
+		state, err = sc.delivery.Ensure(ctx, sc.desired, true)
+	}
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("repair drift: %w", err)
 	}
@@ -95,6 +97,54 @@ func (r *StoreReconciler) reconcileDrift(ctx context.Context, sc *scope) (ctrl.R
 	conditions.MarkFalse(s, v1alpha1.DriftedCondition, v1alpha1.ReasonNoDrift, "drift corrected by release revision %d", state.Revision)
 	// Look again soon: the repaired workloads must become ready.
 	return ctrl.Result{RequeueAfter: watchBackstop}, nil
+}
+
+// compareRelease compares every object of the release with the live one
+// and lists what differs, and the live objects that were edited (not
+// deleted). When nothing differs, the view remembers the objects'
+// resourceVersions, so the next check compares only what was written since.
+func (r *StoreReconciler) compareRelease(ctx context.Context, sc *scope, view releaseView) ([]string, []client.Object, error) {
+	objs, err := sc.releaseObjects()
+	if err != nil {
+		return nil, nil, err
+	}
+	driftCompared.Add(float64(len(objs)))
+	var drifted []string
+	var changed []client.Object
+	seen := make([]string, len(objs))
+	for i, want := range objs {
+		live, err := r.newObject(want.GroupVersionKind())
+		if err != nil {
+			return nil, nil, err
+		}
+		err = r.Get(ctx, client.ObjectKeyFromObject(want), live)
+		switch {
+		case apierrors.IsNotFound(err):
+			drifted = append(drifted, fmt.Sprintf("%s %s deleted", want.GetKind(), want.GetName()))
+		case err != nil:
+			return nil, nil, err
+		default:
+			seen[i] = live.GetResourceVersion()
+			liveMap, err := runtime.DefaultUnstructuredConverter.ToUnstructured(live)
+			if err != nil {
+				return nil, nil, err
+			}
+			if diffs := differences(want.Object, liveMap); len(diffs) > 0 {
+				drifted = append(drifted, fmt.Sprintf("%s %s changed (%s)", want.GetKind(), want.GetName(), strings.Join(firstN(diffs, 3), ", ")))
+				if want.GetKind() != "PersistentVolumeClaim" {
+					// A claim is never recreated: its data would go.
+					live.GetObjectKind().SetGroupVersionKind(want.GroupVersionKind())
+					changed = append(changed, live)
+				}
+			}
+		}
+	}
+	view.verified = nil
+	if len(drifted) == 0 && len(objs) == len(view.objects) {
+		view.verified = seen
+	}
+	r.views.put(sc.store.UID, view)
+	return drifted, changed, nil
 }
 
 // driftCorrected records a healed drift.

@@ -36,6 +36,10 @@ var (
 		Name: "storefleet_drift_checks_total",
 		Help: "Comparisons of a deployed store's objects with its release, by result (clean, drifted). A clean check is not written to the Store.",
 	}, []string{"result"})
+	driftCompared = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "storefleet_drift_objects_compared_total",
+		Help: "Release objects compared field by field with the live ones by drift checks. An object not written since it was last found matching (the same resourceVersion) is not compared again.",
+	})
 	helmActions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "storefleet_helm_actions_total",
 		Help: "Release-changing Helm SDK actions, by action.",
@@ -43,7 +47,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(storesCreated, provisioningFailures, provisioningDuration, driftCorrections, driftChecks, helmActions)
+	metrics.Registry.MustRegister(storesCreated, provisioningFailures, provisioningDuration, driftCorrections, driftChecks, driftCompared, helmActions)
 }
 
 // phaseCollector reports storefleet_stores{phase} from the cache at scrape time.

@@ -138,22 +138,11 @@ func hasEntry(log []v1alpha1.ActivityEntry, e v1alpha1.ActivityEntry) bool {
 
 // inventory lists the operator's own objects and the release's objects.
 func (r *StoreReconciler) inventory(sc *scope) ([]v1alpha1.InventoryEntry, error) {
-	inv := []v1alpha1.InventoryEntry{
-		{APIVersion: "v1", Kind: "Namespace", Name: sc.namespace},
-		{APIVersion: "v1", Kind: "ResourceQuota", Namespace: sc.namespace, Name: quotaName},
-		{APIVersion: "v1", Kind: "LimitRange", Namespace: sc.namespace, Name: limitRangeName},
-		{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy", Namespace: sc.namespace, Name: denyPolicyName},
-		{APIVersion: "v1", Kind: "Secret", Namespace: sc.namespace, Name: CredentialsSecret},
-		{APIVersion: "v1", Kind: "Secret", Namespace: sc.namespace, Name: v1alpha1.AdminInviteSecret},
-	}
-	objs, err := sc.releaseObjects()
+	view, err := r.releaseView(sc)
 	if err != nil {
 		return nil, err
 	}
-	for _, o := range objs {
-		inv = append(inv, v1alpha1.InventoryEntry{APIVersion: o.GetAPIVersion(), Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName()})
-	}
-	return inv, nil
+	return inventoryOf(sc.namespace, view), nil
 }
 
 // databaseVolumeSize is the volume size of the existing database, or "".

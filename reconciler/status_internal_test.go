@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -75,6 +76,15 @@ func TestDifferences(t *testing.T) {
 		{name: "list element edited",
 			desired: map[string]any{"spec": map[string]any{"ports": []any{map[string]any{"port": 80}}}},
 			live:    map[string]any{"spec": map[string]any{"ports": []any{map[string]any{"port": 81, "protocol": "TCP"}}}}, want: 1},
+		{name: "numbers compare by value, not by Go type",
+			desired: map[string]any{"spec": map[string]any{"port": 80, "weight": float64(0.5), "n": json.Number("3")}},
+			live:    map[string]any{"spec": map[string]any{"port": int64(80), "weight": float64(0.5), "n": int32(3)}}, want: 0},
+		{name: "a number is not its string",
+			desired: map[string]any{"spec": map[string]any{"port": int64(80)}},
+			live:    map[string]any{"spec": map[string]any{"port": "80"}}, want: 1},
+		{name: "a map where a value was",
+			desired: map[string]any{"spec": map[string]any{"x": "a"}},
+			live:    map[string]any{"spec": map[string]any{"x": map[string]any{"a": "b"}}}, want: 1},
 		{name: "status ignored",
 			desired: map[string]any{"status": map[string]any{"x": 1}},
 			live:    map[string]any{}, want: 0},

@@ -107,6 +107,7 @@ type StoreReconciler struct {
 	Options
 
 	outages outages
+	views   releaseViews
 }
 
 // outages remembers, per store, since when the API server has been failing
@@ -271,6 +272,7 @@ func (r *StoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 			r.outages.end(store.Name)
 		}
 		if sc.gone {
+			r.views.forget(store.UID)
 			if r.Events != nil && !store.DeletionTimestamp.IsZero() {
 				e := v1alpha1.EventOf(store, v1alpha1.ActivityEntry{Timestamp: metav1.Now(), Event: v1alpha1.EventDeleted,
 					Message: fmt.Sprintf("store %q is gone with its namespace and volumes", store.Name), Seq: v1alpha1.LastSeq(store.Status.ActivityLog) + 1})

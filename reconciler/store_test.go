@@ -190,8 +190,14 @@ func TestDriftIsHealedAndOnlyWhenReal(t *testing.T) {
 	installs := operator.metric(t, "storefleet_helm_actions_total", `action="install"`)
 	upgrades := operator.metric(t, "storefleet_helm_actions_total", `action="upgrade"`)
 	checks := operator.metric(t, "storefleet_drift_checks_total", `result="clean"`)
+	compared := operator.metric(t, "storefleet_drift_objects_compared_total")
 	secretLists := apiRequests(t, "LIST", "secrets")
 	time.Sleep(11 * time.Second)
+	// Nothing was written, so nothing is compared again: each check reads
+	// the objects' resourceVersions from the cache.
+	if got := operator.metric(t, "storefleet_drift_objects_compared_total") - compared; got != 0 {
+		t.Errorf("idle re-checks compared %v release objects in 11 s; want none (none was written since the last clean check)", got)
+	}
 	if got := operator.metric(t, "storefleet_drift_checks_total", `result="clean"`) - checks; got < 5 {
 		t.Errorf("%v clean drift checks in 11 s, want the periodic re-check (every second)", got)
 	}
@@ -214,6 +220,27 @@ func TestDriftIsHealedAndOnlyWhenReal(t *testing.T) {
 	if got := operator.metric(t, "storefleet_helm_actions_total", `action="upgrade"`) - upgrades; got != 0 {
 		t.Errorf("%v Helm upgrades without drift", got)
 	}
+
+	// An edit after all those unchanged checks is still seen and healed:
+	// it changed the object's resourceVersion.
+	var svc corev1.Service
+	svcKey := client.ObjectKey{Namespace: "store-drift-shop", Name: "storefront"}
+	if err := cluster.Client.Get(ctx, svcKey, &svc); err != nil {
+		t.Fatal(err)
+	}
+	edited := svc.DeepCopy()
+	edited.Spec.Ports[0].Port++
+	if err := cluster.Client.Patch(ctx, edited, client.MergeFrom(&svc)); err != nil {
+		t.Fatal(err)
+	}
+	s = waitCorrections(t, "drift-shop", 4)
+	if !strings.Contains(s.Status.Drift.LastCorrection, "Service storefront changed (spec.ports") {
+		t.Errorf("last correction %q, want the edited Service port", s.Status.Drift.LastCorrection)
+	}
+	eventually(t, 10*time.Second, "storefront Service port restored", func() (bool, error) {
+		err := cluster.Client.Get(ctx, svcKey, &svc)
+		return err == nil && svc.Spec.Ports[0].Port == edited.Spec.Ports[0].Port-1, err
+	})
 	deleteStore(t, "drift-shop")
 }
 

@@ -66,8 +66,12 @@ func waitFor(n int) time.Duration { return 5*time.Minute + time.Duration(n)*2*ti
 // (or of the idle operator), the other end of the S3 slope.
 func (f *fleet) measure(b *testing.B, n int, prev memory) ([]row, memory) {
 	c := f.cluster
-	floor := testenv.RawApplyFloor(b, c, fmt.Sprintf("floor%d", n), n)
-	bare := testenv.BareHelmReleases(b, c, platformNamespace, f.chartURL, fmt.Sprintf("bare%d", n), n)
+	quick := testenv.ScaleOperatorOnly()
+	var floor, bare time.Duration
+	if !quick {
+		floor = testenv.RawApplyFloor(b, c, fmt.Sprintf("floor%d", n), n)
+		bare = testenv.BareHelmReleases(b, c, platformNamespace, f.chartURL, fmt.Sprintf("bare%d", n), n)
+	}
 
 	// S1: Helm SDK mode, with the API server's and the operator's request
 	// counts and the operator's CPU over the run.
@@ -90,15 +94,22 @@ func (f *fleet) measure(b *testing.B, n int, prev memory) ([]row, memory) {
 	time.Sleep(10 * time.Second)
 	mem := f.memory(b)
 	f.heapProfile(b, n)
-	rows := []row{
-		ratioRow(n, "S1", "Helm SDK: N stores → Ready", helm, "bare HelmReleases", bare, 0.5),
-		ratioRow(n, "S1", "Helm SDK vs raw apply", helm, "raw SSA floor", floor, 1.3),
+	rows := []row{{n, "S1", "Helm SDK: N stores → Ready", fmt.Sprintf("%.1f s", helm.Seconds()), "no baselines (" + testenv.ScaleOperatorOnlyEnv + ")", "", "", ""}}
+	if !quick {
+		rows = []row{
+			ratioRow(n, "S1", "Helm SDK: N stores → Ready", helm, "bare HelmReleases", bare, 0.5),
+			ratioRow(n, "S1", "Helm SDK vs raw apply", helm, "raw SSA floor", floor, 1.3),
+		}
 	}
 	rows = append(rows, mem.slopeRows(n, prev)...)
 	rows = append(rows, f.idle(b, n, helmPrefix)...)
 	rows = append(rows, f.heal(b, n, helmPrefix+"-0")...)
 	rows = append(rows, f.sizes(b, n, helmPrefix+"-0")...)
 	testenv.DeleteStores(b, c, helmPrefix, waitFor(n))
+	if quick {
+		printTable(rows)
+		return rows, mem
+	}
 
 	// S2: Flux mode against the same bare HelmReleases.
 	fluxPrefix := fmt.Sprintf("flux%d", n)
@@ -166,20 +177,31 @@ func (f *fleet) memory(b *testing.B) memory {
 // build/scale/heap-<n>.pb.gz and prints where the memory in use is, by
 // function (`go tool pprof -top`): the evidence behind S3.
 func (f *fleet) heapProfile(b *testing.B, n int) {
+	p := f.profile(b, fmt.Sprintf("heap-%d", n), "/debug/pprof/heap?gc=1", "-inuse_space")
+	fmt.Printf("SCALE-S3 N=%d heap profile %s, in use by function:\n%s", n, p.path, p.top)
+}
+
+// savedProfile is an operator profile saved under build/scale and its
+// `go tool pprof -top`.
+type savedProfile struct{ path, top string }
+
+// profile fetches one of the operator's pprof profiles (it runs with
+// --pprof) to build/scale/<name>.pb.gz.
+func (f *fleet) profile(b *testing.B, name, query, order string) savedProfile {
 	b.Helper()
-	resp, err := http.Get(strings.TrimSuffix(f.metricsURL, "/metrics") + "/debug/pprof/heap?gc=1")
+	resp, err := http.Get(strings.TrimSuffix(f.metricsURL, "/metrics") + query)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		b.Fatalf("the operator's heap profile: %s (is --pprof on?)", resp.Status)
+		b.Fatalf("the operator's profile %s: %s (is --pprof on?)", query, resp.Status)
 	}
 	dir := filepath.Join("..", "..", "build", "scale")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.Fatal(err)
 	}
-	path := filepath.Join(dir, fmt.Sprintf("heap-%d.pb.gz", n))
+	path := filepath.Join(dir, name+".pb.gz")
 	out, err := os.Create(path)
 	if err != nil {
 		b.Fatal(err)
@@ -191,11 +213,11 @@ func (f *fleet) heapProfile(b *testing.B, n int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	top, err := exec.Command("go", "tool", "pprof", "-top", "-inuse_space", "-nodecount=15", path).CombinedOutput()
+	top, err := exec.Command("go", "tool", "pprof", "-top", order, "-nodecount=25", path).CombinedOutput()
 	if err != nil {
 		b.Fatalf("go tool pprof %s: %v\n%s", path, err, top)
 	}
-	fmt.Printf("SCALE-S3 N=%d heap profile %s, in use by function:\n%s", n, path, top)
+	return savedProfile{path, string(top)}
 }
 
 func (f *fleet) storeCount(b *testing.B) int {
@@ -258,8 +280,11 @@ func (m memory) slopeRows(n int, prev memory) []row {
 func (f *fleet) idle(b *testing.B, n int, prefix string) []row {
 	window := 3 * driftInterval
 	op0, api0, cpu0 := f.opMetrics(b), f.apiWrites(b), testenv.CPUSeconds(f.pid())
-	time.Sleep(window)
+	// The operator's CPU profile over the same window: where the idle
+	// CPU goes.
+	profile := f.profile(b, fmt.Sprintf("cpu-idle-%d", n), fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(window.Seconds())), "-cum")
 	op1, api1, cpu1 := f.opMetrics(b), f.apiWrites(b), testenv.CPUSeconds(f.pid())
+	fmt.Printf("SCALE-S4 N=%d operator CPU profile %s, by function (cumulative):\n%s", n, profile.path, profile.top)
 	byMethod := testenv.Delta(op0.By("rest_client_requests_total", "method"), op1.By("rest_client_requests_total", "method"))
 	writes := byMethod["POST"] + byMethod["PUT"] + byMethod["PATCH"] + byMethod["DELETE"]
 	perStore := byMethod["GET"] / float64(n) / 3

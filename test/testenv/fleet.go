@@ -463,6 +463,15 @@ func WaitHTTP(url string) error {
 	return fmt.Errorf("%s did not answer within 30 s", url)
 }
 
+// ScaleOperatorOnlyEnv, set to 1, makes `make bench-scale` measure only the
+// operator's own figures in Helm SDK mode (S1's time, S3–S5, S7, with the
+// operator's profiles): no raw-apply floor, bare HelmReleases or Flux mode,
+// so no ratios. For profiling the operator in a third of the time.
+const ScaleOperatorOnlyEnv = "STOREFLEET_SCALE_OPERATOR_ONLY"
+
+// ScaleOperatorOnly reports whether ScaleOperatorOnlyEnv is set.
+func ScaleOperatorOnly() bool { return os.Getenv(ScaleOperatorOnlyEnv) == "1" }
+
 // ScaleSizesEnv lists the fleet sizes `make bench-scale` measures, e.g.
 // "100,250".
 const ScaleSizesEnv = "STOREFLEET_SCALE_N"
