@@ -98,6 +98,7 @@ type Cluster struct {
 	ownWorkdir  bool
 	log         io.Writer
 	controllers []*exec.Cmd
+	stopVolumes func()
 	stopped     bool
 }
 
@@ -203,6 +204,9 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if err := c.addStorageClass(ctx); err != nil {
 		return c, err
 	}
+	if c.stopVolumes, err = startSimulatedVolumes(c.Config, c.log); err != nil {
+		return c, fmt.Errorf("start the simulated volume provisioner: %w", err)
+	}
 	if err := c.InstallCRDs(ctx, storefleetv1alpha1.CRDManifest); err != nil {
 		return c, fmt.Errorf("install the Store CRD: %w", err)
 	}
@@ -280,7 +284,7 @@ func (c *Cluster) addNode(ctx context.Context) error {
 		Annotations: map[string]string{kwokNodeAnnotation: "fake"},
 		Labels: map[string]string{
 			"kubernetes.io/hostname": NodeName, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-			"type": "kwok",
+			simulatedNodeLabel: "kwok",
 		},
 	}}
 	if err := c.Client.Create(ctx, node); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -307,7 +311,7 @@ func (c *Cluster) addStorageClass(ctx context.Context) error {
 			Name:        StorageClass,
 			Annotations: map[string]string{"storageclass.kubernetes.io/is-default-class": "true"},
 		},
-		Provisioner:       "kwok.x-k8s.io/volume",
+		Provisioner:       SimulatedVolumeProvisioner,
 		ReclaimPolicy:     &reclaim,
 		VolumeBindingMode: &bind,
 	}
@@ -390,6 +394,9 @@ func (c *Cluster) Stop() error {
 	var errs []error
 	// The node first, while the API server still answers its kubelet.
 	errs = append(errs, c.Node.Stop())
+	if c.stopVolumes != nil {
+		c.stopVolumes()
+	}
 	for _, cmd := range c.controllers {
 		errs = append(errs, stopProcess(cmd))
 	}

@@ -156,6 +156,61 @@ func TestWorkloadsBecomeReady(t *testing.T) {
 	})
 }
 
+// TestSimulatedVolumesFollowTheirClaims: a claim of the kwok nodes' class
+// gets a volume of its own, for simulated nodes only, and the volume goes
+// with the claim.
+func TestSimulatedVolumesFollowTheirClaims(t *testing.T) {
+	ctx := context.Background()
+	c := cluster.Client
+	ns := newNamespace(t, nil)
+	var claims []*corev1.PersistentVolumeClaim
+	for i := range 20 {
+		pvc := &corev1.PersistentVolumeClaim{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("data-%d", i)},
+			Spec: corev1.PersistentVolumeClaimSpec{
+				AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("2Gi")}},
+			},
+		}
+		if err := c.Create(ctx, pvc); err != nil {
+			t.Fatal(err)
+		}
+		claims = append(claims, pvc)
+	}
+	var volumes []string
+	for _, pvc := range claims {
+		eventually(t, 30*time.Second, pvc.Name+" bound", func() (bool, error) {
+			err := c.Get(ctx, client.ObjectKeyFromObject(pvc), pvc)
+			return err == nil && pvc.Status.Phase == corev1.ClaimBound, err
+		})
+		var pv corev1.PersistentVolume
+		if err := c.Get(ctx, client.ObjectKey{Name: pvc.Spec.VolumeName}, &pv); err != nil {
+			t.Fatal(err)
+		}
+		if pv.Spec.ClaimRef == nil || pv.Spec.ClaimRef.UID != pvc.UID || pv.Annotations["pv.kubernetes.io/provisioned-by"] != devcluster.SimulatedVolumeProvisioner {
+			t.Fatalf("volume %s of %s: claimRef %+v, annotations %v", pv.Name, pvc.Name, pv.Spec.ClaimRef, pv.Annotations)
+		}
+		if q := pv.Spec.Capacity[corev1.ResourceStorage]; q.String() != "2Gi" {
+			t.Errorf("volume %s has %s, the claim asked for 2Gi", pv.Name, q.String())
+		}
+		if pv.Spec.NodeAffinity == nil || !strings.Contains(pv.Spec.NodeAffinity.String(), "kwok") {
+			t.Errorf("volume %s is not limited to simulated nodes: %v", pv.Name, pv.Spec.NodeAffinity)
+		}
+		volumes = append(volumes, pv.Name)
+	}
+	for _, pvc := range claims {
+		if err := c.Delete(ctx, pvc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range volumes {
+		eventually(t, 30*time.Second, "volume "+name+" deleted with its claim", func() (bool, error) {
+			err := c.Get(ctx, client.ObjectKey{Name: name}, &corev1.PersistentVolume{})
+			return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
+		})
+	}
+}
+
 func TestNamespaceWithWorkloadsDeletesCompletely(t *testing.T) {
 	ctx := context.Background()
 	c := cluster.Client

@@ -35,8 +35,8 @@ var faultStages embed.FS
 // with every binary given (so kwokctl never downloads), followed by the stages
 // kwok plays. Giving any stage replaces all of kwok's defaults, so the
 // defaults shipped in the kwok module come first, adjusted in two ways: the
-// healthy pod-ready stage skips pods that carry FaultLabel, and the volume
-// stages provision PVCs of the "standard" class instead of "kwok-volume".
+// healthy pod-ready stage skips pods that carry FaultLabel, and kwok's volume
+// stages are left out (SimulatedVolumeProvisioner binds the claims).
 //
 // With a real node, the API server also serves pods (all interfaces, and a
 // certificate naming the `kubernetes` Service's IP), has a client
@@ -98,6 +98,11 @@ func kwokctlConfig(t Tools, realNode bool, pkiDir string) ([]byte, error) {
 			continue
 		}
 		for _, a := range c.Assets {
+			if strings.Contains(a, "/stage/volume/") {
+				// Volumes come from SimulatedVolumeProvisioner: kwok
+				// plays these stages one claim at a time.
+				continue
+			}
 			data, err := os.ReadFile(t.Asset(c.Name, a))
 			if err != nil {
 				return nil, err
@@ -107,7 +112,7 @@ func kwokctlConfig(t Tools, realNode bool, pkiDir string) ([]byte, error) {
 					return nil, err
 				}
 			}
-			docs = append(docs, bytes.ReplaceAll(data, []byte("'kwok-volume'"), []byte("'"+StorageClass+"'")))
+			docs = append(docs, data)
 		}
 	}
 	entries, err := faultStages.ReadDir("stages")

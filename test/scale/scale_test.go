@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -70,25 +71,27 @@ func (f *fleet) measure(b *testing.B, n int, prev memory) ([]row, memory) {
 	var floor, bare time.Duration
 	if !quick {
 		floor = testenv.RawApplyFloor(b, c, fmt.Sprintf("floor%d", n), n)
-		bare = testenv.BareHelmReleases(b, c, platformNamespace, f.chartURL, fmt.Sprintf("bare%d", n), n)
+		// The API server's requests of the bare HelmReleases include
+		// their deletion, which BareHelmReleases waits for.
+		f.accounted(b, "bare", n, func() time.Duration {
+			bare = testenv.BareHelmReleases(b, c, platformNamespace, f.chartURL, fmt.Sprintf("bare%d", n), n)
+			return bare
+		})
 	}
 
 	// S1: Helm SDK mode, with the API server's and the operator's request
 	// counts and the operator's CPU over the run.
 	helmPrefix := fmt.Sprintf("helm%d", n)
-	api0, op0, cpu0 := f.apiRequests(b), f.opMetrics(b), testenv.CPUSeconds(f.pid())
-	helm, peak := f.timed(func() {
-		testenv.CreateStores(b, c, helmPrefix, n, v1alpha1.DeliveryHelm)
-		testenv.WaitStoresReady(b, c, helmPrefix, n, waitFor(n))
+	var helm time.Duration
+	var peak int64
+	f.accounted(b, "S1", n, func() time.Duration {
+		helm, peak = f.timed(func() {
+			testenv.CreateStores(b, c, helmPrefix, n, v1alpha1.DeliveryHelm)
+			testenv.WaitStoresReady(b, c, helmPrefix, n, waitFor(n))
+		})
+		return helm
 	})
-	api1, op1, cpu1 := f.apiRequests(b), f.opMetrics(b), testenv.CPUSeconds(f.pid())
-	fmt.Printf("SCALE-S1 N=%d API server requests (verb resource): %s\n", n, testenv.Top(testenv.Delta(api0, api1), 12))
-	fmt.Printf("SCALE-S1 N=%d operator requests (method): %s\n", n, testenv.Top(testenv.Delta(op0.By("rest_client_requests_total", "method"), op1.By("rest_client_requests_total", "method")), 8))
-	fmt.Printf("SCALE-S1 N=%d operator CPU %.1f s over %.1f s (%.2f core), reconciles %s, reconcile time %.1f s, Helm actions %s, peak RSS %d MiB\n",
-		n, cpu1-cpu0, helm.Seconds(), (cpu1-cpu0)/helm.Seconds(),
-		testenv.Top(testenv.Delta(op0.By("controller_runtime_reconcile_total", "controller", "result"), op1.By("controller_runtime_reconcile_total", "controller", "result")), 6),
-		op1.Sum("controller_runtime_reconcile_time_seconds_sum", nil)-op0.Sum("controller_runtime_reconcile_time_seconds_sum", nil),
-		testenv.Top(testenv.Delta(op0.By("storefleet_helm_actions_total", "action"), op1.By("storefleet_helm_actions_total", "action")), 6), peak>>20)
+	fmt.Printf("SCALE-S1 N=%d operator peak RSS %d MiB\n", n, peak>>20)
 
 	// S3: memory with n Ready stores, once the fleet is quiet.
 	time.Sleep(10 * time.Second)
@@ -113,9 +116,13 @@ func (f *fleet) measure(b *testing.B, n int, prev memory) ([]row, memory) {
 
 	// S2: Flux mode against the same bare HelmReleases.
 	fluxPrefix := fmt.Sprintf("flux%d", n)
-	flux, _ := f.timed(func() {
-		testenv.CreateStores(b, c, fluxPrefix, n, v1alpha1.DeliveryFlux)
-		testenv.WaitStoresReady(b, c, fluxPrefix, n, waitFor(n))
+	var flux time.Duration
+	f.accounted(b, "S2", n, func() time.Duration {
+		flux, _ = f.timed(func() {
+			testenv.CreateStores(b, c, fluxPrefix, n, v1alpha1.DeliveryFlux)
+			testenv.WaitStoresReady(b, c, fluxPrefix, n, waitFor(n))
+		})
+		return flux
 	})
 	testenv.DeleteStores(b, c, fluxPrefix, waitFor(n))
 	f.waitHelmReleasesGone(b, n)
@@ -125,6 +132,22 @@ func (f *fleet) measure(b *testing.B, n int, prev memory) ([]row, memory) {
 }
 
 func (f *fleet) pid() int { return f.operator.Cmd.Process.Pid }
+
+// accounted runs one timed part of a size and prints where its requests
+// went: the API server's by verb and resource (every client), the
+// operator's by method, its CPU, reconciles and Helm actions.
+func (f *fleet) accounted(b *testing.B, part string, n int, fn func() time.Duration) {
+	api0, op0, cpu0 := f.apiRequests(b), f.opMetrics(b), testenv.CPUSeconds(f.pid())
+	took := fn()
+	api1, op1, cpu1 := f.apiRequests(b), f.opMetrics(b), testenv.CPUSeconds(f.pid())
+	fmt.Printf("SCALE-%s N=%d API server requests (verb resource): %s\n", part, n, testenv.Top(testenv.Delta(api0, api1), 14))
+	fmt.Printf("SCALE-%s N=%d operator requests (method): %s\n", part, n, testenv.Top(testenv.Delta(op0.By("rest_client_requests_total", "method"), op1.By("rest_client_requests_total", "method")), 8))
+	fmt.Printf("SCALE-%s N=%d operator CPU %.1f s over %.1f s (%.2f core), reconciles %s, reconcile time %.1f s, Helm actions %s\n",
+		part, n, cpu1-cpu0, took.Seconds(), (cpu1-cpu0)/took.Seconds(),
+		testenv.Top(testenv.Delta(op0.By("controller_runtime_reconcile_total", "controller", "result"), op1.By("controller_runtime_reconcile_total", "controller", "result")), 6),
+		op1.Sum("controller_runtime_reconcile_time_seconds_sum", nil)-op0.Sum("controller_runtime_reconcile_time_seconds_sum", nil),
+		testenv.Top(testenv.Delta(op0.By("storefleet_helm_actions_total", "action"), op1.By("storefleet_helm_actions_total", "action")), 6))
+}
 
 // timed runs fn and returns how long it took and the operator's peak RSS
 // sampled meanwhile.
@@ -390,12 +413,9 @@ func (f *fleet) sizes(b *testing.B, n int, store string) []row {
 
 // waitHelmReleasesGone waits until the Flux stores' HelmReleases are gone.
 func (f *fleet) waitHelmReleasesGone(b *testing.B, n int) {
-	testenv.Eventually(b, waitFor(n), "the Flux stores' HelmReleases gone", func() (bool, error) {
-		var l metav1.PartialObjectMetadataList
-		l.SetGroupVersionKind(schema.GroupVersionKind{Group: "helm.toolkit.fluxcd.io", Version: "v2", Kind: "HelmReleaseList"})
-		err := f.cluster.Client.List(context.Background(), &l, client.InNamespace(platformNamespace))
-		return err == nil && len(l.Items) == 0, err
-	})
+	testenv.WaitWatched(b, f.cluster, &helmv2.HelmReleaseList{}, waitFor(n), "the Flux stores' HelmReleases gone", func(seen map[string]client.Object) bool {
+		return len(seen) == 0
+	}, client.InNamespace(platformNamespace))
 }
 
 // row is one line of the SCALE table.

@@ -125,18 +125,9 @@ func inParallel(names []string, f func(string)) {
 // WaitStoresReady polls until n stores named prefix-* are Ready.
 func WaitStoresReady(t testing.TB, c *devcluster.Cluster, prefix string, n int, timeout time.Duration) {
 	t.Helper()
-	Eventually(t, timeout, fmt.Sprintf("%d %s-* stores Ready", n, prefix), func() (bool, error) {
-		var l v1alpha1.StoreList
-		if err := c.Client.List(context.Background(), &l); err != nil {
-			return false, err
-		}
-		ready := 0
-		for _, s := range l.Items {
-			if strings.HasPrefix(s.Name, prefix+"-") && s.Status.Phase == v1alpha1.PhaseReady {
-				ready++
-			}
-		}
-		return ready == n, nil
+	ready := func(o client.Object) bool { return o.(*v1alpha1.Store).Status.Phase == v1alpha1.PhaseReady }
+	WaitWatched(t, c, &v1alpha1.StoreList{}, timeout, fmt.Sprintf("%d %s-* stores Ready", n, prefix), func(seen map[string]client.Object) bool {
+		return countNamed(seen, prefix+"-", ready) == n
 	})
 }
 
@@ -159,17 +150,8 @@ func DeleteStores(t testing.TB, c *devcluster.Cluster, prefix string, timeout ti
 	inParallel(names, func(name string) {
 		_ = c.Client.Delete(ctx, &v1alpha1.Store{ObjectMeta: metav1.ObjectMeta{Name: name}})
 	})
-	Eventually(t, timeout, prefix+"-* stores deleted", func() (bool, error) {
-		var l v1alpha1.StoreList
-		if err := c.Client.List(ctx, &l); err != nil {
-			return false, err
-		}
-		for _, s := range l.Items {
-			if strings.HasPrefix(s.Name, prefix+"-") {
-				return false, nil
-			}
-		}
-		return true, nil
+	WaitWatched(t, c, &v1alpha1.StoreList{}, timeout, prefix+"-* stores deleted", func(seen map[string]client.Object) bool {
+		return countNamed(seen, prefix+"-", nil) == 0
 	})
 	WaitNamespacesGone(t, c, v1alpha1.NamespacePrefix+prefix+"-", timeout)
 }
@@ -177,17 +159,8 @@ func DeleteStores(t testing.TB, c *devcluster.Cluster, prefix string, timeout ti
 // WaitNamespacesGone waits until no namespace's name starts with prefix.
 func WaitNamespacesGone(t testing.TB, c *devcluster.Cluster, prefix string, timeout time.Duration) {
 	t.Helper()
-	Eventually(t, timeout, "namespaces "+prefix+"* gone", func() (bool, error) {
-		var l corev1.NamespaceList
-		if err := c.Client.List(context.Background(), &l); err != nil {
-			return false, err
-		}
-		for _, ns := range l.Items {
-			if strings.HasPrefix(ns.Name, prefix) {
-				return false, nil
-			}
-		}
-		return true, nil
+	WaitWatched(t, c, &corev1.NamespaceList{}, timeout, "namespaces "+prefix+"* gone", func(seen map[string]client.Object) bool {
+		return countNamed(seen, prefix, nil) == 0
 	})
 }
 
@@ -332,34 +305,20 @@ func BareHelmReleases(t testing.TB, c *devcluster.Cluster, namespace, chartURL, 
 	if t.Failed() {
 		t.FailNow()
 	}
-	Eventually(t, 15*time.Minute, fmt.Sprintf("%d bare HelmReleases Ready", n), func() (bool, error) {
-		var l helmv2.HelmReleaseList
-		if err := c.Client.List(ctx, &l, client.InNamespace(namespace)); err != nil {
-			return false, err
-		}
-		ready := 0
-		for _, hr := range l.Items {
-			c := apimeta.FindStatusCondition(hr.Status.Conditions, meta.ReadyCondition)
-			if strings.HasPrefix(hr.Name, prefix+"-") && c != nil && c.Status == metav1.ConditionTrue {
-				ready++
-			}
-		}
-		return ready == n, nil
-	})
+	hrReady := func(o client.Object) bool {
+		c := apimeta.FindStatusCondition(o.(*helmv2.HelmRelease).Status.Conditions, meta.ReadyCondition)
+		return c != nil && c.Status == metav1.ConditionTrue
+	}
+	WaitWatched(t, c, &helmv2.HelmReleaseList{}, 15*time.Minute, fmt.Sprintf("%d bare HelmReleases Ready", n), func(seen map[string]client.Object) bool {
+		return countNamed(seen, prefix+"-", hrReady) == n
+	}, client.InNamespace(namespace))
 	took := time.Since(start)
 	inParallel(names, func(name string) {
 		_ = c.Client.Delete(ctx, &helmv2.HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace}})
 	})
-	Eventually(t, 15*time.Minute, "bare HelmReleases uninstalled", func() (bool, error) {
-		var l helmv2.HelmReleaseList
-		err := c.Client.List(ctx, &l, client.InNamespace(namespace))
-		for _, hr := range l.Items {
-			if strings.HasPrefix(hr.Name, prefix+"-") {
-				return false, err
-			}
-		}
-		return err == nil, err
-	})
+	WaitWatched(t, c, &helmv2.HelmReleaseList{}, 15*time.Minute, "bare HelmReleases uninstalled", func(seen map[string]client.Object) bool {
+		return countNamed(seen, prefix+"-", nil) == 0
+	}, client.InNamespace(namespace))
 	inParallel(names, func(name string) {
 		_ = c.Client.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.NamespacePrefix + name}})
 	})
