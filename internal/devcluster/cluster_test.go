@@ -156,6 +156,18 @@ func TestWorkloadsBecomeReady(t *testing.T) {
 	})
 }
 
+// TestSimulatedNodeHasRoomForAFleet: the kwok node admits the requests of a
+// few thousand stores (the fleet benchmark's 1000 did not fit kwok's default).
+func TestSimulatedNodeHasRoomForAFleet(t *testing.T) {
+	var node corev1.Node
+	if err := cluster.Client.Get(context.Background(), client.ObjectKey{Name: devcluster.NodeName}, &node); err != nil {
+		t.Fatal(err)
+	}
+	if mem := node.Status.Allocatable[corev1.ResourceMemory]; mem.Cmp(resource.MustParse("16Ti")) < 0 {
+		t.Fatalf("node %s allocates %s of memory, want 16Ti", node.Name, mem.String())
+	}
+}
+
 // TestSimulatedVolumesFollowTheirClaims: a claim of the kwok nodes' class
 // gets a volume of its own, for simulated nodes only, and the volume goes
 // with the claim.

@@ -20,8 +20,9 @@ import (
 )
 
 // SimulatedVolumeProvisioner provisions the claims of StorageClass, the
-// kwok nodes' class: a PV backed by nothing, bound to its claim by the
-// controller-manager, deleted when the claim is (reclaim policy Delete).
+// kwok nodes' class: a PV backed by nothing, bound to its claim, deleted
+// when the claim is (reclaim policy Delete; the controller-manager marks it
+// Released).
 //
 // kwok's own volume stages did this, but kwok plays the stages of resources
 // other than pods and nodes one at a time: with a few hundred stores
@@ -173,5 +174,40 @@ func (p *volumeProvisioner) handle(ctx context.Context, key string) error {
 	if _, err := p.cs.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
-	return nil
+	return p.bind(ctx, pvc, pv.Name)
+}
+
+// bind binds the claim and its volume the way the controller-manager's
+// volume binder would (which then finds nothing to do): the binder works
+// through claims one at a time and, with the API server loaded by a
+// starting fleet, bound fewer than two a second.
+func (p *volumeProvisioner) bind(ctx context.Context, pvc *corev1.PersistentVolumeClaim, volume string) error {
+	core := p.cs.CoreV1()
+	claim := pvc.DeepCopy()
+	if claim.Annotations == nil {
+		claim.Annotations = map[string]string{}
+	}
+	claim.Annotations["pv.kubernetes.io/bind-completed"] = "yes"
+	claim.Annotations["pv.kubernetes.io/bound-by-controller"] = "yes"
+	claim.Spec.VolumeName = volume
+	claim, err := core.PersistentVolumeClaims(pvc.Namespace).Update(ctx, claim, metav1.UpdateOptions{})
+	if err != nil {
+		return err
+	}
+	claim.Status.Phase = corev1.ClaimBound
+	claim.Status.AccessModes = claim.Spec.AccessModes
+	claim.Status.Capacity = corev1.ResourceList{corev1.ResourceStorage: claim.Spec.Resources.Requests[corev1.ResourceStorage]}
+	if _, err := core.PersistentVolumeClaims(pvc.Namespace).UpdateStatus(ctx, claim, metav1.UpdateOptions{}); err != nil {
+		return err
+	}
+	pv, err := core.PersistentVolumes().Get(ctx, volume, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	if pv.Status.Phase == corev1.VolumeBound {
+		return nil
+	}
+	pv.Status.Phase = corev1.VolumeBound
+	_, err = core.PersistentVolumes().UpdateStatus(ctx, pv, metav1.UpdateOptions{})
+	return err
 }
