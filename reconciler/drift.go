@@ -26,6 +26,13 @@ func (r *StoreReconciler) reconcileDrift(ctx context.Context, sc *scope) (ctrl.R
 	if sc.release == nil || !sc.release.Deployed() {
 		return ctrl.Result{}, nil
 	}
+	if sc.release.Action != "" {
+		// Installed or upgraded by this very reconcile: its objects are
+		// the release's, and the cache may not show them yet (a loaded
+		// API server's watch lags by seconds, and a check now read "deleted"
+		// and upgraded again). Their watch events bring the next check.
+		return ctrl.Result{}, nil
+	}
 	view, err := r.releaseView(sc)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -118,6 +125,11 @@ func (r *StoreReconciler) compareRelease(ctx context.Context, sc *scope, view re
 			return nil, nil, err
 		}
 		err = r.Get(ctx, client.ObjectKeyFromObject(want), live)
+		if apierrors.IsNotFound(err) {
+			// The cache may lag behind a create; only the API server
+			// says an object is gone.
+			err = r.APIReader.Get(ctx, client.ObjectKeyFromObject(want), live)
+		}
 		switch {
 		case apierrors.IsNotFound(err):
 			drifted = append(drifted, fmt.Sprintf("%s %s deleted", want.GetKind(), want.GetName()))
