@@ -92,3 +92,47 @@ func TestToolBuildCacheGoesWithTheLastBuilder(t *testing.T) {
 		t.Errorf("the last successful builder left the cache: %v", err)
 	}
 }
+
+// TestNodeImageContextHoldsOnlyItsFiles: laying out an image's context again
+// and again (every cluster start does) leaves exactly the Containerfile and
+// the binary, so the image's cache key stays the same. Before, each start
+// left a link named coredns.<pid> behind (a rename of a link over a link to
+// the same file does nothing), and the CoreDNS image was rebuilt every time.
+func TestNodeImageContextHoldsOnlyItsFiles(t *testing.T) {
+	dir := t.TempDir()
+	binary := filepath.Join(t.TempDir(), "coredns")
+	if err := os.WriteFile(binary, []byte("v1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// A leftover of a process that is gone.
+	if err := os.WriteFile(filepath.Join(dir, "coredns.999999999"), []byte("v0"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := writeNodeImageContext(dir, "coredns", binary); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var names []string
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if !slices.Equal(names, []string{"Containerfile", "coredns"}) {
+		t.Fatalf("context holds %v, want [Containerfile coredns]", names)
+	}
+	// A new binary replaces the old one.
+	next := filepath.Join(t.TempDir(), "coredns")
+	if err := os.WriteFile(next, []byte("v2"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeNodeImageContext(dir, "coredns", next); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(filepath.Join(dir, "coredns")); string(data) != "v2" {
+		t.Fatalf("context binary %q after a new build, want v2", data)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/mod/modfile"
@@ -141,6 +142,10 @@ func writeNodeImageContext(dir, name, binary string) error {
 	// name of this process's and renamed over the old one, so neither ever
 	// sees (or truncates, through a hard link) a half-written file.
 	dst := filepath.Join(dir, name)
+	removeStaleCopies(dir, name)
+	if same(binary, dst) {
+		return nil
+	}
 	tmp := fmt.Sprintf("%s.%d", dst, os.Getpid())
 	_ = os.Remove(tmp)
 	if err := os.Link(binary, tmp); err != nil {
@@ -152,7 +157,38 @@ func writeNodeImageContext(dir, name, binary string) error {
 			return err
 		}
 	}
-	return os.Rename(tmp, dst)
+	err = os.Rename(tmp, dst)
+	// Renaming a link over another link of the same file does nothing and
+	// leaves the new name behind — in the build context, where each one
+	// changed the image's cache key (the CoreDNS image was rebuilt on every
+	// start, its context holding a link per process that ever started).
+	_ = os.Remove(tmp)
+	return err
+}
+
+// same reports whether two paths are the same file.
+func same(a, b string) bool {
+	ai, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	bi, err := os.Stat(b)
+	return err == nil && os.SameFile(ai, bi)
+}
+
+// removeStaleCopies removes the temporary names (name.<pid>) that
+// processes no longer running left in dir.
+func removeStaleCopies(dir, name string) {
+	matches, _ := filepath.Glob(filepath.Join(dir, name+".*"))
+	for _, m := range matches {
+		pid, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(m), name+"."))
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); os.IsNotExist(err) {
+			_ = os.Remove(m)
+		}
+	}
 }
 
 // nodeConfig is the real node's configuration from the built tools and
