@@ -251,6 +251,16 @@ func (r *StoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 	// record — the patch — would be a conflict and lost.) This is the one
 	// read of a Ready store's periodic check that goes to the API server
 	// besides Helm's release history.
+	//
+	// The cache is asked first. A request can come from an object that only
+	// carries a store label (a Flux HelmRelease someone else made, a Secret
+	// left by a store long gone): when the cache holds no such Store there is
+	// nothing to do, and a live GET for each of their events would load the
+	// API server for nothing. A Store the cache does not hold yet brings its
+	// own request when its informer sees it, so nothing is missed.
+	if err := r.Get(ctx, req.NamespacedName, &v1alpha1.Store{}); apierrors.IsNotFound(err) {
+		return ctrl.Result{}, nil
+	}
 	store := &v1alpha1.Store{}
 	if err := r.APIReader.Get(ctx, req.NamespacedName, store); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
