@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -134,5 +135,80 @@ func TestStatusNoiseDoesNotWakeTheStore(t *testing.T) {
 	}
 	if used.Status.Used == nil || used.ResourceVersion != "2" {
 		t.Error("the predicate changed the cached object it was given")
+	}
+}
+
+// The cache keeps of a workload what health and the plan read, not its pod
+// template.
+func TestCachedWorkloadKeepsWhatHealthAndThePlanRead(t *testing.T) {
+	one := int32(1)
+	sel := &metav1.LabelSelector{MatchLabels: map[string]string{"app": "x"}}
+	tmpl := corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "medusa:1"}}}}
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "medusa-backend", Generation: 3, Labels: map[string]string{"app": "x"},
+		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "helm"}}},
+		Spec:   appsv1.DeploymentSpec{Replicas: &one, Selector: sel, Template: tmpl},
+		Status: appsv1.DeploymentStatus{AvailableReplicas: 1, ObservedGeneration: 3}}
+	out, _ := workloadSpecTrimmed(d)
+	gotD := out.(*appsv1.Deployment)
+	if len(gotD.Spec.Template.Spec.Containers) != 0 || gotD.ManagedFields != nil {
+		t.Errorf("pod template or managed fields kept: %+v", gotD)
+	}
+	if *gotD.Spec.Replicas != 1 || gotD.Spec.Selector.MatchLabels["app"] != "x" || gotD.Generation != 3 || gotD.Status.AvailableReplicas != 1 {
+		t.Errorf("lost what health reads: %+v", gotD)
+	}
+	size := resource.MustParse("5Gi")
+	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "postgres"},
+		Spec: appsv1.StatefulSetSpec{Replicas: &one, Selector: sel, Template: tmpl, VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{
+			ObjectMeta: metav1.ObjectMeta{Name: "data", Labels: map[string]string{"a": "b"}},
+			Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: size}}}}}},
+		Status: appsv1.StatefulSetStatus{ReadyReplicas: 1}}
+	out, _ = workloadSpecTrimmed(sts)
+	gotS := out.(*appsv1.StatefulSet)
+	if len(gotS.Spec.Template.Spec.Containers) != 0 || gotS.Status.ReadyReplicas != 1 || *gotS.Spec.Replicas != 1 {
+		t.Errorf("statefulset %+v", gotS)
+	}
+	if q := gotS.Spec.VolumeClaimTemplates[0].Spec.Resources.Requests[corev1.ResourceStorage]; gotS.Spec.VolumeClaimTemplates[0].Name != "data" || q.String() != "5Gi" {
+		t.Errorf("the database volume size (the plan reads it) is lost: %+v", gotS.Spec.VolumeClaimTemplates)
+	}
+	if _, err := workloadSpecTrimmed("tombstone"); err != nil {
+		t.Errorf("a deletion tombstone must pass through: %v", err)
+	}
+}
+
+// A drift check trusts a workload written only in its status, and nothing
+// else that was written since it was found matching.
+func TestVerifiedObjectStillMatchesOnlyUnchangedSpecs(t *testing.T) {
+	deployment := appsv1.SchemeGroupVersion.WithKind("Deployment")
+	service := corev1.SchemeGroupVersion.WithKind("Service")
+	found := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "medusa-backend", UID: "u1", ResourceVersion: "10", Generation: 2,
+		Labels: map[string]string{"app": "x"}, Annotations: map[string]string{"meta.helm.sh/release-name": "store"}}}
+	v := verifiedAs(found)
+	edit := func(f func(*appsv1.Deployment)) *appsv1.Deployment {
+		d := found.DeepCopy()
+		d.ResourceVersion = "11"
+		f(d)
+		return d
+	}
+	for _, tc := range []struct {
+		name   string
+		cached *appsv1.Deployment
+		gvk    schema.GroupVersionKind
+		want   bool
+	}{
+		{"unwritten", found, deployment, true},
+		{"its status written (a rollout)", edit(func(*appsv1.Deployment) {}), deployment, true},
+		{"its spec written", edit(func(d *appsv1.Deployment) { d.Generation = 3 }), deployment, false},
+		{"a label edited", edit(func(d *appsv1.Deployment) { d.Labels["app"] = "y" }), deployment, false},
+		{"an annotation added", edit(func(d *appsv1.Deployment) { d.Annotations["x"] = "y" }), deployment, false},
+		{"deleted and made again", edit(func(d *appsv1.Deployment) { d.UID = "u2" }), deployment, false},
+		{"a kind the cache holds whole, written", edit(func(*appsv1.Deployment) {}), service, false},
+	} {
+		if got := v.stillMatches(tc.cached, tc.gvk); got != tc.want {
+			t.Errorf("%s: still matches = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if (verifiedObject{}).stillMatches(found, deployment) {
+		t.Error("an object never found matching matched")
 	}
 }

@@ -37,14 +37,14 @@ func (r *StoreReconciler) reconcileDrift(ctx context.Context, sc *scope) (ctrl.R
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	verified, err := r.stillVerified(ctx, view)
+	todo, err := r.unverified(ctx, s.UID, view)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	var drifted []string
 	var changed []client.Object
-	if !verified {
-		if drifted, changed, err = r.compareRelease(ctx, sc, view); err != nil {
+	if len(todo) > 0 {
+		if drifted, changed, err = r.compareRelease(ctx, sc, view, todo); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
@@ -106,26 +106,34 @@ func (r *StoreReconciler) reconcileDrift(ctx context.Context, sc *scope) (ctrl.R
 	return ctrl.Result{RequeueAfter: watchBackstop}, nil
 }
 
-// compareRelease compares every object of the release with the live one
-// and lists what differs, and the live objects that were edited (not
-// deleted). When nothing differs, the view remembers the objects'
-// resourceVersions, so the next check compares only what was written since.
-func (r *StoreReconciler) compareRelease(ctx context.Context, sc *scope, view releaseView) ([]string, []client.Object, error) {
+// compareRelease compares the objects of the release at the indices todo
+// with the live ones and lists what differs, and the live objects that were
+// edited (not deleted). The view remembers each object found matching, so
+// the next check compares only what was written since.
+func (r *StoreReconciler) compareRelease(ctx context.Context, sc *scope, view releaseView, todo []int) ([]string, []client.Object, error) {
 	objs, err := sc.releaseObjects()
 	if err != nil {
 		return nil, nil, err
 	}
-	driftCompared.Add(float64(len(objs)))
+	if len(objs) != len(view.objects) {
+		return nil, nil, fmt.Errorf("release manifest has %d objects, its view %d", len(objs), len(view.objects))
+	}
+	driftCompared.Add(float64(len(todo)))
 	var drifted []string
 	var changed []client.Object
-	seen := make([]string, len(objs))
-	for i, want := range objs {
+	verified := make([]verifiedObject, len(objs))
+	copy(verified, view.verified)
+	for _, i := range todo {
+		want := objs[i]
+		verified[i] = verifiedObject{}
 		live, err := r.newObject(want.GroupVersionKind())
 		if err != nil {
 			return nil, nil, err
 		}
-		err = r.Get(ctx, client.ObjectKeyFromObject(want), live)
-		if apierrors.IsNotFound(err) {
+		if specTrimmed(want.GroupVersionKind()) {
+			// The cache holds no pod template to compare.
+			err = r.APIReader.Get(ctx, client.ObjectKeyFromObject(want), live)
+		} else if err = r.Get(ctx, client.ObjectKeyFromObject(want), live); apierrors.IsNotFound(err) {
 			// The cache may lag behind a create; only the API server
 			// says an object is gone.
 			err = r.APIReader.Get(ctx, client.ObjectKeyFromObject(want), live)
@@ -136,25 +144,24 @@ func (r *StoreReconciler) compareRelease(ctx context.Context, sc *scope, view re
 		case err != nil:
 			return nil, nil, err
 		default:
-			seen[i] = live.GetResourceVersion()
 			liveMap, err := runtime.DefaultUnstructuredConverter.ToUnstructured(live)
 			if err != nil {
 				return nil, nil, err
 			}
-			if diffs := differences(want.Object, liveMap); len(diffs) > 0 {
-				drifted = append(drifted, fmt.Sprintf("%s %s changed (%s)", want.GetKind(), want.GetName(), strings.Join(firstN(diffs, 3), ", ")))
-				if want.GetKind() != "PersistentVolumeClaim" {
-					// A claim is never recreated: its data would go.
-					live.GetObjectKind().SetGroupVersionKind(want.GroupVersionKind())
-					changed = append(changed, live)
-				}
+			diffs := differences(want.Object, liveMap)
+			if len(diffs) == 0 {
+				verified[i] = verifiedAs(live)
+				continue
+			}
+			drifted = append(drifted, fmt.Sprintf("%s %s changed (%s)", want.GetKind(), want.GetName(), strings.Join(firstN(diffs, 3), ", ")))
+			if want.GetKind() != "PersistentVolumeClaim" {
+				// A claim is never recreated: its data would go.
+				live.GetObjectKind().SetGroupVersionKind(want.GroupVersionKind())
+				changed = append(changed, live)
 			}
 		}
 	}
-	view.verified = nil
-	if len(drifted) == 0 && len(objs) == len(view.objects) {
-		view.verified = seen
-	}
+	view.verified = verified
 	r.views.put(sc.store.UID, view)
 	return drifted, changed, nil
 }

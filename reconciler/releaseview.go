@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"hash/fnv"
+	"sort"
 	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -31,9 +33,59 @@ type releaseViews struct {
 type releaseView struct {
 	manifest [sha256.Size]byte
 	objects  []objectRef
-	// verified holds each object's resourceVersion at the last clean drift
-	// check of this manifest; nil until there was one.
-	verified []string
+	// verified holds, per object, what it was at the last drift check that
+	// found it as the release says; nil until there was one, and the zero
+	// value for an object not found so.
+	verified []verifiedObject
+}
+
+// verifiedObject is an object as a drift check found it matching.
+type verifiedObject struct {
+	resourceVersion string
+	uid             types.UID
+	generation      int64
+	metadata        uint64
+}
+
+// verifiedAs is how the object is remembered once found matching.
+func verifiedAs(o client.Object) verifiedObject {
+	return verifiedObject{resourceVersion: o.GetResourceVersion(), uid: o.GetUID(), generation: o.GetGeneration(), metadata: metadataDigest(o)}
+}
+
+// stillMatches reports whether the cached object is the one found
+// matching, unchanged where the release speaks. An object not written since
+// is; so is a workload written only in its status (its rollout): the cache
+// holds no pod template of a workload to compare (specTrimmed), but the
+// API server counts every change of a spec in metadata.generation, and its
+// labels and annotations are in the cache.
+func (v verifiedObject) stillMatches(cached client.Object, gvk schema.GroupVersionKind) bool {
+	switch {
+	case v.resourceVersion == "":
+		return false
+	case cached.GetResourceVersion() == v.resourceVersion:
+		return true
+	}
+	return specTrimmed(gvk) && cached.GetUID() == v.uid && cached.GetGeneration() == v.generation && metadataDigest(cached) == v.metadata
+}
+
+// metadataDigest digests an object's labels and annotations.
+func metadataDigest(o client.Object) uint64 {
+	h := fnv.New64a()
+	for _, m := range []map[string]string{o.GetLabels(), o.GetAnnotations()} {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			_, _ = h.Write([]byte(k))
+			_, _ = h.Write([]byte{0})
+			_, _ = h.Write([]byte(m[k]))
+			_, _ = h.Write([]byte{0})
+		}
+		_, _ = h.Write([]byte{1})
+	}
+	return h.Sum64()
 }
 
 // objectRef names one object of a release.
@@ -84,27 +136,42 @@ func (r *StoreReconciler) releaseView(sc *scope) (releaseView, error) {
 	return view, nil
 }
 
-// stillVerified reports whether every object of the view is in the cache
-// with the resourceVersion it had when it was last found matching.
-func (r *StoreReconciler) stillVerified(ctx context.Context, view releaseView) (bool, error) {
+// unverified lists the objects of the view (by index) that a drift check
+// must compare: all of them before the first check, then those written
+// since they were found matching, or gone from the cache. A workload whose
+// status alone was written is remembered at its new resourceVersion, so the
+// next check takes the quick path again.
+func (r *StoreReconciler) unverified(ctx context.Context, uid types.UID, view releaseView) ([]int, error) {
 	if view.verified == nil {
-		return false, nil
+		all := make([]int, len(view.objects))
+		for i := range all {
+			all[i] = i
+		}
+		return all, nil
 	}
+	var todo []int
+	moved := false
 	for i, ref := range view.objects {
-		live, err := r.newObject(ref.gvk)
+		cached, err := r.newObject(ref.gvk)
 		if err != nil {
-			return false, err
+			return nil, err
 		}
-		switch err := r.Get(ctx, ref.key, live); {
+		switch err := r.Get(ctx, ref.key, cached); {
 		case apierrors.IsNotFound(err):
-			return false, nil
+			todo = append(todo, i)
 		case err != nil:
-			return false, err
-		case live.GetResourceVersion() != view.verified[i]:
-			return false, nil
+			return nil, err
+		case !view.verified[i].stillMatches(cached, ref.gvk):
+			todo = append(todo, i)
+		case cached.GetResourceVersion() != view.verified[i].resourceVersion:
+			view.verified[i].resourceVersion = cached.GetResourceVersion()
+			moved = true
 		}
 	}
-	return true, nil
+	if moved {
+		r.views.put(uid, view)
+	}
+	return todo, nil
 }
 
 // newObject is an empty typed object of the kind, so reads hit the

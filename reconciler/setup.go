@@ -13,7 +13,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
@@ -66,6 +68,8 @@ func CacheOptions() cache.Options {
 			transform = podStatusOnly
 		case *appsv1.ReplicaSet:
 			transform = replicaSetStatusOnly
+		case *appsv1.Deployment, *appsv1.StatefulSet:
+			transform = workloadSpecTrimmed
 		}
 		byObject[o] = cache.ByObject{Label: sel, Transform: transform}
 	}
@@ -93,6 +97,34 @@ func replicaSetStatusOnly(o any) (any, error) {
 		rs.Spec = appsv1.ReplicaSetSpec{Replicas: rs.Spec.Replicas, Selector: rs.Spec.Selector}
 	}
 	return o, nil
+}
+
+// workloadSpecTrimmed keeps of a Deployment or StatefulSet what health and
+// the plan read: metadata, replicas, selector, the volume sizes of its claim
+// templates, and its status. Pod templates were a fifth of the operator's
+// memory per store; a drift check reads a workload live when its
+// generation says its spec changed (see specTrimmed).
+func workloadSpecTrimmed(o any) (any, error) {
+	switch w := o.(type) {
+	case *appsv1.Deployment:
+		w.ManagedFields = nil
+		w.Spec = appsv1.DeploymentSpec{Replicas: w.Spec.Replicas, Selector: w.Spec.Selector}
+	case *appsv1.StatefulSet:
+		w.ManagedFields = nil
+		var claims []corev1.PersistentVolumeClaim
+		for _, t := range w.Spec.VolumeClaimTemplates {
+			claims = append(claims, corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: t.Name},
+				Spec: corev1.PersistentVolumeClaimSpec{Resources: t.Spec.Resources}})
+		}
+		w.Spec = appsv1.StatefulSetSpec{Replicas: w.Spec.Replicas, Selector: w.Spec.Selector, VolumeClaimTemplates: claims}
+	}
+	return o, nil
+}
+
+// specTrimmed reports whether the cache holds objects of the kind without
+// their specs (workloadSpecTrimmed).
+func specTrimmed(gvk schema.GroupVersionKind) bool {
+	return gvk.Group == appsv1.GroupName && (gvk.Kind == "Deployment" || gvk.Kind == "StatefulSet")
 }
 
 // volumeClaimNamespaceIndex indexes cached PersistentVolumes by the

@@ -241,6 +241,26 @@ func TestDriftIsHealedAndOnlyWhenReal(t *testing.T) {
 		err := cluster.Client.Get(ctx, svcKey, &svc)
 		return err == nil && svc.Spec.Ports[0].Port == edited.Spec.Ports[0].Port-1, err
 	})
+
+	// An edit of a pod template, which the operator's cache does not hold
+	// (its generation tells): seen, read live, and healed.
+	if err := cluster.Client.Get(ctx, key, &d); err != nil {
+		t.Fatal(err)
+	}
+	image := d.Spec.Template.Spec.Containers[0].Image
+	tampered := d.DeepCopy()
+	tampered.Spec.Template.Spec.Containers[0].Image = "tampered.example/medusa:1"
+	if err := cluster.Client.Patch(ctx, tampered, client.MergeFrom(&d)); err != nil {
+		t.Fatal(err)
+	}
+	s = waitCorrections(t, "drift-shop", 5)
+	if !strings.Contains(s.Status.Drift.LastCorrection, "Deployment medusa-backend changed (spec.template.spec.containers") {
+		t.Errorf("last correction %q, want the edited backend image", s.Status.Drift.LastCorrection)
+	}
+	eventually(t, 10*time.Second, "backend image restored", func() (bool, error) {
+		err := cluster.Client.Get(ctx, key, &d)
+		return err == nil && d.Spec.Template.Spec.Containers[0].Image == image, err
+	})
 	deleteStore(t, "drift-shop")
 }
 
