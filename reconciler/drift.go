@@ -37,7 +37,7 @@ func (r *StoreReconciler) reconcileDrift(ctx context.Context, sc *scope) (ctrl.R
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	todo, err := r.unverified(ctx, s.UID, view)
+	todo, err := r.unverified(ctx, view)
 	if err != nil {
 		return ctrl.Result{}, err
 	}

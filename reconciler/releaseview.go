@@ -140,8 +140,10 @@ func (r *StoreReconciler) releaseView(sc *scope) (releaseView, error) {
 // must compare: all of them before the first check, then those written
 // since they were found matching, or gone from the cache. A workload whose
 // status alone was written is remembered at its new resourceVersion, so the
-// next check takes the quick path again.
-func (r *StoreReconciler) unverified(ctx context.Context, uid types.UID, view releaseView) ([]int, error) {
+// next check takes the quick path again: the entry is updated in place, in
+// the remembered view's own slice (a store is reconciled by one worker at a
+// time).
+func (r *StoreReconciler) unverified(ctx context.Context, view releaseView) ([]int, error) {
 	if view.verified == nil {
 		all := make([]int, len(view.objects))
 		for i := range all {
@@ -150,7 +152,6 @@ func (r *StoreReconciler) unverified(ctx context.Context, uid types.UID, view re
 		return all, nil
 	}
 	var todo []int
-	moved := false
 	for i, ref := range view.objects {
 		cached, err := r.newObject(ref.gvk)
 		if err != nil {
@@ -165,11 +166,7 @@ func (r *StoreReconciler) unverified(ctx context.Context, uid types.UID, view re
 			todo = append(todo, i)
 		case cached.GetResourceVersion() != view.verified[i].resourceVersion:
 			view.verified[i].resourceVersion = cached.GetResourceVersion()
-			moved = true
 		}
-	}
-	if moved {
-		r.views.put(uid, view)
 	}
 	return todo, nil
 }

@@ -151,14 +151,7 @@ func TestDriftIsHealedAndOnlyWhenReal(t *testing.T) {
 
 	// Scaled to zero: restored.
 	var d appsv1.Deployment
-	if err := cluster.Client.Get(ctx, key, &d); err != nil {
-		t.Fatal(err)
-	}
-	scaled := d.DeepCopy()
-	scaled.Spec.Replicas = ptr.To[int32](0)
-	if err := cluster.Client.Patch(ctx, scaled, client.MergeFrom(&d)); err != nil {
-		t.Fatal(err)
-	}
+	editLive(t, key, &d, func(d *appsv1.Deployment) { d.Spec.Replicas = ptr.To[int32](0) })
 	eventually(t, 10*time.Second, "backend replicas restored", func() (bool, error) {
 		err := cluster.Client.Get(ctx, key, &d)
 		return err == nil && *d.Spec.Replicas == 1, err
@@ -225,34 +218,24 @@ func TestDriftIsHealedAndOnlyWhenReal(t *testing.T) {
 	// it changed the object's resourceVersion.
 	var svc corev1.Service
 	svcKey := client.ObjectKey{Namespace: "store-drift-shop", Name: "storefront"}
-	if err := cluster.Client.Get(ctx, svcKey, &svc); err != nil {
-		t.Fatal(err)
-	}
-	edited := svc.DeepCopy()
-	edited.Spec.Ports[0].Port++
-	if err := cluster.Client.Patch(ctx, edited, client.MergeFrom(&svc)); err != nil {
-		t.Fatal(err)
-	}
+	var port int32
+	editLive(t, svcKey, &svc, func(svc *corev1.Service) { port = svc.Spec.Ports[0].Port; svc.Spec.Ports[0].Port++ })
 	s = waitCorrections(t, "drift-shop", 4)
 	if !strings.Contains(s.Status.Drift.LastCorrection, "Service storefront changed (spec.ports") {
 		t.Errorf("last correction %q, want the edited Service port", s.Status.Drift.LastCorrection)
 	}
 	eventually(t, 10*time.Second, "storefront Service port restored", func() (bool, error) {
 		err := cluster.Client.Get(ctx, svcKey, &svc)
-		return err == nil && svc.Spec.Ports[0].Port == edited.Spec.Ports[0].Port-1, err
+		return err == nil && svc.Spec.Ports[0].Port == port, err
 	})
 
 	// An edit of a pod template, which the operator's cache does not hold
 	// (its generation tells): seen, read live, and healed.
-	if err := cluster.Client.Get(ctx, key, &d); err != nil {
-		t.Fatal(err)
-	}
-	image := d.Spec.Template.Spec.Containers[0].Image
-	tampered := d.DeepCopy()
-	tampered.Spec.Template.Spec.Containers[0].Image = "tampered.example/medusa:1"
-	if err := cluster.Client.Patch(ctx, tampered, client.MergeFrom(&d)); err != nil {
-		t.Fatal(err)
-	}
+	var image string
+	editLive(t, key, &d, func(d *appsv1.Deployment) {
+		image = d.Spec.Template.Spec.Containers[0].Image
+		d.Spec.Template.Spec.Containers[0].Image = "tampered.example/medusa:1"
+	})
 	s = waitCorrections(t, "drift-shop", 5)
 	if !strings.Contains(s.Status.Drift.LastCorrection, "Deployment medusa-backend changed (spec.template.spec.containers") {
 		t.Errorf("last correction %q, want the edited backend image", s.Status.Drift.LastCorrection)
@@ -262,6 +245,21 @@ func TestDriftIsHealedAndOnlyWhenReal(t *testing.T) {
 		return err == nil && d.Spec.Template.Spec.Containers[0].Image == image, err
 	})
 	deleteStore(t, "drift-shop")
+}
+
+// editLive reads the object, edits it as a user would and patches the
+// change (a merge patch of the difference).
+func editLive[T client.Object](t *testing.T, key client.ObjectKey, obj T, edit func(T)) {
+	t.Helper()
+	ctx := context.Background()
+	if err := cluster.Client.Get(ctx, key, obj); err != nil {
+		t.Fatal(err)
+	}
+	orig := obj.DeepCopyObject().(client.Object)
+	edit(obj)
+	if err := cluster.Client.Patch(ctx, obj, client.MergeFrom(orig)); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func sameSet(a, b []string) bool {
