@@ -12,6 +12,8 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	"github.com/storefleet/storefleet/api/v1alpha1"
 )
 
 // The cache keeps of a pod what health, diagnosis and the runtime read,
@@ -210,5 +212,35 @@ func TestVerifiedObjectStillMatchesOnlyUnchangedSpecs(t *testing.T) {
 	}
 	if (verifiedObject{}).stillMatches(found, deployment) {
 		t.Error("an object never found matching matched")
+	}
+}
+
+// The cache keeps of a Store what its readers there use — the watch's
+// predicates (metadata), the phase metric and the Git reporter (phase,
+// conditions, URLs) — and not its activity ring or inventory, most of a
+// Store's size; a reconcile reads the whole Store from the API server.
+func TestCachedStoreKeepsWhatItsReadersUse(t *testing.T) {
+	s := &v1alpha1.Store{ObjectMeta: metav1.ObjectMeta{Name: "shop", Generation: 2, Labels: map[string]string{"team": "a"},
+		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "storefleet-api"}}},
+		Spec: v1alpha1.StoreSpec{Engine: v1alpha1.EngineMedusa},
+		Status: v1alpha1.StoreStatus{Phase: v1alpha1.PhaseReady,
+			Conditions:  []metav1.Condition{{Type: v1alpha1.ReadyCondition, Status: metav1.ConditionTrue, Message: "ready"}},
+			URLs:        &v1alpha1.StoreURLs{Storefront: "http://shop.localtest.me"},
+			ActivityLog: []v1alpha1.ActivityEntry{{Event: v1alpha1.EventDeleted, Message: "x"}},
+			Inventory:   []v1alpha1.InventoryEntry{{APIVersion: "v1", Kind: "Service", Name: "medusa-backend"}}}}
+	out, err := storeWithoutHistory(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := out.(*v1alpha1.Store)
+	if got.Status.ActivityLog != nil || got.Status.Inventory != nil || got.ManagedFields != nil {
+		t.Errorf("the cache keeps the ring, inventory or managed fields: %+v", got.Status)
+	}
+	if got.Generation != 2 || got.Labels["team"] != "a" || got.Spec.Engine != v1alpha1.EngineMedusa || got.Status.Phase != v1alpha1.PhaseReady ||
+		len(got.Status.Conditions) != 1 || got.Status.URLs == nil || got.Status.URLs.Storefront == "" {
+		t.Errorf("lost what the cache's readers use: %+v", got)
+	}
+	if _, err := storeWithoutHistory("tombstone"); err != nil {
+		t.Errorf("a deletion tombstone must pass through: %v", err)
 	}
 }

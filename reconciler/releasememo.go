@@ -64,7 +64,7 @@ func newReleaseMemo(cfg *rest.Config, opts cache.Options) (*releaseMemo, cache.C
 	meta.SetGroupVersionKind(secretGVK)
 	opts.ByObject = map[client.Object]cache.ByObject{meta: {
 		Label:     labels.SelectorFromSet(labels.Set{"owner": "helm"}),
-		Transform: cache.TransformStripManagedFields(),
+		Transform: sharingStrings(cache.TransformStripManagedFields()),
 	}}
 	c, err := cache.New(cfg, opts)
 	if err != nil {

@@ -56,7 +56,7 @@ func CacheOptions() cache.Options {
 	// Managed fields are a third to half of a small object and nothing here
 	// reads them: every cached object drops them (memory per store).
 	strip := cache.TransformStripManagedFields()
-	byObject := map[client.Object]cache.ByObject{&v1alpha1.Store{}: {Transform: strip}}
+	byObject := map[client.Object]cache.ByObject{&v1alpha1.Store{}: {Transform: sharingStrings(storeWithoutHistory)}}
 	// One entry per type: the map is keyed by object pointer, and of two
 	// entries for one kind the cache keeps either (pods kept their specs).
 	for _, o := range managedTypes() {
@@ -71,12 +71,26 @@ func CacheOptions() cache.Options {
 		case *appsv1.Deployment, *appsv1.StatefulSet:
 			transform = workloadSpecTrimmed
 		}
-		byObject[o] = cache.ByObject{Label: sel, Transform: transform}
+		byObject[o] = cache.ByObject{Label: sel, Transform: sharingStrings(transform)}
 	}
 	// Volumes carry no store label (a provisioner makes them); a deleting
 	// store waits for those of its claims, from the cache.
-	byObject[&corev1.PersistentVolume{}] = cache.ByObject{Transform: strip}
+	byObject[&corev1.PersistentVolume{}] = cache.ByObject{Transform: sharingStrings(strip)}
 	return cache.Options{ByObject: byObject}
+}
+
+// storeWithoutHistory keeps a Store without its activity ring and
+// inventory (with its managed fields, most of a Store's size): nothing reads
+// them from the cache. A reconcile reads its Store from the API server; the
+// cache serves the watch's predicates, the phase metric and the Git
+// reporter (conditions, phase, URLs).
+func storeWithoutHistory(o any) (any, error) {
+	if s, ok := o.(*v1alpha1.Store); ok {
+		s.ManagedFields = nil
+		s.Status.ActivityLog = nil
+		s.Status.Inventory = nil
+	}
+	return o, nil
 }
 
 // podStatusOnly keeps what the operator reads of a pod: its metadata, the
@@ -220,7 +234,9 @@ func watchHelmReleases(mgr ctrl.Manager, c controller.Controller, d *Deliveries)
 				// a kind that did not exist when it was created.
 				hrCache, err := cache.New(mgr.GetConfig(), cache.Options{
 					Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(),
-					ByObject: map[client.Object]cache.ByObject{&helmv2.HelmRelease{}: {Label: storeLabelSelector()}},
+					ByObject: map[client.Object]cache.ByObject{&helmv2.HelmRelease{}: {
+						Label: storeLabelSelector(), Transform: sharingStrings(cache.TransformStripManagedFields()),
+					}},
 				})
 				if err != nil {
 					return err

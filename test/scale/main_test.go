@@ -64,8 +64,9 @@ func start(b *testing.B) *fleet {
 		if env.workdir, binary, setUpErr = testenv.TestBinary("../..", "storefleet-scale-"); setUpErr != nil {
 			return
 		}
-		// Production defaults but a short drift interval, so the idle
-		// window of S4 spans three of them in a minute.
+		// Production defaults but the benchmark's drift interval (20 s
+		// unless STOREFLEET_SCALE_DRIFT_INTERVAL says otherwise), so the
+		// idle window of S4 spans three of them in a minute.
 		env.operator, env.chartURL, env.metricsURL, setUpErr = testenv.StartFluxOperator(binary, c, env.workdir, platformNamespace,
 			"--drift-interval", driftInterval.String(), "--pod-start-timeout", "5m", "--workers", "10", "--pprof")
 	})

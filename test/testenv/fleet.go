@@ -431,6 +431,25 @@ const ScaleOperatorOnlyEnv = "STOREFLEET_SCALE_OPERATOR_ONLY"
 // ScaleOperatorOnly reports whether ScaleOperatorOnlyEnv is set.
 func ScaleOperatorOnly() bool { return os.Getenv(ScaleOperatorOnlyEnv) == "1" }
 
+// ScaleDriftIntervalEnv sets the operator's drift interval in `make
+// bench-scale` (a Go duration, default 20s: S4's idle window is three of
+// them, a minute). At the operator's default (2m) S4 measures the idle CPU
+// at that interval instead of projecting it, in a six-minute window.
+const ScaleDriftIntervalEnv = "STOREFLEET_SCALE_DRIFT_INTERVAL"
+
+// ScaleDriftInterval is the interval of ScaleDriftIntervalEnv.
+func ScaleDriftInterval() (time.Duration, error) {
+	v := os.Getenv(ScaleDriftIntervalEnv)
+	if v == "" {
+		return 20 * time.Second, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 5*time.Second {
+		return 0, fmt.Errorf("%s=%q: want a duration of at least 5s, e.g. 2m", ScaleDriftIntervalEnv, v)
+	}
+	return d, nil
+}
+
 // ScaleSizesEnv lists the fleet sizes `make bench-scale` measures, e.g.
 // "100,250".
 const ScaleSizesEnv = "STOREFLEET_SCALE_N"
