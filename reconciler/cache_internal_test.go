@@ -3,6 +3,7 @@ package reconciler
 import (
 	"reflect"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -39,6 +40,56 @@ func TestCachedPodKeepsWhatTheOperatorReads(t *testing.T) {
 	}
 	if _, err := podStatusOnly("tombstone"); err != nil {
 		t.Errorf("a deletion tombstone must pass through: %v", err)
+	}
+}
+
+// The diagnosis reads the same from a cached pod as from the API server's:
+// the status the cache drops (images, IDs, addresses, mounts) says nothing
+// it uses.
+func TestCachedPodDiagnosesAsTheLiveOne(t *testing.T) {
+	old := metav1.NewTime(time.Now().Add(-time.Hour))
+	full := func(status corev1.PodStatus) *corev1.Pod {
+		for _, list := range [][]corev1.ContainerStatus{status.InitContainerStatuses, status.ContainerStatuses} {
+			for i := range list {
+				list[i].Image, list[i].ImageID, list[i].ContainerID = "medusa:1", "sha256:abc", "containerd://1"
+				list[i].VolumeMounts = []corev1.VolumeMountStatus{{Name: "data", MountPath: "/data"}}
+			}
+		}
+		status.HostIP, status.PodIP, status.QOSClass = "10.0.0.1", "10.1.0.5", corev1.PodQOSBurstable
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "medusa-backend-1", CreationTimestamp: old}, Status: status}
+	}
+	pods := map[string]*corev1.Pod{
+		"crash loop": full(corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{Name: "medusa", RestartCount: 4,
+			State:                corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: "back-off 40s"}},
+			LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error"}}}}}),
+		"oom": full(corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{Name: "medusa",
+			LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "OOMKilled"}},
+			State:                corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}}}}),
+		"image": full(corev1.PodStatus{Phase: corev1.PodPending, InitContainerStatuses: []corev1.ContainerStatus{{Name: "migrate",
+			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: "not found"}}}}}),
+		"unschedulable": full(corev1.PodStatus{Phase: corev1.PodPending, Conditions: []corev1.PodCondition{{Type: corev1.PodScheduled,
+			Status: corev1.ConditionFalse, Reason: "Unschedulable", Message: "0/1 nodes are available"}}}),
+		"starting": full(corev1.PodStatus{Phase: corev1.PodPending, ContainerStatuses: []corev1.ContainerStatus{{Name: "medusa",
+			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}}}}),
+		"pending": full(corev1.PodStatus{Phase: corev1.PodPending}),
+	}
+	for name, p := range pods {
+		want, wantFailure := PodDiagnosis(p, time.Minute, time.Now())
+		if want == nil {
+			t.Fatalf("%s: the live pod has no diagnosis: the case shows nothing", name)
+		}
+		out, err := podStatusOnly(p.DeepCopy())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cached := out.(*corev1.Pod)
+		got, gotFailure := PodDiagnosis(cached, time.Minute, time.Now())
+		if !reflect.DeepEqual(got, want) || gotFailure != wantFailure {
+			t.Errorf("%s: the cached pod diagnoses as %+v (failure %v), the live one as %+v (%v)", name, got, gotFailure, want, wantFailure)
+		}
+		if s := cached.Status; s.PodIP != "" || s.HostIP != "" || (len(s.ContainerStatuses) > 0 && (s.ContainerStatuses[0].Image != "" || s.ContainerStatuses[0].VolumeMounts != nil)) {
+			t.Errorf("%s: the cache keeps status nothing reads: %+v", name, s)
+		}
 	}
 }
 

@@ -94,13 +94,28 @@ func storeWithoutHistory(o any) (any, error) {
 }
 
 // podStatusOnly keeps what the operator reads of a pod: its metadata, the
-// node it runs on and its status.
+// node it runs on, and of its status what the diagnosis reads (phase,
+// conditions, each container's state, readiness and restarts; not its
+// image, IDs, addresses, resources or mounts).
 func podStatusOnly(o any) (any, error) {
 	if p, ok := o.(*corev1.Pod); ok {
 		p.ManagedFields = nil
 		p.Spec = corev1.PodSpec{NodeName: p.Spec.NodeName}
+		p.Status = corev1.PodStatus{Phase: p.Status.Phase, Conditions: p.Status.Conditions,
+			InitContainerStatuses: containerStates(p.Status.InitContainerStatuses), ContainerStatuses: containerStates(p.Status.ContainerStatuses)}
 	}
 	return o, nil
+}
+
+func containerStates(in []corev1.ContainerStatus) []corev1.ContainerStatus {
+	if in == nil {
+		return nil
+	}
+	out := make([]corev1.ContainerStatus, len(in))
+	for i, c := range in {
+		out[i] = corev1.ContainerStatus{Name: c.Name, Ready: c.Ready, RestartCount: c.RestartCount, State: c.State, LastTerminationState: c.LastTerminationState}
+	}
+	return out
 }
 
 // replicaSetStatusOnly keeps a ReplicaSet's metadata and status (a quota
