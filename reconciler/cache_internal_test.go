@@ -7,6 +7,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -229,6 +230,48 @@ func TestCachedWorkloadKeepsWhatHealthAndThePlanRead(t *testing.T) {
 	}
 }
 
+// A release's Services, NetworkPolicies and Ingress are cached without
+// their specs, which only the drift check reads (live); the operator's own
+// default-deny policy, applied from the cache, keeps its spec.
+func TestCachedReleaseObjectsKeepNoSpec(t *testing.T) {
+	owned := metav1.ObjectMeta{Name: "medusa-backend", Annotations: map[string]string{helmReleaseAnnotation: "shop"},
+		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "helm"}}}
+	svc := &corev1.Service{ObjectMeta: owned, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 9000}}},
+		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "10.0.0.9"}}}}}
+	pol := &networkingv1.NetworkPolicy{ObjectMeta: *owned.DeepCopy(), Spec: networkingv1.NetworkPolicySpec{PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}}}
+	ing := &networkingv1.Ingress{ObjectMeta: *owned.DeepCopy(), Spec: networkingv1.IngressSpec{Rules: []networkingv1.IngressRule{{Host: "shop.localtest.me"}}}}
+	deny := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: denyPolicyName}, Spec: networkingv1.NetworkPolicySpec{PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeEgress}}}
+	for _, o := range []client.Object{svc, pol, ing, deny} {
+		if _, err := releaseSpecDropped(o); err != nil {
+			t.Fatal(err)
+		}
+		if o.GetManagedFields() != nil {
+			t.Errorf("%s kept its managed fields", o.GetName())
+		}
+	}
+	if svc.Spec.Ports != nil || pol.Spec.PolicyTypes != nil || ing.Spec.Rules != nil {
+		t.Errorf("a release object kept its spec: %+v %+v %+v", svc.Spec, pol.Spec, ing.Spec)
+	}
+	if len(svc.Status.LoadBalancer.Ingress) != 1 || svc.Annotations[helmReleaseAnnotation] != "shop" {
+		t.Errorf("the Service lost its metadata or status: %+v", svc)
+	}
+	if len(deny.Spec.PolicyTypes) != 1 {
+		t.Error("the operator's own default-deny policy lost its spec: it is applied from the cache")
+	}
+	for _, gvk := range []schema.GroupVersionKind{corev1.SchemeGroupVersion.WithKind("Service"), networkingv1.SchemeGroupVersion.WithKind("NetworkPolicy"),
+		networkingv1.SchemeGroupVersion.WithKind("Ingress"), appsv1.SchemeGroupVersion.WithKind("Deployment")} {
+		if !specTrimmed(gvk) {
+			t.Errorf("the drift check would compare a cached %s without its spec", gvk.Kind)
+		}
+	}
+	if specTrimmed(corev1.SchemeGroupVersion.WithKind("PersistentVolumeClaim")) || specTrimmed(corev1.SchemeGroupVersion.WithKind("Secret")) {
+		t.Error("a kind cached whole is read live by every drift check")
+	}
+	if _, err := releaseSpecDropped("tombstone"); err != nil {
+		t.Errorf("a deletion tombstone must pass through: %v", err)
+	}
+}
+
 // A drift check trusts a workload written only in its status, and nothing
 // else that was written since it was found matching.
 func TestVerifiedObjectStillMatchesOnlyUnchangedSpecs(t *testing.T) {
@@ -255,7 +298,7 @@ func TestVerifiedObjectStillMatchesOnlyUnchangedSpecs(t *testing.T) {
 		{"a label edited", edit(func(d *appsv1.Deployment) { d.Labels["app"] = "y" }), deployment, false},
 		{"an annotation added", edit(func(d *appsv1.Deployment) { d.Annotations["x"] = "y" }), deployment, false},
 		{"deleted and made again", edit(func(d *appsv1.Deployment) { d.UID = "u2" }), deployment, false},
-		{"a kind the cache holds whole, written", edit(func(*appsv1.Deployment) {}), service, false},
+		{"a kind whose generation ignores its spec (a Service), written", edit(func(*appsv1.Deployment) {}), service, false},
 	} {
 		if got := v.stillMatches(tc.cached, tc.gvk); got != tc.want {
 			t.Errorf("%s: still matches = %v, want %v", tc.name, got, tc.want)

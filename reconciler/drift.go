@@ -7,8 +7,11 @@ import (
 
 	"github.com/fluxcd/pkg/runtime/conditions"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -119,6 +122,10 @@ func (r *StoreReconciler) compareRelease(ctx context.Context, sc *scope, view re
 		return nil, nil, fmt.Errorf("release manifest has %d objects, its view %d", len(objs), len(view.objects))
 	}
 	driftCompared.Add(float64(len(todo)))
+	listed, err := r.listTrimmed(ctx, sc.namespace, objs, todo)
+	if err != nil {
+		return nil, nil, err
+	}
 	var drifted []string
 	var changed []client.Object
 	verified := make([]verifiedObject, len(objs))
@@ -130,8 +137,14 @@ func (r *StoreReconciler) compareRelease(ctx context.Context, sc *scope, view re
 		if err != nil {
 			return nil, nil, err
 		}
-		if specTrimmed(want.GroupVersionKind()) {
-			// The cache holds no pod template to compare.
+		if items, ok := listed[want.GroupVersionKind()]; ok {
+			if o, found := items[want.GetName()]; found {
+				live = o
+			} else {
+				err = apierrors.NewNotFound(schema.GroupResource{Resource: want.GetKind()}, want.GetName())
+			}
+		} else if specTrimmed(want.GroupVersionKind()) {
+			// The cache holds no spec of the kind to compare.
 			err = r.APIReader.Get(ctx, client.ObjectKeyFromObject(want), live)
 		} else if err = r.Get(ctx, client.ObjectKeyFromObject(want), live); apierrors.IsNotFound(err) {
 			// The cache may lag behind a create; only the API server
@@ -164,6 +177,50 @@ func (r *StoreReconciler) compareRelease(ctx context.Context, sc *scope, view re
 	view.verified = verified
 	r.views.put(sc.store.UID, view)
 	return drifted, changed, nil
+}
+
+// listTrimmed reads from the API server, by one LIST per kind, the objects
+// at the indices todo of the kinds the cache holds without their specs,
+// where two or more of a kind are to be compared: a store's first check
+// after the operator starts compares its 17 such objects (4 Deployments, a
+// StatefulSet, 4 Services, 7 NetworkPolicies, an Ingress) in 5 requests
+// rather than 17. A single object of a kind is read by a GET.
+func (r *StoreReconciler) listTrimmed(ctx context.Context, namespace string, objs []*unstructured.Unstructured, todo []int) (map[schema.GroupVersionKind]map[string]client.Object, error) {
+	count := map[schema.GroupVersionKind]int{}
+	for _, i := range todo {
+		if gvk := objs[i].GroupVersionKind(); specTrimmed(gvk) && objs[i].GetNamespace() == namespace {
+			count[gvk]++
+		}
+	}
+	listed := map[schema.GroupVersionKind]map[string]client.Object{}
+	for gvk, n := range count {
+		if n < 2 {
+			continue
+		}
+		typed, err := r.Scheme().New(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+		if err != nil {
+			return nil, fmt.Errorf("release objects %s: %w", gvk.Kind, err)
+		}
+		list, ok := typed.(client.ObjectList)
+		if !ok {
+			return nil, fmt.Errorf("release objects %s: no list kind", gvk.Kind)
+		}
+		if err := r.APIReader.List(ctx, list, client.InNamespace(namespace)); err != nil {
+			return nil, err
+		}
+		items, err := apimeta.ExtractList(list)
+		if err != nil {
+			return nil, err
+		}
+		byName := make(map[string]client.Object, len(items))
+		for _, item := range items {
+			if o, ok := item.(client.Object); ok {
+				byName[o.GetName()] = o
+			}
+		}
+		listed[gvk] = byName
+	}
+	return listed, nil
 }
 
 // driftCorrected records a healed drift.

@@ -56,8 +56,8 @@ func verifiedAs(o client.Object) verifiedObject {
 // matching, unchanged where the release speaks. An object not written since
 // is; so is a workload written only in its status (its rollout): the cache
 // holds no pod template of a workload to compare (specTrimmed), but the
-// API server counts every change of a spec in metadata.generation, and its
-// labels and annotations are in the cache.
+// API server counts every change of its spec in metadata.generation
+// (generationTracksSpec), and its labels and annotations are in the cache.
 func (v verifiedObject) stillMatches(cached client.Object, gvk schema.GroupVersionKind) bool {
 	switch {
 	case v.resourceVersion == "":
@@ -65,7 +65,7 @@ func (v verifiedObject) stillMatches(cached client.Object, gvk schema.GroupVersi
 	case cached.GetResourceVersion() == v.resourceVersion:
 		return true
 	}
-	return specTrimmed(gvk) && cached.GetUID() == v.uid && cached.GetGeneration() == v.generation && metadataDigest(cached) == v.metadata
+	return generationTracksSpec(gvk) && cached.GetUID() == v.uid && cached.GetGeneration() == v.generation && metadataDigest(cached) == v.metadata
 }
 
 // metadataDigest digests an object's labels and annotations.

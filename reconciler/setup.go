@@ -70,6 +70,8 @@ func CacheOptions() cache.Options {
 			transform = replicaSetStatusOnly
 		case *appsv1.Deployment, *appsv1.StatefulSet:
 			transform = workloadSpecTrimmed
+		case *corev1.Service, *networkingv1.NetworkPolicy, *networkingv1.Ingress:
+			transform = releaseSpecDropped
 		}
 		byObject[o] = cache.ByObject{Label: sel, Transform: sharingStrings(transform)}
 	}
@@ -150,9 +152,53 @@ func workloadSpecTrimmed(o any) (any, error) {
 	return o, nil
 }
 
-// specTrimmed reports whether the cache holds objects of the kind without
-// their specs (workloadSpecTrimmed).
+// releaseSpecDropped keeps a Service, NetworkPolicy or Ingress of a store's
+// release as metadata and status: nothing but the drift check reads their
+// specs, and it reads them live when the object was written since it last
+// matched. The operator's own objects of these kinds (the default-deny
+// policy, applied from the cache) keep theirs.
+func releaseSpecDropped(o any) (any, error) {
+	obj, ok := o.(client.Object)
+	if !ok {
+		return o, nil
+	}
+	obj.SetManagedFields(nil)
+	if _, owned := obj.GetAnnotations()[helmReleaseAnnotation]; !owned {
+		return o, nil
+	}
+	switch o := o.(type) {
+	case *corev1.Service:
+		o.Spec = corev1.ServiceSpec{}
+	case *networkingv1.NetworkPolicy:
+		o.Spec = networkingv1.NetworkPolicySpec{}
+	case *networkingv1.Ingress:
+		o.Spec = networkingv1.IngressSpec{}
+	}
+	return o, nil
+}
+
+// helmReleaseAnnotation marks an object a Helm release owns (Helm and
+// helm-controller both set it).
+const helmReleaseAnnotation = "meta.helm.sh/release-name"
+
+// specTrimmed reports whether the cache holds the release's objects of the
+// kind without their specs (workloadSpecTrimmed, releaseSpecDropped).
 func specTrimmed(gvk schema.GroupVersionKind) bool {
+	switch gvk.GroupKind() {
+	case schema.GroupKind{Group: appsv1.GroupName, Kind: "Deployment"}, schema.GroupKind{Group: appsv1.GroupName, Kind: "StatefulSet"},
+		schema.GroupKind{Kind: "Service"}, schema.GroupKind{Group: networkingv1.GroupName, Kind: "NetworkPolicy"},
+		schema.GroupKind{Group: networkingv1.GroupName, Kind: "Ingress"}:
+		return true
+	}
+	return false
+}
+
+// generationTracksSpec reports whether the API server bumps
+// metadata.generation for every change of the kind's spec — so an object of
+// it whose generation did not move was written in its status only. Of the
+// trimmed kinds, only the workloads' statuses are written all the time
+// (rollouts); a Service's generation never moves.
+func generationTracksSpec(gvk schema.GroupVersionKind) bool {
 	return gvk.Group == appsv1.GroupName && (gvk.Kind == "Deployment" || gvk.Kind == "StatefulSet")
 }
 
