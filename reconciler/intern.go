@@ -62,16 +62,14 @@ func (p *stringPool) shared(s string) string {
 	return s
 }
 
-// sharedMap replaces the keys and values of m with the pool's copies.
+// sharedMap replaces the keys and values of m with the pool's copies, in
+// place: assigning to a key already present stores the key given too (Go
+// updates string keys), so no second map is made.
 func (p *stringPool) sharedMap(m map[string]string) map[string]string {
-	if len(m) == 0 {
-		return m
-	}
-	out := make(map[string]string, len(m))
 	for k, v := range m {
-		out[p.shared(k)] = p.shared(v)
+		m[p.shared(k)] = p.shared(v)
 	}
-	return out
+	return m
 }
 
 // shareMetadata points an object's metadata strings at the pool's copies.
