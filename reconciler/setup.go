@@ -19,11 +19,14 @@ import (
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -68,10 +71,13 @@ func CacheOptions() cache.Options {
 			transform = podStatusOnly
 		case *appsv1.ReplicaSet:
 			transform = replicaSetStatusOnly
-		case *appsv1.Deployment, *appsv1.StatefulSet:
-			transform = workloadSpecTrimmed
-		case *corev1.Service, *networkingv1.NetworkPolicy, *networkingv1.Ingress:
-			transform = releaseSpecDropped
+		}
+		gvk, err := apiutil.GVKForObject(o, clientgoscheme.Scheme)
+		if err != nil {
+			panic(err) // managedTypes are built-in kinds
+		}
+		if t, ok := specTrimmingTransforms[gvk.GroupKind()]; ok {
+			transform = t
 		}
 		byObject[o] = cache.ByObject{Label: sel, Transform: sharingStrings(transform)}
 	}
@@ -181,16 +187,23 @@ func releaseSpecDropped(o any) (any, error) {
 // helm-controller both set it).
 const helmReleaseAnnotation = "meta.helm.sh/release-name"
 
+// specTrimmingTransforms are the cache transforms of the kinds whose
+// release objects the cache holds without their specs. One table for the
+// cache and the drift check: a kind trimmed in the cache but compared from it
+// would read as changed at every check.
+var specTrimmingTransforms = map[schema.GroupKind]toolscache.TransformFunc{
+	{Group: appsv1.GroupName, Kind: "Deployment"}:  workloadSpecTrimmed,
+	{Group: appsv1.GroupName, Kind: "StatefulSet"}: workloadSpecTrimmed,
+	{Kind: "Service"}: releaseSpecDropped,
+	{Group: networkingv1.GroupName, Kind: "NetworkPolicy"}: releaseSpecDropped,
+	{Group: networkingv1.GroupName, Kind: "Ingress"}:       releaseSpecDropped,
+}
+
 // specTrimmed reports whether the cache holds the release's objects of the
-// kind without their specs (workloadSpecTrimmed, releaseSpecDropped).
+// kind without their specs, so the drift check reads them live.
 func specTrimmed(gvk schema.GroupVersionKind) bool {
-	switch gvk.GroupKind() {
-	case schema.GroupKind{Group: appsv1.GroupName, Kind: "Deployment"}, schema.GroupKind{Group: appsv1.GroupName, Kind: "StatefulSet"},
-		schema.GroupKind{Kind: "Service"}, schema.GroupKind{Group: networkingv1.GroupName, Kind: "NetworkPolicy"},
-		schema.GroupKind{Group: networkingv1.GroupName, Kind: "Ingress"}:
-		return true
-	}
-	return false
+	_, ok := specTrimmingTransforms[gvk.GroupKind()]
+	return ok
 }
 
 // generationTracksSpec reports whether the API server bumps
