@@ -110,7 +110,9 @@ ENABLED = false
 	if err != nil {
 		return nil, err
 	}
-	g.Token = strings.TrimSpace(LastLines(token, 1))
+	if g.Token, err = accessToken(token); err != nil {
+		return nil, err
+	}
 
 	logf, err := os.Create(filepath.Join(dir, "gitea.log"))
 	if err != nil {
@@ -141,14 +143,31 @@ func (g *Gitea) env() []string {
 	return append(os.Environ(), "GITEA_WORK_DIR="+g.Dir, "HOME="+g.Dir)
 }
 
+// admin runs a Gitea admin command and returns what it printed on stdout.
+// Its log lines go to stderr, kept apart: a log line written last must not
+// be read as the command's answer.
 func (g *Gitea) admin(ctx context.Context, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, g.bin, append([]string{"--config", g.ini}, args...)...)
 	cmd.Env = g.env()
-	out, err := cmd.CombinedOutput()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("gitea %s: %w: %s", strings.Join(args[:min(3, len(args))], " "), err, LastLines(string(out), 5))
+		return "", fmt.Errorf("gitea %s: %w: %s", strings.Join(args[:min(3, len(args))], " "), err, LastLines(string(out)+stderr.String(), 5))
 	}
 	return string(out), nil
+}
+
+// accessToken finds the token in what generate-access-token --raw printed:
+// the one line of 40 hexadecimal digits.
+func accessToken(out string) (string, error) {
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.TrimSpace(line)
+		if len(line) == 40 && strings.Trim(line, "0123456789abcdef") == "" {
+			return line, nil
+		}
+	}
+	return "", fmt.Errorf("gitea generate-access-token printed no token: %q", LastLines(out, 5))
 }
 
 // API calls Gitea's REST API (/api/v1 + path) as the admin.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -33,6 +34,25 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// lockedLog is a supervisor's Log read by the test while the supervisor
+// writes it from its own goroutine.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 // TestACrashedProcessIsStartedAgain: a process killed after its first run is
 // started again with a new pid in its pid file, its log keeps both runs, and
 // ending supervision stops it and removes the pid file.
@@ -40,7 +60,7 @@ func TestACrashedProcessIsStartedAgain(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out strings.Builder
+	var out lockedLog
 	sv, err := supervise.Start(ctx, supervise.Process{
 		Name: "sleeper", Path: "/bin/sh", Args: []string{"-c", "echo started; exec sleep 60"}, Dir: dir,
 		Log: &out, FirstRun: 100 * time.Millisecond, Grace: 5 * time.Second,
@@ -57,6 +77,9 @@ func TestACrashedProcessIsStartedAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "a new process", func() bool { p := pidIn(t, dir); return p != 0 && p != first && devcluster.Alive(p) })
+	// The pid file is written as the process starts, the restart counted
+	// and announced just after: wait for the announcement, then count.
+	waitFor(t, "the restart announced", func() bool { return strings.Contains(out.String(), "running again") })
 	if sv.Restarts() != 1 {
 		t.Errorf("restarts %d, want 1", sv.Restarts())
 	}
