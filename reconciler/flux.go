@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
@@ -16,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -60,6 +62,43 @@ type FluxDelivery struct {
 
 	sourceMu      sync.Mutex
 	sourceApplied time.Time
+
+	// cached is the HelmRelease watch's cache once it has synced, nil
+	// before; written is the generation (and UID) of each HelmRelease this
+	// process last applied. See current.
+	cached  atomic.Pointer[client.Reader]
+	written sync.Map // client.ObjectKey → writtenRelease
+}
+
+// writtenRelease is a HelmRelease as this process's last apply left it.
+type writtenRelease struct {
+	uid        types.UID
+	generation int64
+}
+
+// UseCache makes Ensure read HelmReleases from c, the synced cache of the
+// HelmRelease watch, instead of the API server.
+func (f *FluxDelivery) UseCache(c client.Reader) { f.cached.Store(&c) }
+
+// current reads a store's HelmRelease for Ensure. In Flux mode a store is
+// reconciled on each of helm-controller's status writes, and a live GET each
+// time was the most frequent request of a Flux fleet. The watch's cache
+// serves it when it holds the generation this process last applied, or a
+// later one: a copy older than the operator's own apply would report the
+// previous generation's Ready. Anything else — no cache yet, a HelmRelease
+// the cache has not seen (whose owner must be checked before applying over
+// it), a copy behind the operator's apply — is read live.
+func (f *FluxDelivery) current(ctx context.Context, key client.ObjectKey, hr *helmv2.HelmRelease) error {
+	if c := f.cached.Load(); c != nil {
+		if err := (*c).Get(ctx, key, hr); err == nil {
+			w, wrote := f.written.Load(key)
+			if !wrote || (w.(writtenRelease).uid == hr.UID && hr.Generation >= w.(writtenRelease).generation) {
+				return nil
+			}
+		}
+		*hr = helmv2.HelmRelease{}
+	}
+	return f.Reader.Get(ctx, key, hr)
 }
 
 // Annotations the operator keeps on its HelmReleases.
@@ -139,7 +178,7 @@ func (f *FluxDelivery) Ensure(ctx context.Context, want DesiredRelease, force bo
 		return ReleaseState{}, err
 	}
 	var live helmv2.HelmRelease
-	err = f.Reader.Get(ctx, client.ObjectKeyFromObject(hr), &live)
+	err = f.current(ctx, client.ObjectKeyFromObject(hr), &live)
 	missing := apierrors.IsNotFound(err)
 	if err != nil && !missing {
 		return ReleaseState{}, err
@@ -172,6 +211,7 @@ func (f *FluxDelivery) Ensure(ctx context.Context, want DesiredRelease, force bo
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, &live); err != nil {
 			return ReleaseState{}, err
 		}
+		f.written.Store(client.ObjectKeyFromObject(&live), writtenRelease{uid: live.UID, generation: live.Generation})
 	}
 	return f.stateOf(ctx, &live, want)
 }
@@ -310,8 +350,10 @@ func (f *FluxDelivery) Detach(ctx context.Context, s *v1alpha1.Store, _, name st
 // helmRelease reads a store's HelmRelease uncached; nil when there is none.
 func (f *FluxDelivery) helmRelease(ctx context.Context, name string) (*helmv2.HelmRelease, error) {
 	var hr helmv2.HelmRelease
-	err := f.Reader.Get(ctx, client.ObjectKey{Namespace: f.Namespace, Name: name}, &hr)
+	key := client.ObjectKey{Namespace: f.Namespace, Name: name}
+	err := f.Reader.Get(ctx, key, &hr)
 	if apierrors.IsNotFound(err) {
+		f.written.Delete(key) // gone: nothing of it to wait for in the cache
 		return nil, nil
 	}
 	if err != nil {

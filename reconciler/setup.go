@@ -286,7 +286,7 @@ func (r *StoreReconciler) setupWithManager(mgr ctrl.Manager) (controller.Control
 			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](time.Second, 2*time.Minute),
 		})
 	for _, o := range managedTypes() {
-		b = b.Watches(o, handler.EnqueueRequestsFromMapFunc(storeForObject), builder.WithPredicates(ignoreStatusNoise))
+		b = b.Watches(o, coalescedWakes(storeForObject), builder.WithPredicates(ignoreStatusNoise))
 	}
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &corev1.PersistentVolume{}, volumeClaimNamespaceIndex, volumeClaimNamespace); err != nil {
 		return nil, err
@@ -318,7 +318,15 @@ func watchHelmReleases(mgr ctrl.Manager, c controller.Controller, d *Deliveries)
 				if err := mgr.Add(hrCache); err != nil {
 					return err
 				}
-				return c.Watch(source.Kind(hrCache, client.Object(&helmv2.HelmRelease{}), handler.EnqueueRequestsFromMapFunc(storeForObject)))
+				if err := c.Watch(source.Kind(hrCache, client.Object(&helmv2.HelmRelease{}), coalescedWakes(storeForObject))); err != nil {
+					return err
+				}
+				// Reconciles read HelmReleases from the watch's cache once
+				// it holds them all, instead of one live GET each.
+				if hrCache.WaitForCacheSync(ctx) {
+					d.Flux.UseCache(hrCache)
+				}
+				return nil
 			}
 			select {
 			case <-ctx.Done():
@@ -326,6 +334,50 @@ func watchHelmReleases(mgr ctrl.Manager, c controller.Controller, d *Deliveries)
 			case <-tick.C:
 			}
 		}
+	}
+}
+
+// wakeCoalescing is how long a change of a store's object waits before it
+// reconciles the store. Creating a store sets off a burst of writes to its
+// objects — helm-controller's status writes, each pod's and Deployment's
+// progress — and in Flux mode, where a reconcile only looks, each one
+// reconciled the store: ≈ 35 reconciles a store, each reading the Store and
+// patching its status, on an API server already saturated by the installs.
+// Changes within the window share one reconcile; the store's status is at
+// most this much later.
+const wakeCoalescing = 500 * time.Millisecond
+
+// coalescedWakes maps an object's events to its store's reconcile:
+// creations and updates after wakeCoalescing, so that a burst shares one
+// reconcile (the queue keeps the earliest time of a waiting request), and
+// deletions at once — a deleted Deployment is drift to heal, a deleted
+// volume may end a store's deletion.
+func coalescedWakes(toStore handler.MapFunc) handler.EventHandler {
+	later := func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], objs ...client.Object) {
+		for _, o := range objs {
+			for _, req := range toStore(ctx, o) {
+				q.AddAfter(req, wakeCoalescing)
+			}
+		}
+	}
+	now := func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], o client.Object) {
+		for _, req := range toStore(ctx, o) {
+			q.Add(req)
+		}
+	}
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			later(ctx, q, e.Object)
+		},
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			later(ctx, q, e.ObjectOld, e.ObjectNew)
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			now(ctx, q, e.Object)
+		},
+		GenericFunc: func(ctx context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			now(ctx, q, e.Object)
+		},
 	}
 }
 
