@@ -94,23 +94,6 @@ func TestCachedPodDiagnosesAsTheLiveOne(t *testing.T) {
 	}
 }
 
-func TestCachedReplicaSetKeepsItsStatus(t *testing.T) {
-	two := int32(2)
-	rs := &appsv1.ReplicaSet{
-		Spec: appsv1.ReplicaSetSpec{Replicas: &two, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "x"}},
-			Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c"}}}}},
-		Status: appsv1.ReplicaSetStatus{Conditions: []appsv1.ReplicaSetCondition{{Type: appsv1.ReplicaSetReplicaFailure, Status: corev1.ConditionTrue, Message: "exceeded quota"}}},
-	}
-	out, _ := replicaSetStatusOnly(rs)
-	got := out.(*appsv1.ReplicaSet)
-	if len(got.Spec.Template.Spec.Containers) != 0 || *got.Spec.Replicas != 2 || got.Spec.Selector.MatchLabels["app"] != "x" {
-		t.Errorf("spec %+v", got.Spec)
-	}
-	if got.Status.Conditions[0].Message != "exceeded quota" {
-		t.Errorf("status lost: %+v", got.Status)
-	}
-}
-
 // CacheOptions names each kind once, and the cache's pods lose their specs:
 // two entries for Pod (one stripping managed fields only) left which
 // transform ran to map order, and 100 stores' pods kept 6.5 MB of specs.
@@ -140,7 +123,7 @@ func TestCacheOptionsTrimEachKindOnce(t *testing.T) {
 }
 
 // Updates that change only what controllers rewrite with every pod (a
-// quota's usage, a ReplicaSet's counts) do not wake the store; any other
+// quota's usage) do not wake the store; any other
 // change does, and so does every update of other kinds.
 func TestStatusNoiseDoesNotWakeTheStore(t *testing.T) {
 	quota := &corev1.ResourceQuota{
@@ -156,16 +139,6 @@ func TestStatusNoiseDoesNotWakeTheStore(t *testing.T) {
 	unobserved := quota.DeepCopy()
 	unobserved.Status.Hard = nil
 
-	two := int32(2)
-	rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "medusa-backend-1", Generation: 1, ResourceVersion: "1"}, Spec: appsv1.ReplicaSetSpec{Replicas: &two}}
-	counted := rs.DeepCopy()
-	counted.ResourceVersion = "2"
-	counted.Status = appsv1.ReplicaSetStatus{Replicas: 2, ReadyReplicas: 1, AvailableReplicas: 1, ObservedGeneration: 1}
-	rejected := counted.DeepCopy()
-	rejected.Status.Conditions = []appsv1.ReplicaSetCondition{{Type: appsv1.ReplicaSetReplicaFailure, Status: corev1.ConditionTrue, Message: "exceeded quota"}}
-	relabelled := counted.DeepCopy()
-	relabelled.Labels = map[string]string{"edited": "yes"}
-
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", ResourceVersion: "1"}}
 	podLater := pod.DeepCopy()
 	podLater.ResourceVersion = "2"
@@ -178,9 +151,6 @@ func TestStatusNoiseDoesNotWakeTheStore(t *testing.T) {
 		{"quota usage changed", quota, used, false},
 		{"quota spec edited", used, edited, true},
 		{"quota observed by the quota controller", unobserved, quota, true},
-		{"ReplicaSet counts changed", rs, counted, false},
-		{"ReplicaSet rejected by the quota", counted, rejected, true},
-		{"ReplicaSet labels edited", counted, relabelled, true},
 		{"pod updated", pod, podLater, true},
 	} {
 		if got := ignoreStatusNoise.Update(event.UpdateEvent{ObjectOld: c.old, ObjectNew: c.new}); got != c.wakes {

@@ -141,17 +141,14 @@ func (r *StoreReconciler) workloadHealth(ctx context.Context, sc *scope, w workl
 		rolledOut = d.Status.ObservedGeneration >= d.Generation && d.Status.UpdatedReplicas >= desired &&
 			d.Status.Replicas == d.Status.UpdatedReplicas && d.Status.AvailableReplicas >= desired
 		ready = d.Status.AvailableReplicas
+		// A pod the ReplicaSet cannot create (quota, pod security) is the
+		// ReplicaSet's ReplicaFailure condition, which the deployment
+		// controller copies onto the Deployment: the operator neither
+		// reads nor caches ReplicaSets (four a store, memory per store).
 		for _, c := range d.Status.Conditions {
 			if c.Type == appsv1.DeploymentReplicaFailure && c.Status == corev1.ConditionTrue {
 				failedCreate = c.Message
 			}
-		}
-		if failedCreate == "" {
-			msg, err := r.replicaSetFailure(ctx, sc.namespace, &d)
-			if err != nil {
-				return workloadStatus{}, err
-			}
-			failedCreate = msg
 		}
 	}
 	st := workloadStatus{
@@ -248,23 +245,6 @@ func (r *StoreReconciler) podDiagnosis(ctx context.Context, sc *scope, w workloa
 		}
 	}
 	return nil, false, nil
-}
-
-// replicaSetFailure returns the FailedCreate message of a Deployment's newest
-// ReplicaSet (quota rejections surface there first).
-func (r *StoreReconciler) replicaSetFailure(ctx context.Context, namespace string, d *appsv1.Deployment) (string, error) {
-	var rss appsv1.ReplicaSetList
-	if err := r.List(ctx, &rss, client.InNamespace(namespace), client.MatchingLabels(d.Spec.Selector.MatchLabels)); err != nil {
-		return "", err
-	}
-	for _, rs := range rss.Items {
-		for _, c := range rs.Status.Conditions {
-			if c.Type == appsv1.ReplicaSetReplicaFailure && c.Status == corev1.ConditionTrue {
-				return c.Message, nil
-			}
-		}
-	}
-	return "", nil
 }
 
 // failedCreateEvent returns the latest FailedCreate event message of an

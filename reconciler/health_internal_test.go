@@ -115,11 +115,9 @@ func TestWorkloadHealth(t *testing.T) {
 			wantMessage:   "Deployment medusa-backend: 0/1 ready",
 			wantDiagnosis: &v1alpha1.Diagnosis{Reason: "QuotaExceeded", Message: `pods "medusa-backend-1" is forbidden: exceeded quota: store-quota`, Object: "Deployment medusa-backend"},
 			wantFailure:   true},
-		{name: "Deployment's ReplicaSet cannot create pods", workload: backend, objs: []client.Object{
-			deployment(1, appsv1.DeploymentStatus{ObservedGeneration: 1}),
-			&appsv1.ReplicaSet{ObjectMeta: objectMeta("medusa-backend-abc", time.Hour, map[string]string{"app.kubernetes.io/component": "backend"}),
-				Status: appsv1.ReplicaSetStatus{Conditions: []appsv1.ReplicaSetCondition{{Type: appsv1.ReplicaSetReplicaFailure, Status: corev1.ConditionTrue,
-					Message: `pods "medusa-backend-abc-1" is forbidden: violates PodSecurity "restricted:latest"`}}}},
+		{name: "Deployment's pods refused by pod security", workload: backend, objs: []client.Object{
+			deployment(1, appsv1.DeploymentStatus{ObservedGeneration: 1, Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentReplicaFailure, Status: corev1.ConditionTrue,
+				Message: `pods "medusa-backend-abc-1" is forbidden: violates PodSecurity "restricted:latest"`}}}),
 		},
 			wantMessage:   "Deployment medusa-backend: 0/1 ready",
 			wantDiagnosis: &v1alpha1.Diagnosis{Reason: "FailedCreate", Message: `pods "medusa-backend-abc-1" is forbidden: violates PodSecurity "restricted:latest"`, Object: "Deployment medusa-backend"},

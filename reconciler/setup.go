@@ -46,9 +46,23 @@ func managedTypes() []client.Object {
 	return []client.Object{
 		&corev1.Namespace{}, &corev1.ResourceQuota{}, &corev1.LimitRange{}, &corev1.Secret{},
 		&corev1.Service{}, &corev1.Pod{}, &corev1.PersistentVolumeClaim{},
-		&appsv1.Deployment{}, &appsv1.StatefulSet{}, &appsv1.ReplicaSet{},
+		&appsv1.Deployment{}, &appsv1.StatefulSet{},
 		&networkingv1.NetworkPolicy{}, &networkingv1.Ingress{},
 	}
+}
+
+// ManagedKinds are the kinds of managedTypes: what the operator caches of
+// each store, besides the Store itself, its HelmRelease and the volumes.
+func ManagedKinds() []schema.GroupVersionKind {
+	var kinds []schema.GroupVersionKind
+	for _, o := range managedTypes() {
+		gvk, err := apiutil.GVKForObject(o, clientgoscheme.Scheme)
+		if err != nil {
+			panic(err) // managedTypes are built-in kinds
+		}
+		kinds = append(kinds, gvk)
+	}
+	return kinds
 }
 
 // CacheOptions restricts the manager's cache for the managed types to
@@ -65,12 +79,10 @@ func CacheOptions() cache.Options {
 	for _, o := range managedTypes() {
 		transform := strip
 		switch o.(type) {
-		// Pods and ReplicaSets are read for their status only (health, the
-		// diagnosis, where pods run); their specs are most of their size.
+		// Pods are read for their status only (health, the diagnosis,
+		// where pods run); their specs are most of their size.
 		case *corev1.Pod:
 			transform = podStatusOnly
-		case *appsv1.ReplicaSet:
-			transform = replicaSetStatusOnly
 		}
 		gvk, err := apiutil.GVKForObject(o, clientgoscheme.Scheme)
 		if err != nil {
@@ -124,16 +136,6 @@ func containerStates(in []corev1.ContainerStatus) []corev1.ContainerStatus {
 		out[i] = corev1.ContainerStatus{Name: c.Name, Ready: c.Ready, RestartCount: c.RestartCount, State: c.State, LastTerminationState: c.LastTerminationState}
 	}
 	return out
-}
-
-// replicaSetStatusOnly keeps a ReplicaSet's metadata and status (a quota
-// rejection is a status condition); its pod template is dropped.
-func replicaSetStatusOnly(o any) (any, error) {
-	if rs, ok := o.(*appsv1.ReplicaSet); ok {
-		rs.ManagedFields = nil
-		rs.Spec = appsv1.ReplicaSetSpec{Replicas: rs.Spec.Replicas, Selector: rs.Spec.Selector}
-	}
-	return o, nil
 }
 
 // workloadSpecTrimmed keeps of a Deployment or StatefulSet what health and
@@ -393,9 +395,7 @@ var ignoreStatusNoise = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bo
 // rewrite as a store's pods come and go and that the reconciler never reads,
 // or nil for kinds that have none. A quota's usage changes with every pod
 // (about ten updates a store while it starts); the operator reads only the
-// quota's observed hard limits. A ReplicaSet's counts change with every pod
-// too; of a ReplicaSet the operator reads only its conditions (a quota
-// rejection), the counts come from the Deployment.
+// quota's observed hard limits.
 func withoutStatusNoise(o client.Object) client.Object {
 	var c client.Object
 	switch o := o.(type) {
@@ -403,10 +403,6 @@ func withoutStatusNoise(o client.Object) client.Object {
 		q := o.DeepCopy()
 		q.Status.Used = nil
 		c = q
-	case *appsv1.ReplicaSet:
-		rs := o.DeepCopy()
-		rs.Status = appsv1.ReplicaSetStatus{Conditions: rs.Status.Conditions}
-		c = rs
 	default:
 		return nil
 	}

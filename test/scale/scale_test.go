@@ -259,23 +259,12 @@ func (f *fleet) storeCount(b *testing.B) int {
 	return len(l.Items)
 }
 
-// cachedKinds are what the operator's informers hold (reconciler's
-// managedTypes, filtered by the store label, and every volume).
-var cachedKinds = []schema.GroupVersionKind{
-	{Version: "v1", Kind: "Namespace"}, {Version: "v1", Kind: "ResourceQuota"}, {Version: "v1", Kind: "LimitRange"},
-	{Version: "v1", Kind: "Secret"}, {Version: "v1", Kind: "Service"}, {Version: "v1", Kind: "Pod"},
-	{Version: "v1", Kind: "PersistentVolumeClaim"},
-	{Group: "apps", Version: "v1", Kind: "Deployment"}, {Group: "apps", Version: "v1", Kind: "StatefulSet"},
-	{Group: "apps", Version: "v1", Kind: "ReplicaSet"},
-	{Group: "networking.k8s.io", Version: "v1", Kind: "NetworkPolicy"}, {Group: "networking.k8s.io", Version: "v1", Kind: "Ingress"},
-}
-
 // informerObjects counts the objects the operator's cache holds: the
 // store-labelled managed objects, every PersistentVolume and every Store.
 func (f *fleet) informerObjects(b *testing.B) int {
 	ctx := context.Background()
 	total := f.storeCount(b)
-	for _, gvk := range append(cachedKinds, schema.GroupVersionKind{Version: "v1", Kind: "PersistentVolume"}) {
+	for _, gvk := range append(reconciler.ManagedKinds(), schema.GroupVersionKind{Version: "v1", Kind: "PersistentVolume"}) {
 		var l metav1.PartialObjectMetadataList
 		l.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
 		var opts []client.ListOption
