@@ -1,11 +1,13 @@
 package reconciler
 
 import (
+	"context"
 	"reflect"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -210,8 +212,10 @@ func TestCachedReleaseObjectsKeepNoSpec(t *testing.T) {
 		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "10.0.0.9"}}}}}
 	pol := &networkingv1.NetworkPolicy{ObjectMeta: *owned.DeepCopy(), Spec: networkingv1.NetworkPolicySpec{PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}}}
 	ing := &networkingv1.Ingress{ObjectMeta: *owned.DeepCopy(), Spec: networkingv1.IngressSpec{Rules: []networkingv1.IngressRule{{Host: "shop.localtest.me"}}}}
+	job := &batchv1.Job{ObjectMeta: *owned.DeepCopy(), Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "migrate"}}}}},
+		Status: batchv1.JobStatus{Succeeded: 1}}
 	deny := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: denyPolicyName}, Spec: networkingv1.NetworkPolicySpec{PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeEgress}}}
-	for _, o := range []client.Object{svc, pol, ing, deny} {
+	for _, o := range []client.Object{svc, pol, ing, job, deny} {
 		if _, err := releaseSpecDropped(o); err != nil {
 			t.Fatal(err)
 		}
@@ -219,8 +223,11 @@ func TestCachedReleaseObjectsKeepNoSpec(t *testing.T) {
 			t.Errorf("%s kept its managed fields", o.GetName())
 		}
 	}
-	if svc.Spec.Ports != nil || pol.Spec.PolicyTypes != nil || ing.Spec.Rules != nil {
-		t.Errorf("a release object kept its spec: %+v %+v %+v", svc.Spec, pol.Spec, ing.Spec)
+	if svc.Spec.Ports != nil || pol.Spec.PolicyTypes != nil || ing.Spec.Rules != nil || job.Spec.Template.Spec.Containers != nil {
+		t.Errorf("a release object kept its spec: %+v %+v %+v %+v", svc.Spec, pol.Spec, ing.Spec, job.Spec)
+	}
+	if job.Status.Succeeded != 1 {
+		t.Errorf("the Job lost its status: %+v", job.Status)
 	}
 	if len(svc.Status.LoadBalancer.Ingress) != 1 || svc.Annotations[helmReleaseAnnotation] != "shop" {
 		t.Errorf("the Service lost its metadata or status: %+v", svc)
@@ -229,12 +236,13 @@ func TestCachedReleaseObjectsKeepNoSpec(t *testing.T) {
 		t.Error("the operator's own default-deny policy lost its spec: it is applied from the cache")
 	}
 	for _, gvk := range []schema.GroupVersionKind{corev1.SchemeGroupVersion.WithKind("Service"), networkingv1.SchemeGroupVersion.WithKind("NetworkPolicy"),
-		networkingv1.SchemeGroupVersion.WithKind("Ingress"), appsv1.SchemeGroupVersion.WithKind("Deployment")} {
+		networkingv1.SchemeGroupVersion.WithKind("Ingress"), appsv1.SchemeGroupVersion.WithKind("Deployment"),
+		batchv1.SchemeGroupVersion.WithKind("Job"), corev1.SchemeGroupVersion.WithKind("PersistentVolumeClaim")} {
 		if !specTrimmed(gvk) {
 			t.Errorf("the drift check would compare a cached %s without its spec", gvk.Kind)
 		}
 	}
-	if specTrimmed(corev1.SchemeGroupVersion.WithKind("PersistentVolumeClaim")) || specTrimmed(corev1.SchemeGroupVersion.WithKind("Secret")) {
+	if specTrimmed(corev1.SchemeGroupVersion.WithKind("Secret")) {
 		t.Error("a kind cached whole is read live by every drift check")
 	}
 	if _, err := releaseSpecDropped("tombstone"); err != nil {
@@ -306,5 +314,46 @@ func TestCachedStoreKeepsWhatItsReadersUse(t *testing.T) {
 	}
 	if _, err := storeWithoutHistory("tombstone"); err != nil {
 		t.Errorf("a deletion tombstone must pass through: %v", err)
+	}
+}
+
+// Of a claim the cache keeps what health reads (its phase, how old it is);
+// of a volume, the claim it is bound to (what a deleting store waits for).
+func TestCachedVolumesKeepTheirPhaseAndClaim(t *testing.T) {
+	created := metav1.NewTime(time.Now().Add(-time.Hour))
+	pvc := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "data-postgres-0", CreationTimestamp: created,
+		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kube-controller-manager"}}},
+		Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}}},
+		Status: corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimPending, AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}}}
+	if _, err := claimPhaseOnly(pvc); err != nil {
+		t.Fatal(err)
+	}
+	if pvc.ManagedFields != nil || pvc.Spec.AccessModes != nil || pvc.Status.AccessModes != nil {
+		t.Errorf("the claim kept more than its phase: %+v", pvc)
+	}
+	if pvc.Status.Phase != corev1.ClaimPending || !pvc.CreationTimestamp.Equal(&created) || pvc.Name != "data-postgres-0" {
+		t.Errorf("the claim lost what health reads: %+v", pvc)
+	}
+	pv := &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "pvc-1"},
+		Spec: corev1.PersistentVolumeSpec{Capacity: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
+			ClaimRef: &corev1.ObjectReference{Kind: "PersistentVolumeClaim", Namespace: "store-shop", Name: "data-postgres-0", UID: "u"}},
+		Status: corev1.PersistentVolumeStatus{Phase: corev1.VolumeBound, Message: "bound"}}
+	if _, err := volumeClaimOnly(pv); err != nil {
+		t.Fatal(err)
+	}
+	if pv.Spec.Capacity != nil || pv.Status.Message != "" {
+		t.Errorf("the volume kept more than its claim: %+v", pv)
+	}
+	if got := volumeClaimNamespace(pv); len(got) != 1 || got[0] != "store-shop" || pv.Spec.ClaimRef.Name != "data-postgres-0" {
+		t.Errorf("the volume lost its claim: %+v", pv.Spec.ClaimRef)
+	}
+	if got := storeForVolume(context.Background(), pv); len(got) != 1 || got[0].Name != "shop" {
+		t.Errorf("the volume maps to %v, want store shop", got)
+	}
+	for _, f := range []toolscache.TransformFunc{claimPhaseOnly, volumeClaimOnly} {
+		if _, err := f("tombstone"); err != nil {
+			t.Errorf("a deletion tombstone must pass through: %v", err)
+		}
 	}
 }

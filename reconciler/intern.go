@@ -1,6 +1,9 @@
 package reconciler
 
 import (
+	"hash/maphash"
+	"maps"
+	"slices"
 	"sync"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -20,10 +23,20 @@ import (
 // update would bring a new copy) and is bounded: once full it starts afresh,
 // the strings already shared stay shared, and what a deleted store left in
 // the old pool goes with it.
+//
+// Whole label and annotation maps are shared the same way: the objects of a
+// store repeat a few sets (every release object carries the same two Helm
+// annotations; the seven NetworkPolicies, and a component's Service and
+// workload, the same labels), and each map costs a few hundred bytes however
+// few its entries. A cached object is never written (client-go's rule: its
+// readers get copies), so objects may share one.
 type stringPool struct {
 	mu      sync.RWMutex
 	strings map[string]string
-	max     int
+	// sets are shared maps by the hash of their contents; two sets of one
+	// hash are compared in full, and the later is not shared.
+	sets map[uint64]map[string]string
+	max  int
 }
 
 // Strings longer than this are not worth a map entry: annotations holding
@@ -36,7 +49,53 @@ const defaultPoolSize = 1 << 16
 var cachedStrings = newStringPool(defaultPoolSize)
 
 func newStringPool(max int) *stringPool {
-	return &stringPool{strings: make(map[string]string), max: max}
+	return &stringPool{strings: make(map[string]string), sets: make(map[uint64]map[string]string), max: max}
+}
+
+var setSeed = maphash.MakeSeed()
+
+// setHash digests a map's contents, whatever their order.
+func setHash(m map[string]string) uint64 {
+	keys := slices.Sorted(maps.Keys(m))
+	var h maphash.Hash
+	h.SetSeed(setSeed)
+	for _, k := range keys {
+		h.WriteString(k)
+		h.WriteByte(0)
+		h.WriteString(m[k])
+		h.WriteByte(0)
+	}
+	return h.Sum64()
+}
+
+// sharedSet is the pool's map equal to m, or m itself (its strings shared)
+// when the pool had none; m is a freshly decoded object's map, written by
+// no one else.
+func (p *stringPool) sharedSet(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return m
+	}
+	h := setHash(m)
+	p.mu.RLock()
+	s, ok := p.sets[h]
+	p.mu.RUnlock()
+	if ok {
+		if maps.Equal(s, m) {
+			return s
+		}
+		return p.sharedMap(m)
+	}
+	m = p.sharedMap(m)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s, ok := p.sets[h]; ok && maps.Equal(s, m) {
+		return s
+	}
+	if len(p.sets) >= p.max {
+		p.sets = make(map[uint64]map[string]string, p.max/4)
+	}
+	p.sets[h] = m
+	return m
 }
 
 // shared is the pool's copy of s.
@@ -83,8 +142,8 @@ func (p *stringPool) shareMetadata(o any) {
 	if obj.GetGenerateName() == "" {
 		obj.SetName(p.shared(obj.GetName()))
 	}
-	obj.SetLabels(p.sharedMap(obj.GetLabels()))
-	obj.SetAnnotations(p.sharedMap(obj.GetAnnotations()))
+	obj.SetLabels(p.sharedSet(obj.GetLabels()))
+	obj.SetAnnotations(p.sharedSet(obj.GetAnnotations()))
 	if refs := obj.GetOwnerReferences(); len(refs) > 0 {
 		for i := range refs {
 			refs[i].APIVersion, refs[i].Kind, refs[i].Name = p.shared(refs[i].APIVersion), p.shared(refs[i].Kind), p.shared(refs[i].Name)

@@ -3,6 +3,7 @@ package reconciler
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
 	"testing"
 	"unsafe"
@@ -98,5 +99,39 @@ func TestStringPoolIsBounded(t *testing.T) {
 	p.shared(long)
 	if _, ok := p.strings[long]; ok {
 		t.Error("a long string was pooled")
+	}
+}
+
+// Objects whose labels (or annotations) are the same set share one map; a
+// different set, or one whose hash another set holds, keeps its own, and
+// every object reads exactly its own labels.
+func TestCachedObjectsShareEqualLabelSets(t *testing.T) {
+	p := newStringPool(16)
+	decoded := func(m map[string]string) map[string]string { return maps.Clone(m) }
+	policy := map[string]string{"storefleet.dev/store": "shop", "app.kubernetes.io/part-of": "storefleet", "helm.sh/chart": "medusa-store-0.4.0"}
+	a, b := p.sharedSet(decoded(policy)), p.sharedSet(decoded(policy))
+	if reflect.ValueOf(a).UnsafePointer() != reflect.ValueOf(b).UnsafePointer() {
+		t.Error("two objects with the same labels hold two maps")
+	}
+	other := decoded(policy)
+	other["app.kubernetes.io/component"] = "backend"
+	c := p.sharedSet(other)
+	if reflect.ValueOf(c).UnsafePointer() == reflect.ValueOf(a).UnsafePointer() || !maps.Equal(c, other) || !maps.Equal(a, policy) {
+		t.Errorf("different label sets mixed up: %v %v", a, c)
+	}
+	// A set whose hash the pool holds for another set is not taken for it.
+	clash := map[string]string{"storefleet.dev/store": "other"}
+	p.sets[setHash(clash)] = policy
+	if got := p.sharedSet(decoded(clash)); !maps.Equal(got, clash) {
+		t.Errorf("a hash collision handed out another set: %v", got)
+	}
+	if p.sharedSet(nil) != nil || p.sharedSet(map[string]string{}) == nil {
+		t.Error("no labels and empty labels must stay as they were")
+	}
+	for i := range 40 {
+		p.sharedSet(map[string]string{"storefleet.dev/store": fmt.Sprintf("store-%d", i)})
+		if len(p.sets) > 16 {
+			t.Fatalf("the pool holds %d sets, its bound is 16", len(p.sets))
+		}
 	}
 }

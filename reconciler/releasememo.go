@@ -182,7 +182,8 @@ func newMemoEntry(s ReleaseState) memoEntry {
 	_, _ = zw.Write([]byte(jsonManifest(s.Manifest))) // a bytes.Buffer does not fail
 	_ = zw.Close()
 	s.Action, s.Events, s.Manifest = "", nil, ""
-	return memoEntry{version: s.Revision, state: s, manifest: buf.Bytes()}
+	// A copy of the exact size: the buffer grew by doubling.
+	return memoEntry{version: s.Revision, state: s, manifest: bytes.Clone(buf.Bytes())}
 }
 
 // release is the memorised release, manifest included.
