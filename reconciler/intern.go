@@ -1,7 +1,8 @@
 package reconciler
 
 import (
-	"hash/maphash"
+	"hash"
+	"hash/fnv"
 	"maps"
 	"slices"
 	"sync"
@@ -52,44 +53,49 @@ func newStringPool(max int) *stringPool {
 	return &stringPool{strings: make(map[string]string), sets: make(map[uint64]map[string]string), max: max}
 }
 
-var setSeed = maphash.MakeSeed()
-
 // setHash digests a map's contents, whatever their order.
 func setHash(m map[string]string) uint64 {
-	keys := slices.Sorted(maps.Keys(m))
-	var h maphash.Hash
-	h.SetSeed(setSeed)
-	for _, k := range keys {
-		h.WriteString(k)
-		h.WriteByte(0)
-		h.WriteString(m[k])
-		h.WriteByte(0)
-	}
+	h := fnv.New64a()
+	writeSorted(h, m)
 	return h.Sum64()
+}
+
+// writeSorted writes a map's entries to h in key order, each key and value
+// followed by a zero byte.
+func writeSorted(h hash.Hash, m map[string]string) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		_, _ = h.Write([]byte(k))
+		_, _ = h.Write([]byte{0})
+		_, _ = h.Write([]byte(m[k]))
+		_, _ = h.Write([]byte{0})
+	}
 }
 
 // sharedSet is the pool's map equal to m, or m itself (its strings shared)
 // when the pool had none; m is a freshly decoded object's map, written by
-// no one else.
+// no one else. A set whose hash another set holds is not shared.
 func (p *stringPool) sharedSet(m map[string]string) map[string]string {
 	if len(m) == 0 {
 		return m
 	}
 	h := setHash(m)
 	p.mu.RLock()
-	s, ok := p.sets[h]
+	s, taken := p.sets[h]
 	p.mu.RUnlock()
-	if ok {
+	if taken && maps.Equal(s, m) {
+		return s
+	}
+	m = p.sharedMap(m)
+	if taken {
+		return m
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s, taken := p.sets[h]; taken {
 		if maps.Equal(s, m) {
 			return s
 		}
-		return p.sharedMap(m)
-	}
-	m = p.sharedMap(m)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if s, ok := p.sets[h]; ok && maps.Equal(s, m) {
-		return s
+		return m
 	}
 	if len(p.sets) >= p.max {
 		p.sets = make(map[uint64]map[string]string, p.max/4)

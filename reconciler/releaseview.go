@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"hash/fnv"
-	"sort"
 	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -72,17 +71,7 @@ func (v verifiedObject) stillMatches(cached client.Object, gvk schema.GroupVersi
 func metadataDigest(o client.Object) uint64 {
 	h := fnv.New64a()
 	for _, m := range []map[string]string{o.GetLabels(), o.GetAnnotations()} {
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			_, _ = h.Write([]byte(k))
-			_, _ = h.Write([]byte{0})
-			_, _ = h.Write([]byte(m[k]))
-			_, _ = h.Write([]byte{0})
-		}
+		writeSorted(h, m)
 		_, _ = h.Write([]byte{1})
 	}
 	return h.Sum64()
