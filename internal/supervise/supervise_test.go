@@ -86,6 +86,13 @@ func TestACrashedProcessIsStartedAgain(t *testing.T) {
 	if !strings.Contains(out.String(), "killed by SIGKILL") {
 		t.Errorf("the restart was announced as %q, want the signal named", out.String())
 	}
+	// The new process is alive before its shell has written a line: let it
+	// write before supervision ends, or the log could not hold its run.
+	logPath := filepath.Join(dir, "sleeper.log")
+	waitFor(t, "the second run's output", func() bool {
+		log, _ := os.ReadFile(logPath)
+		return strings.Count(string(log), "started") >= 2
+	})
 	second := sv.PID()
 	cancel()
 	select {
@@ -102,7 +109,7 @@ func TestACrashedProcessIsStartedAgain(t *testing.T) {
 	if _, err := os.Stat(supervise.PIDPath(dir, "sleeper")); !os.IsNotExist(err) {
 		t.Errorf("the pid file is still there (%v)", err)
 	}
-	log, _ := os.ReadFile(filepath.Join(dir, "sleeper.log"))
+	log, _ := os.ReadFile(logPath)
 	if n := strings.Count(string(log), "started"); n != 2 {
 		t.Errorf("the log holds %d runs, want 2:\n%s", n, log)
 	}
