@@ -59,10 +59,17 @@ func TestCachedPodDiagnosesAsTheLiveOne(t *testing.T) {
 			}
 		}
 		status.HostIP, status.PodIP, status.QOSClass = "10.0.0.1", "10.1.0.5", corev1.PodQOSBurstable
+		for _, c := range []corev1.PodConditionType{corev1.PodInitialized, corev1.ContainersReady, corev1.PodReady} {
+			status.Conditions = append(status.Conditions, corev1.PodCondition{Type: c, Status: corev1.ConditionTrue, LastTransitionTime: old})
+		}
+		if len(status.Conditions) == 3 {
+			status.Conditions = append(status.Conditions, corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionTrue})
+		}
 		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "medusa-backend-1", CreationTimestamp: old}, Status: status}
 	}
 	pods := map[string]*corev1.Pod{
-		"crash loop": full(corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{Name: "medusa", RestartCount: 4,
+		"crash loop": full(corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{Name: "sidecar", Ready: true,
+			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: old}}}, {Name: "medusa", RestartCount: 4,
 			State:                corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: "back-off 40s"}},
 			LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error"}}}}}),
 		"oom": full(corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{Name: "medusa",
@@ -92,6 +99,11 @@ func TestCachedPodDiagnosesAsTheLiveOne(t *testing.T) {
 		}
 		if s := cached.Status; s.PodIP != "" || s.HostIP != "" || (len(s.ContainerStatuses) > 0 && (s.ContainerStatuses[0].Image != "" || s.ContainerStatuses[0].VolumeMounts != nil)) {
 			t.Errorf("%s: the cache keeps status nothing reads: %+v", name, s)
+		}
+		for _, c := range cached.Status.Conditions {
+			if c.Status == corev1.ConditionTrue {
+				t.Errorf("%s: the cache keeps a true condition, which the diagnosis does not read: %+v", name, c)
+			}
 		}
 	}
 }
@@ -162,6 +174,15 @@ func TestStatusNoiseDoesNotWakeTheStore(t *testing.T) {
 	if used.Status.Used == nil || used.ResourceVersion != "2" {
 		t.Error("the predicate changed the cached object it was given")
 	}
+	// The cache keeps no usage at all; the predicate still tells a
+	// resourceVersion-only update (usage dropped by the cache) from an edit.
+	cached, _ := quotaWithoutUsage(used.DeepCopy())
+	if q := cached.(*corev1.ResourceQuota); q.Status.Used != nil || q.Status.Hard.Pods().String() != "20" || q.Spec.Hard.Pods().String() != "20" {
+		t.Errorf("the cached quota keeps its usage or lost its limits: %+v", q)
+	}
+	if ignoreStatusNoise.Update(event.UpdateEvent{ObjectOld: quota, ObjectNew: cached.(client.Object)}) {
+		t.Error("a quota whose cached copy changed in its resourceVersion only wakes the store")
+	}
 }
 
 // The cache keeps of a workload what health and the plan read, not its pod
@@ -172,15 +193,23 @@ func TestCachedWorkloadKeepsWhatHealthAndThePlanRead(t *testing.T) {
 	tmpl := corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "medusa:1"}}}}
 	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "medusa-backend", Generation: 3, Labels: map[string]string{"app": "x"},
 		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "helm"}}},
-		Spec:   appsv1.DeploymentSpec{Replicas: &one, Selector: sel, Template: tmpl},
-		Status: appsv1.DeploymentStatus{AvailableReplicas: 1, ObservedGeneration: 3}}
+		Spec: appsv1.DeploymentSpec{Replicas: &one, Selector: sel, Template: tmpl},
+		Status: appsv1.DeploymentStatus{AvailableReplicas: 1, ObservedGeneration: 3, Conditions: []appsv1.DeploymentCondition{
+			{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable"},
+			{Type: appsv1.DeploymentReplicaFailure, Status: corev1.ConditionTrue, Reason: "FailedCreate", Message: "exceeded quota"}}}}
 	out, _ := workloadSpecTrimmed(d)
 	gotD := out.(*appsv1.Deployment)
 	if len(gotD.Spec.Template.Spec.Containers) != 0 || gotD.ManagedFields != nil {
 		t.Errorf("pod template or managed fields kept: %+v", gotD)
 	}
-	if *gotD.Spec.Replicas != 1 || gotD.Spec.Selector.MatchLabels["app"] != "x" || gotD.Generation != 3 || gotD.Status.AvailableReplicas != 1 {
+	if *gotD.Spec.Replicas != 1 || gotD.Generation != 3 || gotD.Status.AvailableReplicas != 1 {
 		t.Errorf("lost what health reads: %+v", gotD)
+	}
+	if gotD.Spec.Selector != nil {
+		t.Errorf("the selector is kept, which nothing reads: %+v", gotD.Spec.Selector)
+	}
+	if len(gotD.Status.Conditions) != 1 || gotD.Status.Conditions[0].Type != appsv1.DeploymentReplicaFailure || gotD.Status.Conditions[0].Message != "exceeded quota" {
+		t.Errorf("health reads the ReplicaFailure condition and no other: %+v", gotD.Status.Conditions)
 	}
 	size := resource.MustParse("5Gi")
 	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "postgres"},
@@ -226,11 +255,11 @@ func TestCachedReleaseObjectsKeepNoSpec(t *testing.T) {
 	if svc.Spec.Ports != nil || pol.Spec.PolicyTypes != nil || ing.Spec.Rules != nil || job.Spec.Template.Spec.Containers != nil {
 		t.Errorf("a release object kept its spec: %+v %+v %+v %+v", svc.Spec, pol.Spec, ing.Spec, job.Spec)
 	}
-	if job.Status.Succeeded != 1 {
-		t.Errorf("the Job lost its status: %+v", job.Status)
+	if job.Status.Succeeded != 0 || svc.Status.LoadBalancer.Ingress != nil {
+		t.Errorf("a release object kept its status (health reads the Job live): %+v %+v", job.Status, svc.Status)
 	}
-	if len(svc.Status.LoadBalancer.Ingress) != 1 || svc.Annotations[helmReleaseAnnotation] != "shop" {
-		t.Errorf("the Service lost its metadata or status: %+v", svc)
+	if svc.Annotations[helmReleaseAnnotation] != "shop" || svc.Name != "medusa-backend" {
+		t.Errorf("the Service lost its metadata: %+v", svc)
 	}
 	if len(deny.Spec.PolicyTypes) != 1 {
 		t.Error("the operator's own default-deny policy lost its spec: it is applied from the cache")

@@ -89,6 +89,8 @@ func CacheOptions() cache.Options {
 		// where pods run); their specs are most of their size.
 		case *corev1.Pod:
 			transform = podStatusOnly
+		case *corev1.ResourceQuota:
+			transform = quotaWithoutUsage
 		}
 		gvk, err := apiutil.GVKForObject(o, clientgoscheme.Scheme)
 		if err != nil {
@@ -120,17 +122,30 @@ func storeWithoutHistory(o any) (any, error) {
 }
 
 // podStatusOnly keeps what the operator reads of a pod: its metadata, the
-// node it runs on, and of its status what the diagnosis reads (phase,
-// conditions, each container's state, readiness and restarts; not its
-// image, IDs, addresses, resources or mounts).
+// node it runs on, and of its status what the diagnosis reads (phase, a
+// PodScheduled condition that is false, each container's waiting or
+// terminated state, readiness and restarts; not its image, IDs, addresses,
+// resources or mounts, nor the conditions that are true — a running pod's
+// five conditions were a third of its cached status).
 func podStatusOnly(o any) (any, error) {
 	if p, ok := o.(*corev1.Pod); ok {
 		p.ManagedFields = nil
 		p.Spec = corev1.PodSpec{NodeName: p.Spec.NodeName}
-		p.Status = corev1.PodStatus{Phase: p.Status.Phase, Conditions: p.Status.Conditions,
+		p.Status = corev1.PodStatus{Phase: p.Status.Phase, Conditions: unscheduled(p.Status.Conditions),
 			InitContainerStatuses: containerStates(p.Status.InitContainerStatuses), ContainerStatuses: containerStates(p.Status.ContainerStatuses)}
 	}
 	return o, nil
+}
+
+// unscheduled is the pod's PodScheduled condition when it is not true:
+// the only condition PodDiagnosis reads.
+func unscheduled(in []corev1.PodCondition) []corev1.PodCondition {
+	for _, c := range in {
+		if c.Type == corev1.PodScheduled && c.Status != corev1.ConditionTrue {
+			return []corev1.PodCondition{{Type: c.Type, Status: c.Status, Reason: c.Reason, Message: c.Message}}
+		}
+	}
+	return nil
 }
 
 func containerStates(in []corev1.ContainerStatus) []corev1.ContainerStatus {
@@ -139,29 +154,53 @@ func containerStates(in []corev1.ContainerStatus) []corev1.ContainerStatus {
 	}
 	out := make([]corev1.ContainerStatus, len(in))
 	for i, c := range in {
-		out[i] = corev1.ContainerStatus{Name: c.Name, Ready: c.Ready, RestartCount: c.RestartCount, State: c.State, LastTerminationState: c.LastTerminationState}
+		// A running container's start time is not read: only why a
+		// container waits or how it ended.
+		state := corev1.ContainerState{Waiting: c.State.Waiting, Terminated: c.State.Terminated}
+		last := corev1.ContainerState{Terminated: c.LastTerminationState.Terminated}
+		out[i] = corev1.ContainerStatus{Name: c.Name, Ready: c.Ready, RestartCount: c.RestartCount, State: state, LastTerminationState: last}
 	}
 	return out
 }
 
+// quotaWithoutUsage keeps a quota without its usage, which the quota
+// controller rewrites with every pod and nothing reads: the isolation step
+// applies the spec and waits for the observed hard limits.
+func quotaWithoutUsage(o any) (any, error) {
+	if q, ok := o.(*corev1.ResourceQuota); ok {
+		q.ManagedFields = nil
+		q.Status.Used = nil
+	}
+	return o, nil
+}
+
 // workloadSpecTrimmed keeps of a Deployment or StatefulSet what health and
-// the plan read: metadata, replicas, selector, the volume sizes of its claim
-// templates, and its status. Pod templates were a fifth of the operator's
-// memory per store; a drift check reads a workload live when its
-// generation says its spec changed (see specTrimmed).
+// the plan read: metadata, replicas, the volume sizes of its claim
+// templates, and its status but for the conditions health does not read (a
+// Deployment's ReplicaFailure is the one it does). Pod templates were a
+// fifth of the operator's memory per store; a drift check reads a workload
+// live when its generation says its spec changed (see specTrimmed).
 func workloadSpecTrimmed(o any) (any, error) {
 	switch w := o.(type) {
 	case *appsv1.Deployment:
 		w.ManagedFields = nil
-		w.Spec = appsv1.DeploymentSpec{Replicas: w.Spec.Replicas, Selector: w.Spec.Selector}
+		w.Spec = appsv1.DeploymentSpec{Replicas: w.Spec.Replicas}
+		var failures []appsv1.DeploymentCondition
+		for _, c := range w.Status.Conditions {
+			if c.Type == appsv1.DeploymentReplicaFailure {
+				failures = append(failures, appsv1.DeploymentCondition{Type: c.Type, Status: c.Status, Reason: c.Reason, Message: c.Message})
+			}
+		}
+		w.Status.Conditions = failures
 	case *appsv1.StatefulSet:
 		w.ManagedFields = nil
 		var claims []corev1.PersistentVolumeClaim
 		for _, t := range w.Spec.VolumeClaimTemplates {
 			claims = append(claims, corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: t.Name},
-				Spec: corev1.PersistentVolumeClaimSpec{Resources: t.Spec.Resources}})
+				Spec: corev1.PersistentVolumeClaimSpec{Resources: corev1.VolumeResourceRequirements{Requests: t.Spec.Resources.Requests}}})
 		}
-		w.Spec = appsv1.StatefulSetSpec{Replicas: w.Spec.Replicas, Selector: w.Spec.Selector, VolumeClaimTemplates: claims}
+		w.Spec = appsv1.StatefulSetSpec{Replicas: w.Spec.Replicas, VolumeClaimTemplates: claims}
+		w.Status.Conditions = nil
 	}
 	return o, nil
 }
@@ -193,11 +232,11 @@ func claimPhaseOnly(o any) (any, error) {
 }
 
 // releaseSpecDropped keeps a Service, NetworkPolicy, Ingress or Job of a
-// store's release as metadata and status: nothing but the drift check reads
-// their specs, and it reads them live when the object was written since it
-// last matched (health reads the migration Job live). The operator's own
-// objects of these kinds (the default-deny policy, applied from the cache)
-// keep theirs.
+// store's release as metadata only: nothing but the drift check reads them
+// from the cache, and only their metadata (it reads them live when the
+// object was written since it last matched; health reads the migration Job
+// live). The operator's own objects of these kinds (the default-deny
+// policy, applied from the cache) keep their specs.
 func releaseSpecDropped(o any) (any, error) {
 	obj, ok := o.(client.Object)
 	if !ok {
@@ -209,13 +248,13 @@ func releaseSpecDropped(o any) (any, error) {
 	}
 	switch o := o.(type) {
 	case *corev1.Service:
-		o.Spec = corev1.ServiceSpec{}
+		o.Spec, o.Status = corev1.ServiceSpec{}, corev1.ServiceStatus{}
 	case *networkingv1.NetworkPolicy:
 		o.Spec = networkingv1.NetworkPolicySpec{}
 	case *networkingv1.Ingress:
-		o.Spec = networkingv1.IngressSpec{}
+		o.Spec, o.Status = networkingv1.IngressSpec{}, networkingv1.IngressStatus{}
 	case *batchv1.Job:
-		o.Spec = batchv1.JobSpec{}
+		o.Spec, o.Status = batchv1.JobSpec{}, batchv1.JobStatus{}
 	}
 	return o, nil
 }
