@@ -20,7 +20,7 @@ func (r *StoreReconciler) record(sc *scope, event, message string) {
 		if event == v1alpha1.EventFailed || event == v1alpha1.EventDriftDetected {
 			kind = "Warning"
 		}
-		r.Recorder.Eventf(s, nil, kind, event, "Reconcile", "%s", message)
+		r.Recorder.Eventf(s, kind, event, "%s", message)
 	}
 }
 

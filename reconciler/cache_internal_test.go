@@ -24,7 +24,9 @@ import (
 // and nothing else.
 func TestCachedPodKeepsWhatTheOperatorReads(t *testing.T) {
 	p := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "medusa-backend-1", Labels: map[string]string{"app": "x"},
+		ObjectMeta: metav1.ObjectMeta{Name: "medusa-backend-1",
+			Labels:        map[string]string{v1alpha1.StoreLabel: "shop", componentLabel: "backend", "pod-template-hash": "5d8f", "app.kubernetes.io/name": "medusa"},
+			Annotations:   map[string]string{"kwok.x-k8s.io/node": "fake"},
 			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubelet"}}},
 		Spec: corev1.PodSpec{NodeName: "real-0", Containers: []corev1.Container{{Name: "medusa", Image: "medusa:1",
 			Env: []corev1.EnvVar{{Name: "A", Value: "b"}}}}},
@@ -38,8 +40,11 @@ func TestCachedPodKeepsWhatTheOperatorReads(t *testing.T) {
 	if got.ManagedFields != nil || len(got.Spec.Containers) != 0 {
 		t.Errorf("managed fields or containers kept: %+v", got)
 	}
-	if got.Spec.NodeName != "real-0" || got.Labels["app"] != "x" || got.Status.Phase != corev1.PodRunning || !got.Status.ContainerStatuses[0].Ready {
+	if got.Spec.NodeName != "real-0" || got.Status.Phase != corev1.PodRunning || !got.Status.ContainerStatuses[0].Ready {
 		t.Errorf("lost what the operator reads: %+v", got)
+	}
+	if want := map[string]string{v1alpha1.StoreLabel: "shop", componentLabel: "backend"}; !reflect.DeepEqual(got.Labels, want) || got.Annotations != nil {
+		t.Errorf("labels %v and annotations %v; want the labels health and the watch read, %v, and no annotations", got.Labels, got.Annotations, want)
 	}
 	if _, err := podStatusOnly("tombstone"); err != nil {
 		t.Errorf("a deletion tombstone must pass through: %v", err)
@@ -236,6 +241,7 @@ func TestCachedWorkloadKeepsWhatHealthAndThePlanRead(t *testing.T) {
 // default-deny policy, applied from the cache, keeps its spec.
 func TestCachedReleaseObjectsKeepNoSpec(t *testing.T) {
 	owned := metav1.ObjectMeta{Name: "medusa-backend", Annotations: map[string]string{helmReleaseAnnotation: "shop"},
+		Labels:        map[string]string{v1alpha1.StoreLabel: "shop", "app.kubernetes.io/name": "medusa", "helm.sh/chart": "store-0.1.0"},
 		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "helm"}}}
 	svc := &corev1.Service{ObjectMeta: owned, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 9000}}},
 		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "10.0.0.9"}}}}}
@@ -258,8 +264,10 @@ func TestCachedReleaseObjectsKeepNoSpec(t *testing.T) {
 	if job.Status.Succeeded != 0 || svc.Status.LoadBalancer.Ingress != nil {
 		t.Errorf("a release object kept its status (health reads the Job live): %+v %+v", job.Status, svc.Status)
 	}
-	if svc.Annotations[helmReleaseAnnotation] != "shop" || svc.Name != "medusa-backend" {
-		t.Errorf("the Service lost its metadata: %+v", svc)
+	for _, o := range []client.Object{svc, pol, ing, job} {
+		if o.GetName() != "medusa-backend" || !reflect.DeepEqual(o.GetLabels(), map[string]string{v1alpha1.StoreLabel: "shop"}) || o.GetAnnotations() != nil {
+			t.Errorf("%T keeps metadata nothing reads, or lost its name or store label (the watch maps it by): %+v", o, o)
+		}
 	}
 	if len(deny.Spec.PolicyTypes) != 1 {
 		t.Error("the operator's own default-deny policy lost its spec: it is applied from the cache")

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -89,6 +90,17 @@ func TestFirstDriftCheckListsEachTrimmedKindOnce(t *testing.T) {
 	view, err := r.releaseView(sc)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The view holds the pool's strings, not the parsed manifest's: the
+	// namespace, kinds and versions its objects repeat are one copy each.
+	seen := map[string]*byte{}
+	for _, o := range view.objects {
+		for _, str := range []string{o.gvk.Kind, o.gvk.Version, o.key.Namespace, o.key.Name} {
+			if p, ok := seen[str]; ok && p != unsafe.StringData(str) {
+				t.Errorf("the view of %s keeps a copy of its own of %q", o.key.Name, str)
+			}
+			seen[str] = unsafe.StringData(str)
+		}
 	}
 	todo, err := r.unverified(context.Background(), view)
 	if err != nil {

@@ -189,7 +189,7 @@ func (r *StoreReconciler) workloadHealth(ctx context.Context, sc *scope, w workl
 // operator keeps no cache of Jobs.
 func (r *StoreReconciler) migrationFailure(ctx context.Context, namespace string) (*v1alpha1.Diagnosis, error) {
 	var jobs batchv1.JobList
-	if err := r.APIReader.List(ctx, &jobs, client.InNamespace(namespace), client.MatchingLabels{"app.kubernetes.io/component": "migrate"}); err != nil {
+	if err := r.APIReader.List(ctx, &jobs, client.InNamespace(namespace), client.MatchingLabels{componentLabel: "migrate"}); err != nil {
 		return nil, client.IgnoreNotFound(err)
 	}
 	for _, j := range jobs.Items {
@@ -223,7 +223,7 @@ func replicasOf(p *int32) int32 {
 // or the scheduler is still starting.
 func (r *StoreReconciler) podDiagnosis(ctx context.Context, sc *scope, w workload) (*v1alpha1.Diagnosis, bool, error) {
 	var pods corev1.PodList
-	if err := r.List(ctx, &pods, client.InNamespace(sc.namespace), client.MatchingLabels{"app.kubernetes.io/component": w.component}); err != nil {
+	if err := r.List(ctx, &pods, client.InNamespace(sc.namespace), client.MatchingLabels{componentLabel: w.component}); err != nil {
 		return nil, false, err
 	}
 	sort.Slice(pods.Items, func(i, j int) bool { return pods.Items[i].Name < pods.Items[j].Name })

@@ -119,7 +119,14 @@ func (r *StoreReconciler) releaseView(sc *scope) (releaseView, error) {
 	}
 	view := releaseView{manifest: digest, objects: make([]objectRef, len(objs))}
 	for i, o := range objs {
-		view.objects[i] = objectRef{gvk: o.GroupVersionKind(), key: client.ObjectKeyFromObject(o)}
+		// The parsed manifest's strings are the view's only hold on them:
+		// the pool's copies (the kinds, the names every store repeats, its
+		// namespace) let the manifest go whole.
+		gvk, p := o.GroupVersionKind(), cachedStrings
+		view.objects[i] = objectRef{
+			gvk: schema.GroupVersionKind{Group: p.shared(gvk.Group), Version: p.shared(gvk.Version), Kind: p.shared(gvk.Kind)},
+			key: client.ObjectKey{Namespace: p.shared(o.GetNamespace()), Name: p.shared(o.GetName())},
+		}
 	}
 	r.views.put(sc.store.UID, view)
 	return view, nil

@@ -130,11 +130,37 @@ func storeWithoutHistory(o any) (any, error) {
 func podStatusOnly(o any) (any, error) {
 	if p, ok := o.(*corev1.Pod); ok {
 		p.ManagedFields = nil
+		// Health finds a workload's pods by component, the watch their
+		// store by its label; the other labels (the chart's, the template
+		// hash) and the annotations are not read, and made a pod's label
+		// map one of the larger in the cache.
+		keepLabels(p, v1alpha1.StoreLabel, componentLabel)
+		p.Annotations = nil
 		p.Spec = corev1.PodSpec{NodeName: p.Spec.NodeName}
 		p.Status = corev1.PodStatus{Phase: p.Status.Phase, Conditions: unscheduled(p.Status.Conditions),
 			InitContainerStatuses: containerStates(p.Status.InitContainerStatuses), ContainerStatuses: containerStates(p.Status.ContainerStatuses)}
 	}
 	return o, nil
+}
+
+// componentLabel names the part of a store a pod belongs to (the chart's
+// label): health finds a workload's pods by it.
+const componentLabel = "app.kubernetes.io/component"
+
+// keepLabels reduces an object's labels to the keys given, in a map of its
+// own: the cache then shares equal sets (a store's release objects whose
+// metadata nothing reads all keep one, holding the store label).
+func keepLabels(o metav1.Object, keys ...string) {
+	var kept map[string]string
+	for _, k := range keys {
+		if v, ok := o.GetLabels()[k]; ok {
+			if kept == nil {
+				kept = make(map[string]string, len(keys))
+			}
+			kept[k] = v
+		}
+	}
+	o.SetLabels(kept)
 }
 
 // unscheduled is the pod's PodScheduled condition when it is not true:
@@ -225,6 +251,8 @@ func volumeClaimOnly(o any) (any, error) {
 func claimPhaseOnly(o any) (any, error) {
 	if c, ok := o.(*corev1.PersistentVolumeClaim); ok {
 		c.ManagedFields = nil
+		keepLabels(c, v1alpha1.StoreLabel)
+		c.Annotations = nil
 		c.Spec = corev1.PersistentVolumeClaimSpec{}
 		c.Status = corev1.PersistentVolumeClaimStatus{Phase: c.Status.Phase}
 	}
@@ -246,6 +274,11 @@ func releaseSpecDropped(o any) (any, error) {
 	if _, owned := obj.GetAnnotations()[helmReleaseAnnotation]; !owned {
 		return o, nil
 	}
+	// The drift check trusts these kinds by resourceVersion alone (see
+	// stillMatches): of their metadata only the store label, which the
+	// watch maps them by, is read.
+	keepLabels(obj, v1alpha1.StoreLabel)
+	obj.SetAnnotations(nil)
 	switch o := o.(type) {
 	case *corev1.Service:
 		o.Spec, o.Status = corev1.ServiceSpec{}, corev1.ServiceStatus{}
@@ -524,11 +557,18 @@ func Setup(mgr ctrl.Manager, opts Options, chartFS fs.FS, log *slog.Logger) (*De
 	if opts.Delivery == DeliveryFlux && d.Flux == nil {
 		return nil, fmt.Errorf("delivery flux needs a chart source for helm-controller")
 	}
+	recorder, stopRecorder, err := newEventRecorder(mgr.GetConfig(), mgr.GetScheme())
+	if err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(stopRecorder); err != nil {
+		return nil, err
+	}
 	r := &StoreReconciler{
 		Client:     mgr.GetClient(),
 		APIReader:  mgr.GetAPIReader(),
 		Deliveries: d,
-		Recorder:   mgr.GetEventRecorder(FieldManager),
+		Recorder:   recorder,
 		Options:    opts,
 	}
 	c, err := r.setupWithManager(mgr)

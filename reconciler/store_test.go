@@ -20,6 +20,7 @@ import (
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
 	"github.com/storefleet/storefleet/internal/devcluster"
+	"github.com/storefleet/storefleet/reconciler"
 )
 
 func TestMedusaStoreBecomesReady(t *testing.T) {
@@ -427,6 +428,35 @@ func TestActivityLogIsBoundedAndOrdered(t *testing.T) {
 			t.Errorf("activity log out of order at %d", i)
 		}
 	}
+	// The transitions are the Store's Kubernetes Events too (kubectl
+	// describe store): repeats counted, none dropped by the recorder's spam
+	// filter (its default let 25 a store through, then one per 5 minutes).
+	eventually(t, 30*time.Second, "the Store's Events", func() (bool, error) {
+		var events corev1.EventList
+		if err := cluster.Client.List(context.Background(), &events, client.InNamespace("default"),
+			client.MatchingFields{"involvedObject.kind": "Store", "involvedObject.name": "busy-shop"}); err != nil {
+			return false, err
+		}
+		counts := map[string]int32{}
+		for _, e := range events.Items {
+			if e.Source.Component != reconciler.FieldManager {
+				return false, fmt.Errorf("event %s from %q, want %q", e.Reason, e.Source.Component, reconciler.FieldManager)
+			}
+			counts[e.Reason+"/"+e.Type] += max(e.Count, 1)
+		}
+		for reason, want := range map[string]int32{
+			v1alpha1.EventProvisioningStart + "/Normal": 1, v1alpha1.EventHelmInstalled + "/Normal": 1,
+			v1alpha1.EventDriftDetected + "/Warning": 5, v1alpha1.EventDriftCorrected + "/Normal": 5,
+		} {
+			if counts[reason] != want {
+				return false, fmt.Errorf("%s: %d events, want %d (all: %v)", reason, counts[reason], want, counts)
+			}
+		}
+		if counts[v1alpha1.EventReady+"/Normal"] == 0 {
+			return false, fmt.Errorf("no %s event (all: %v)", v1alpha1.EventReady, counts)
+		}
+		return true, nil
+	})
 	deleteStore(t, "busy-shop")
 }
 

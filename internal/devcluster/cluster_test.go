@@ -415,7 +415,10 @@ func TestFluxHelmReleaseFromLocalGit(t *testing.T) {
 	if err := cluster.Apply(ctx, repo, release); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 90*time.Second, "HelmRelease Ready", func() (bool, error) {
+	// Flux retries a failed step with a growing back-off (0.75 s, doubling),
+	// so a few transient failures on a loaded machine take a minute or two;
+	// a failure says where the release stood and what the controllers logged.
+	testenv.Eventually(t, 3*time.Minute, "HelmRelease Ready", func() (bool, error) {
 		if err := c.Get(ctx, client.ObjectKeyFromObject(release), release); err != nil {
 			return false, err
 		}
@@ -429,14 +432,42 @@ func TestFluxHelmReleaseFromLocalGit(t *testing.T) {
 				return false, fmt.Errorf("Ready=%v: %v", m["status"], m["message"])
 			}
 		}
-		return false, nil
-	})
+		return false, fmt.Errorf("no Ready condition yet (finalizers %v, conditions %v)", release.GetFinalizers(), conds)
+	}, fluxState(ctx, "GitRepository", "charts"), fluxState(ctx, "HelmChart", devcluster.FluxNamespace+"-tiny"),
+		controllerLog("source-controller"), controllerLog("helm-controller"))
 	var cm corev1.ConfigMap
 	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "tiny"}, &cm); err != nil {
 		t.Fatalf("the chart's ConfigMap was not installed: %v", err)
 	}
 	if cm.Data["greeting"] != "hello from flux" {
 		t.Fatalf("ConfigMap greeting = %q, want the HelmRelease value", cm.Data["greeting"])
+	}
+}
+
+// fluxState describes a Flux source object in the Flux namespace for a
+// failure message: its conditions, or why it could not be read.
+func fluxState(ctx context.Context, kind, name string) func() string {
+	return func() string {
+		o := &unstructured.Unstructured{}
+		o.SetAPIVersion("source.toolkit.fluxcd.io/v1")
+		o.SetKind(kind)
+		if err := cluster.Client.Get(ctx, client.ObjectKey{Namespace: devcluster.FluxNamespace, Name: name}, o); err != nil {
+			return fmt.Sprintf("%s %s: %v", kind, name, err)
+		}
+		conds, _, _ := unstructured.NestedSlice(o.Object, "status", "conditions")
+		return fmt.Sprintf("%s %s: conditions %v", kind, name, conds)
+	}
+}
+
+// controllerLog is the end of a Flux controller's log, for a failure
+// message.
+func controllerLog(name string) func() string {
+	return func() string {
+		data, err := os.ReadFile(filepath.Join(cluster.Workdir, name+".log"))
+		if err != nil {
+			return fmt.Sprintf("%s log: %v", name, err)
+		}
+		return name + " log (end):\n" + devcluster.LastLines(string(data), 25)
 	}
 }
 
