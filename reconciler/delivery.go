@@ -2,6 +2,8 @@ package reconciler
 
 import (
 	"context"
+	"crypto/sha256"
+	"fmt"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
 )
@@ -48,8 +50,14 @@ type ReleaseState struct {
 	Status v1alpha1.HelmStatus
 	// Digest is the desired-release digest it was made from.
 	Digest string
-	// Manifest is the rendered manifest of the release, for drift checks.
+	// Manifest is the rendered manifest of the release, for drift checks:
+	// empty in a release the memo vouched for, which keeps only its digest
+	// (see manifest).
 	Manifest string
+	// storedManifest reads Manifest from Helm's storage; digest is its
+	// SHA-256. Both are set in a release whose manifest is not held.
+	storedManifest func(context.Context) (string, error)
+	digest         [sha256.Size]byte
 	// Action is what Ensure did: "", "install", "upgrade".
 	Action string
 	// Reason and Message explain a release that is not deployed, in the
@@ -58,6 +66,37 @@ type ReleaseState struct {
 	// Events are transitions the delivery saw (e.g. Flux remediations),
 	// for the store's activity log.
 	Events []v1alpha1.ActivityEntry
+}
+
+// manifestDigest is the SHA-256 of the release's manifest, held or not.
+func (r *ReleaseState) manifestDigest() [sha256.Size]byte {
+	if r.Manifest == "" && r.storedManifest != nil {
+		return r.digest
+	}
+	return sha256.Sum256([]byte(r.Manifest))
+}
+
+// manifest is the release's manifest, read from Helm's storage (once) when
+// the state does not hold it: a drift check needs it only when an object
+// changed or the manifest is new to it, so the memo keeps no manifests.
+func (r *ReleaseState) manifest(ctx context.Context) (string, error) {
+	if r.Manifest != "" || r.storedManifest == nil {
+		return r.Manifest, nil
+	}
+	m, err := r.storedManifest(ctx)
+	if err != nil {
+		return "", err
+	}
+	if sha256.Sum256([]byte(m)) != r.digest {
+		return "", fmt.Errorf("release revision %d in Helm's storage is not the one read before", r.Revision)
+	}
+	r.Manifest = m
+	return m, nil
+}
+
+// takeManifest makes the state's manifest rel's, held or to be read.
+func (r *ReleaseState) takeManifest(rel ReleaseState) {
+	r.Manifest, r.storedManifest, r.digest = rel.Manifest, rel.storedManifest, rel.digest
 }
 
 // Deployed reports whether the release is in Helm's deployed state.

@@ -36,7 +36,7 @@ func (r *StoreReconciler) reconcileDrift(ctx context.Context, sc *scope) (ctrl.R
 		// and upgraded again). Their watch events bring the next check.
 		return ctrl.Result{}, nil
 	}
-	view, err := r.releaseView(sc)
+	view, err := r.releaseView(ctx, sc)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -114,7 +114,7 @@ func (r *StoreReconciler) reconcileDrift(ctx context.Context, sc *scope) (ctrl.R
 // edited (not deleted). The view remembers each object found matching, so
 // the next check compares only what was written since.
 func (r *StoreReconciler) compareRelease(ctx context.Context, sc *scope, view releaseView, todo []int) ([]string, []client.Object, error) {
-	objs, err := sc.releaseObjects()
+	objs, err := sc.releaseObjects(ctx)
 	if err != nil {
 		return nil, nil, err
 	}

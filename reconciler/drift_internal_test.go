@@ -87,7 +87,7 @@ func TestFirstDriftCheckListsEachTrimmedKindOnce(t *testing.T) {
 	r := &StoreReconciler{Client: cached, APIReader: reader}
 	sc := &scope{store: &v1alpha1.Store{ObjectMeta: metav1.ObjectMeta{Name: "shop", UID: "u1"}}, namespace: ns,
 		release: &ReleaseState{Manifest: driftManifest, Status: v1alpha1.HelmDeployed}}
-	view, err := r.releaseView(sc)
+	view, err := r.releaseView(context.Background(), sc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestFirstDriftCheckListsEachTrimmedKindOnce(t *testing.T) {
 	}
 	// The matching objects are remembered: the next check reads nothing.
 	requests = nil
-	view, _ = r.releaseView(sc)
+	view, _ = r.releaseView(context.Background(), sc)
 	if todo, _ := r.unverified(context.Background(), view); len(todo) != 2 {
 		t.Errorf("after the check %d objects are still to compare, want the 2 that drifted", len(todo))
 	}

@@ -246,7 +246,7 @@ func (f *FluxDelivery) stateOf(ctx context.Context, hr *helmv2.HelmRelease, want
 		if rel, found, err := f.Helm.Observe(ctx, want.Namespace, want.Name); err != nil {
 			return st, err
 		} else if found {
-			st.Manifest = rel.Manifest
+			st.takeManifest(rel)
 		}
 	case ready != nil && ready.Status == metav1.ConditionFalse && (current || ready.Reason != meta.ProgressingReason):
 		st.Status, st.Reason, st.Message = v1alpha1.HelmFailed, ready.Reason, ready.Message

@@ -271,6 +271,20 @@ func (h *HelmSDK) Detach(context.Context, *v1alpha1.Store, string, string) (stri
 	return "", nil
 }
 
+// storedManifest reads one revision's manifest from Helm's storage (a GET
+// of its Secret), for a release the memo holds without it.
+func (h *HelmSDK) storedManifest(_ context.Context, namespace, name string, revision int) (string, error) {
+	cfg, err := h.actionConfig(namespace)
+	if err != nil {
+		return "", err
+	}
+	rel, err := cfg.Releases.Get(name, revision)
+	if err != nil {
+		return "", err
+	}
+	return rel.Manifest, nil
+}
+
 func stateOf(rel *release.Release, action string) ReleaseState {
 	s := ReleaseState{Revision: rel.Version, Manifest: rel.Manifest, Action: action, Digest: rel.Labels[digestKey]}
 	if rel.Info != nil {

@@ -117,7 +117,7 @@ func (r *StoreReconciler) reconcileRelease(ctx context.Context, sc *scope) (ctrl
 	} else {
 		conditions.MarkTrue(s, v1alpha1.HelmInstalledCondition, v1alpha1.ReasonSucceeded, "release %s revision %d deployed (chart medusa-store %s)", sc.desired.Name, state.Revision, state.ChartVersion)
 	}
-	inventory, err := r.inventory(sc)
+	inventory, err := r.inventory(ctx, sc)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -137,8 +137,8 @@ func hasEntry(log []v1alpha1.ActivityEntry, e v1alpha1.ActivityEntry) bool {
 }
 
 // inventory lists the operator's own objects and the release's objects.
-func (r *StoreReconciler) inventory(sc *scope) ([]v1alpha1.InventoryEntry, error) {
-	view, err := r.releaseView(sc)
+func (r *StoreReconciler) inventory(ctx context.Context, sc *scope) ([]v1alpha1.InventoryEntry, error) {
+	view, err := r.releaseView(ctx, sc)
 	if err != nil {
 		return nil, err
 	}
@@ -162,16 +162,20 @@ func (r *StoreReconciler) databaseVolumeSize(ctx context.Context, namespace stri
 // releaseObjects are the objects of the release the scope observed,
 // parsed once per reconcile (the inventory and the drift check both read
 // them, read-only).
-func (sc *scope) releaseObjects() ([]*unstructured.Unstructured, error) {
+func (sc *scope) releaseObjects(ctx context.Context) ([]*unstructured.Unstructured, error) {
 	if sc.release == nil {
 		return nil, nil
 	}
-	if sc.parsed == nil || sc.parsedFrom != sc.release.Manifest {
-		objs, err := manifestObjects(sc.release.Manifest, sc.namespace)
+	manifest, err := sc.release.manifest(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if sc.parsed == nil || sc.parsedFrom != manifest {
+		objs, err := manifestObjects(manifest, sc.namespace)
 		if err != nil {
 			return nil, fmt.Errorf("parse release manifest: %w", err)
 		}
-		sc.parsed, sc.parsedFrom = objs, sc.release.Manifest
+		sc.parsed, sc.parsedFrom = objs, manifest
 	}
 	return sc.parsed, nil
 }

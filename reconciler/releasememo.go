@@ -1,13 +1,10 @@
 package reconciler
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
-	"encoding/json"
-	"io"
+	"crypto/sha256"
+	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -17,8 +14,6 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/storefleet/storefleet/internal/manifests"
 )
 
 // releaseMemo keeps the last release read from (or written to) Helm's
@@ -29,6 +24,9 @@ import (
 // gzipped chart and manifest of every kept revision).
 type releaseMemo struct {
 	secrets client.Reader // PartialObjectMetadata of Secrets labelled owner=helm
+	// stored reads a revision's manifest from Helm's storage, for a
+	// memorised release whose manifest is asked for.
+	stored  func(ctx context.Context, namespace, name string, revision int) (string, error)
 	mu      sync.Mutex
 	entries map[string]memoEntry // namespace/name
 }
@@ -39,11 +37,12 @@ type memoEntry struct {
 	// the cache has not shown it yet).
 	version         int
 	resourceVersion string
-	// state is kept without its manifest, which is kept gzipped: a
-	// store's rendered manifest is ≈ 35 KB of YAML, ≈ 5 KB compressed,
-	// and a fleet keeps one per store.
-	state    ReleaseState
-	manifest []byte
+	// state is kept without its manifest, of which only the digest is
+	// kept: a store's rendered manifest is ≈ 35 KB of YAML (≈ 3 KB gzipped,
+	// which was kept until 2026-12), and a drift check reads it only when
+	// something changed (ReleaseState.manifest reads it then).
+	state  ReleaseState
+	digest [sha256.Size]byte
 	// wrote is when this operator wrote the revision: until the cache
 	// shows it, the memo is trusted for cacheLag only (after that, a
 	// revision the cache never shows was removed, e.g. helm uninstall).
@@ -127,8 +126,7 @@ func (m *releaseMemo) get(ctx context.Context, namespace, name string) (state Re
 	if !hit {
 		return ReleaseState{}, version, rv, false, nil
 	}
-	state, err = e.release()
-	return state, version, rv, err == nil, err
+	return m.release(namespace, name, e), version, rv, true, nil
 }
 
 // put memorises a release read from the storage, when the cache showed the
@@ -174,50 +172,31 @@ func (m *releaseMemo) forget(namespace, name string) {
 }
 
 // newMemoEntry keeps what a later observation of the same revision
-// reports (an install's or upgrade's action is not repeated), with the
-// manifest compressed.
+// reports (an install's or upgrade's action is not repeated), and of the
+// manifest its digest.
 func newMemoEntry(s ReleaseState) memoEntry {
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	_, _ = zw.Write([]byte(jsonManifest(s.Manifest))) // a bytes.Buffer does not fail
-	_ = zw.Close()
-	s.Action, s.Events, s.Manifest = "", nil, ""
-	// A copy of the exact size: the buffer grew by doubling.
-	return memoEntry{version: s.Revision, state: s, manifest: bytes.Clone(buf.Bytes())}
+	digest := s.manifestDigest()
+	s.Action, s.Events = "", nil
+	s.Manifest, s.storedManifest = "", nil
+	return memoEntry{version: s.Revision, state: s, digest: digest}
 }
 
-// release is the memorised release, manifest included.
-func (e memoEntry) release() (ReleaseState, error) {
-	zr, err := gzip.NewReader(bytes.NewReader(e.manifest))
-	if err != nil {
-		return ReleaseState{}, err
-	}
-	manifest, err := io.ReadAll(zr)
-	if err != nil {
-		return ReleaseState{}, err
-	}
+// release is the memorised release, its manifest read from Helm's storage
+// when asked for.
+func (m *releaseMemo) release(namespace, name string, e memoEntry) ReleaseState {
 	s := e.state
-	s.Manifest = string(manifest)
-	return s, nil
-}
-
-// jsonManifest is the manifest's objects as a stream of JSON documents:
-// the same objects, decoded several times faster than YAML on every check
-// of the store. A manifest that does not parse is kept as it is (the
-// check reports it).
-func jsonManifest(manifest string) string {
-	objs, err := manifests.Decode([]byte(manifest))
-	if err != nil {
-		return manifest
-	}
-	var b strings.Builder
-	for _, o := range objs {
-		data, err := json.Marshal(o.Object)
+	s.digest = e.digest
+	s.storedManifest = func(ctx context.Context) (string, error) {
+		manifest, err := m.stored(ctx, namespace, name, e.version)
 		if err != nil {
-			return manifest
+			return "", fmt.Errorf("read release %s revision %d: %w", name, e.version, err)
 		}
-		b.Write(data)
-		b.WriteByte('\n')
+		if sha256.Sum256([]byte(manifest)) != e.digest {
+			// Someone rewrote the revision in place: read the release
+			// afresh at the next pass.
+			m.forget(namespace, name)
+		}
+		return manifest, nil
 	}
-	return b.String()
+	return s
 }

@@ -108,12 +108,12 @@ func (v *releaseViews) forget(uid types.UID) {
 
 // releaseView is the view of the scope's release: remembered, or made from
 // the parsed manifest.
-func (r *StoreReconciler) releaseView(sc *scope) (releaseView, error) {
-	digest := sha256.Sum256([]byte(sc.release.Manifest))
+func (r *StoreReconciler) releaseView(ctx context.Context, sc *scope) (releaseView, error) {
+	digest := sc.release.manifestDigest()
 	if view, ok := r.views.get(sc.store.UID, digest); ok {
 		return view, nil
 	}
-	objs, err := sc.releaseObjects()
+	objs, err := sc.releaseObjects(ctx)
 	if err != nil {
 		return releaseView{}, err
 	}

@@ -543,6 +543,7 @@ func Setup(mgr ctrl.Manager, opts Options, chartFS fs.FS, log *slog.Logger) (*De
 		return nil, err
 	}
 	helm.memo = memo
+	memo.stored = helm.storedManifest
 	dc, err := discovery.NewDiscoveryClientForConfig(mgr.GetConfig())
 	if err != nil {
 		return nil, err

@@ -185,7 +185,7 @@ func TestDriftIsHealedAndOnlyWhenReal(t *testing.T) {
 	upgrades := operator.metric(t, "storefleet_helm_actions_total", `action="upgrade"`)
 	checks := operator.metric(t, "storefleet_drift_checks_total", `result="clean"`)
 	compared := operator.metric(t, "storefleet_drift_objects_compared_total")
-	secretLists := apiRequests(t, "LIST", "secrets")
+	secretLists, secretGets := apiRequests(t, "LIST", "secrets"), apiRequests(t, "GET", "secrets")
 	time.Sleep(11 * time.Second)
 	// Nothing was written, so nothing is compared again: each check reads
 	// the objects' resourceVersions from the cache.
@@ -199,6 +199,11 @@ func TestDriftIsHealedAndOnlyWhenReal(t *testing.T) {
 	// metadata cache of Helm's release Secrets, not from Helm's storage.
 	if got := apiRequests(t, "LIST", "secrets") - secretLists; got > 1 {
 		t.Errorf("the API server served %v LISTs of secrets in 11 s of idle re-checks; want none (Helm's history read every pass)", got)
+	}
+	// Nor the release's manifest: the memo keeps its digest only, and an
+	// unchanged store's check needs no more.
+	if got := apiRequests(t, "GET", "secrets") - secretGets; got > 1 {
+		t.Errorf("the API server served %v GETs of secrets in 11 s of idle re-checks; want none (the release manifest read every pass)", got)
 	}
 	after := getStore(t, "drift-shop")
 	if after.ResourceVersion != s.ResourceVersion {
