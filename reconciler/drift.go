@@ -175,6 +175,9 @@ func (r *StoreReconciler) compareRelease(ctx context.Context, sc *scope, view re
 		}
 	}
 	view.verified = verified
+	if len(drifted) == 0 {
+		view.text = "" // every object verified: later checks compare only what changes
+	}
 	r.views.put(sc.store.UID, view)
 	return drifted, changed, nil
 }

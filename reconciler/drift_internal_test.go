@@ -131,3 +131,72 @@ func TestFirstDriftCheckListsEachTrimmedKindOnce(t *testing.T) {
 		t.Errorf("the quick path read %q live", requests)
 	}
 }
+
+// The first check after an install compares every object, with the
+// manifest the install had: the memo, which keeps no manifests, is not made
+// to read it back from Helm's storage. Once every object was found as the
+// release says, the view lets the manifest go.
+func TestFirstCheckAfterAnInstallReadsNoManifestBack(t *testing.T) {
+	const ns = "store-shop"
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	policy := func(name string) *networkingv1.NetworkPolicy {
+		return &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: networkingv1.NetworkPolicySpec{PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}}}
+	}
+	deployment := func(name string) *appsv1.Deployment {
+		return &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](1)}}
+	}
+	objects := func() []client.Object {
+		return []client.Object{policy("allow-backend"), policy("allow-storefront"),
+			&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "medusa-backend"}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 9000}}}},
+			deployment("medusa-backend"), deployment("medusa-storefront")}
+	}
+	r := &StoreReconciler{
+		Client:    fake.NewClientBuilder().WithScheme(scheme).WithObjects(objects()...).Build(),
+		APIReader: fake.NewClientBuilder().WithScheme(scheme).WithObjects(objects()...).Build(),
+	}
+	store := &v1alpha1.Store{ObjectMeta: metav1.ObjectMeta{Name: "shop", UID: "u1"}}
+	ctx := context.Background()
+	installed := &scope{store: store, namespace: ns, release: &ReleaseState{Manifest: driftManifest, Status: v1alpha1.HelmDeployed, Action: "install"}}
+	if _, err := r.releaseView(ctx, installed); err != nil {
+		t.Fatal(err)
+	}
+	// The next passes get the release from the memo, without its manifest.
+	reads := 0
+	memorised := func() *scope {
+		m := newMemoEntry(*installed.release)
+		memo := &releaseMemo{stored: func(context.Context, string, string, int) (string, error) {
+			reads++
+			return driftManifest, nil
+		}}
+		s := memo.release(ns, "shop", m)
+		return &scope{store: store, namespace: ns, release: &s}
+	}
+	sc := memorised()
+	view, err := r.releaseView(ctx, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	todo, err := r.unverified(ctx, view)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(todo) != 5 {
+		t.Fatalf("the first check compares %d objects, want all 5", len(todo))
+	}
+	drifted, _, err := r.compareRelease(ctx, sc, view, todo)
+	if err != nil || len(drifted) != 0 {
+		t.Fatalf("drift %q, %v; want none", drifted, err)
+	}
+	if reads != 0 {
+		t.Errorf("the first check read the manifest back from Helm's storage %d times", reads)
+	}
+	sc = memorised()
+	if view, _ = r.releaseView(ctx, sc); view.text != "" || sc.release.Manifest != "" {
+		t.Error("the view keeps the manifest after every object was found as it says")
+	}
+	if todo, _ := r.unverified(ctx, view); len(todo) != 0 || reads != 0 {
+		t.Errorf("an unchanged store's check compares %d objects and reads the manifest %d times; want none", len(todo), reads)
+	}
+}

@@ -36,6 +36,11 @@ type releaseView struct {
 	// found it as the release says; nil until there was one, and the zero
 	// value for an object not found so.
 	verified []verifiedObject
+	// text is the manifest, kept from the view's making until a check has
+	// found every object as it says: the first check after an install
+	// compares them all, and would otherwise read the manifest back from
+	// Helm's storage (the memo keeps none).
+	text string
 }
 
 // verifiedObject is an object as a drift check found it matching.
@@ -111,13 +116,16 @@ func (v *releaseViews) forget(uid types.UID) {
 func (r *StoreReconciler) releaseView(ctx context.Context, sc *scope) (releaseView, error) {
 	digest := sc.release.manifestDigest()
 	if view, ok := r.views.get(sc.store.UID, digest); ok {
+		if sc.release.Manifest == "" && view.text != "" {
+			sc.release.Manifest = view.text // the same digest
+		}
 		return view, nil
 	}
 	objs, err := sc.releaseObjects(ctx)
 	if err != nil {
 		return releaseView{}, err
 	}
-	view := releaseView{manifest: digest, objects: make([]objectRef, len(objs))}
+	view := releaseView{manifest: digest, objects: make([]objectRef, len(objs)), text: sc.release.Manifest}
 	for i, o := range objs {
 		// The parsed manifest's strings are the view's only hold on them:
 		// the pool's copies (the kinds, the names every store repeats, its
