@@ -3,7 +3,6 @@ package reconciler
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -109,7 +108,7 @@ func (r *StoreReconciler) workloadHealth(ctx context.Context, sc *scope, w workl
 	switch w.kind {
 	case "StatefulSet":
 		var sts appsv1.StatefulSet
-		if err := r.Get(ctx, key, &sts); err != nil {
+		if err := r.Get(ctx, key, &sts, client.UnsafeDisableDeepCopy); err != nil { // only read
 			if apierrors.IsNotFound(err) {
 				return workloadStatus{message: fmt.Sprintf("StatefulSet %s not found", w.name)}, nil
 			}
@@ -131,7 +130,7 @@ func (r *StoreReconciler) workloadHealth(ctx context.Context, sc *scope, w workl
 		}
 	default:
 		var d appsv1.Deployment
-		if err := r.Get(ctx, key, &d); err != nil {
+		if err := r.Get(ctx, key, &d, client.UnsafeDisableDeepCopy); err != nil { // only read
 			if apierrors.IsNotFound(err) {
 				return workloadStatus{message: fmt.Sprintf("Deployment %s not found", w.name)}, nil
 			}
@@ -216,20 +215,24 @@ func replicasOf(p *int32) int32 {
 	return *p
 }
 
-// podDiagnosis looks at a workload's pods for the cause of unreadiness.
+// podDiagnosis looks at a workload's pods for the cause of unreadiness,
+// read live (the cache holds pods as metadata only): a store whose
+// workloads are all ready reads none.
 // failure is true for causes that will not clear by themselves (a crash
 // loop, an image that cannot be pulled) and for any cause that has lasted
 // longer than PodStartTimeout; before that, a pod that waits for its volume
 // or the scheduler is still starting.
 func (r *StoreReconciler) podDiagnosis(ctx context.Context, sc *scope, w workload) (*v1alpha1.Diagnosis, bool, error) {
-	var pods corev1.PodList
-	if err := r.List(ctx, &pods, client.InNamespace(sc.namespace), client.MatchingLabels{componentLabel: w.component}); err != nil {
+	pods, err := r.livePods(ctx, sc)
+	if err != nil {
 		return nil, false, err
 	}
-	sort.Slice(pods.Items, func(i, j int) bool { return pods.Items[i].Name < pods.Items[j].Name })
 	now := time.Now()
-	for i := range pods.Items {
-		if d, failure := PodDiagnosis(&pods.Items[i], r.PodStartTimeout, now); d != nil {
+	for i := range pods {
+		if pods[i].Labels[componentLabel] != w.component {
+			continue
+		}
+		if d, failure := PodDiagnosis(&pods[i], r.PodStartTimeout, now); d != nil {
 			return d, failure, nil
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
 )
@@ -32,7 +33,7 @@ func healthReconciler(t *testing.T, objs ...client.Object) (*StoreReconciler, *s
 	t.Helper()
 	c := fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).WithObjects(objs...).Build()
 	r := &StoreReconciler{Client: c, APIReader: c, Options: Options{PodStartTimeout: 5 * time.Minute}}
-	return r, &scope{namespace: healthNamespace}
+	return r, &scope{namespace: healthNamespace, store: &v1alpha1.Store{ObjectMeta: metav1.ObjectMeta{Name: "shop", UID: "u-shop"}}}
 }
 
 // ago is a creation time d before now.
@@ -301,6 +302,47 @@ func TestStoreRuntime(t *testing.T) {
 			}
 		})
 	}
+}
+
+// An idle store's check reads no pods: the runtime is found again from the
+// live pods only when the cached pods' versions moved (a pod scheduled,
+// replaced or written).
+func TestStoreRuntimeReadsPodsOnlyWhenTheyChanged(t *testing.T) {
+	kwokNode := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "kwok-0", Annotations: map[string]string{v1alpha1.SimulatedNodeAnnotation: "fake"}}}
+	realNode := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "real-0"}}
+	p := pod("a", "backend", time.Minute, corev1.PodRunning, nil, nil, nil)
+	p.Spec.NodeName = "kwok-0"
+	var liveLists int
+	c := fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).WithObjects(kwokNode, realNode, p).Build()
+	live := interceptor.NewClient(c, interceptor.Funcs{List: func(ctx context.Context, cl client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+		if _, ok := list.(*corev1.PodList); ok {
+			liveLists++
+		}
+		return cl.List(ctx, list, opts...)
+	}})
+	r := &StoreReconciler{Client: c, APIReader: live}
+	store := &v1alpha1.Store{ObjectMeta: metav1.ObjectMeta{Name: "shop", UID: "u-shop"}}
+	check := func(want v1alpha1.Runtime, wantLists int) {
+		t.Helper()
+		got, err := r.storeRuntime(context.Background(), &scope{namespace: healthNamespace, store: store})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want || liveLists != wantLists {
+			t.Errorf("runtime %q after %d live pod lists; want %q after %d", got, liveLists, want, wantLists)
+		}
+	}
+	check(v1alpha1.RuntimeSimulated, 1)
+	check(v1alpha1.RuntimeSimulated, 1) // nothing changed: no read
+	second := pod("b", "storefront", time.Minute, corev1.PodRunning, nil, nil, nil)
+	second.Spec.NodeName = "real-0"
+	if err := c.Create(context.Background(), second); err != nil {
+		t.Fatal(err)
+	}
+	check(v1alpha1.RuntimeMixed, 2)
+	check(v1alpha1.RuntimeMixed, 2)
+	r.runtimes.forget(store.UID)
+	check(v1alpha1.RuntimeMixed, 3) // a store seen anew is read again
 }
 
 // A migration Job refused by the quota keeps the new Medusa pods waiting in

@@ -45,7 +45,8 @@ func (r *StoreReconciler) reconcileNamespace(ctx context.Context, sc *scope) (ct
 	// store's periodic check reads nothing from the API server here; only
 	// one the cache lacks (a new store's, or a foreign one) needs its word.
 	key := client.ObjectKey{Name: sc.namespace}
-	err := r.Get(ctx, key, &existing)
+	// Read without a copy: it is only compared (see apply).
+	err := r.Get(ctx, key, &existing, client.UnsafeDisableDeepCopy)
 	if apierrors.IsNotFound(err) {
 		err = r.APIReader.Get(ctx, key, &existing)
 	}
@@ -149,7 +150,8 @@ func (r *StoreReconciler) reconcileIsolation(ctx context.Context, sc *scope) (ct
 		{limits, &corev1.LimitRange{}, "LimitRange " + limitRangeName},
 		{deny, &networkingv1.NetworkPolicy{}, "NetworkPolicy " + denyPolicyName},
 	} {
-		err := r.Get(ctx, client.ObjectKeyFromObject(obj.desired), obj.existing)
+		// Read without a copy: apply only compares what it holds.
+		err := r.Get(ctx, client.ObjectKeyFromObject(obj.desired), obj.existing, client.UnsafeDisableDeepCopy)
 		if err != nil && !apierrors.IsNotFound(err) {
 			return ctrl.Result{}, err
 		}
@@ -163,7 +165,7 @@ func (r *StoreReconciler) reconcileIsolation(ctx context.Context, sc *scope) (ct
 	}
 	// Installing before the quota is observed would let pods in unchecked.
 	var observed corev1.ResourceQuota
-	if err := r.Get(ctx, client.ObjectKeyFromObject(quota), &observed); err != nil {
+	if err := r.Get(ctx, client.ObjectKeyFromObject(quota), &observed, client.UnsafeDisableDeepCopy); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if len(observed.Status.Hard) == 0 {

@@ -157,11 +157,12 @@ func (r *StoreReconciler) unverified(ctx context.Context, view releaseView) ([]i
 	}
 	var todo []int
 	for i, ref := range view.objects {
-		cached, err := r.newObject(ref.gvk)
+		cached, err := r.cachedObject(ref.gvk)
 		if err != nil {
 			return nil, err
 		}
-		switch err := r.Get(ctx, ref.key, cached); {
+		// Read without a copy: only the versions and metadata are looked at.
+		switch err := r.Get(ctx, ref.key, cached, client.UnsafeDisableDeepCopy); {
 		case apierrors.IsNotFound(err):
 			todo = append(todo, i)
 		case err != nil:
@@ -188,6 +189,16 @@ func (r *StoreReconciler) newObject(gvk schema.GroupVersionKind) (client.Object,
 		return nil, fmt.Errorf("release object %s is not a client.Object", gvk.Kind)
 	}
 	return obj, nil
+}
+
+// cachedObject is an empty object of the kind as the cache holds it: of a
+// kind cached as metadata only, a PartialObjectMetadata (a typed one would
+// start a typed informer of its own).
+func (r *StoreReconciler) cachedObject(gvk schema.GroupVersionKind) (client.Object, error) {
+	if metadataOnly(gvk) {
+		return metadataObject(gvk), nil
+	}
+	return r.newObject(gvk)
 }
 
 // inventoryOf lists the operator's own objects and the release's objects.

@@ -2,10 +2,14 @@ package reconciler
 
 import (
 	"context"
+	"hash/fnv"
+	"sort"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
@@ -14,23 +18,32 @@ import (
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
 
 // storeRuntime says whether the store's scheduled pods run on real nodes,
-// on kwok's simulated ones, or on both; "" while none is scheduled. Nodes are
-// read as metadata only (the annotation is all it needs), from the cache.
+// on kwok's simulated ones, or on both; "" while none is scheduled. The
+// cache holds pods as metadata only, so the pods are read live — and only
+// when their versions in the cache moved since the runtime was last found:
+// an idle store's check reads none. Nodes are read as metadata only (the
+// annotation is all it needs), from the cache.
 func (r *StoreReconciler) storeRuntime(ctx context.Context, sc *scope) (v1alpha1.Runtime, error) {
-	var pods corev1.PodList
-	if err := r.List(ctx, &pods, client.InNamespace(sc.namespace)); err != nil {
+	versions, err := r.podVersions(ctx, sc.namespace)
+	if err != nil {
+		return "", err
+	}
+	if runtime, ok := r.runtimes.get(sc.store.UID, versions); ok {
+		return runtime, nil
+	}
+	pods, err := r.livePods(ctx, sc)
+	if err != nil {
 		return "", err
 	}
 	var real, simulated bool
 	seen := map[string]bool{}
-	for _, p := range pods.Items {
+	for _, p := range pods {
 		node := p.Spec.NodeName
 		if node == "" || seen[node] {
 			continue
 		}
 		seen[node] = true
-		meta := &metav1.PartialObjectMetadata{}
-		meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Node"))
+		meta := metadataObject(corev1.SchemeGroupVersion.WithKind("Node"))
 		if err := r.Get(ctx, client.ObjectKey{Name: node}, meta); err != nil {
 			if apierrors.IsNotFound(err) {
 				continue // the node went away; its pods are being replaced
@@ -43,13 +56,89 @@ func (r *StoreReconciler) storeRuntime(ctx context.Context, sc *scope) (v1alpha1
 			real = true
 		}
 	}
+	var runtime v1alpha1.Runtime
 	switch {
 	case real && simulated:
-		return v1alpha1.RuntimeMixed, nil
+		runtime = v1alpha1.RuntimeMixed
 	case simulated:
-		return v1alpha1.RuntimeSimulated, nil
+		runtime = v1alpha1.RuntimeSimulated
 	case real:
-		return v1alpha1.RuntimeReal, nil
+		runtime = v1alpha1.RuntimeReal
 	}
-	return "", nil
+	r.runtimes.put(sc.store.UID, versions, runtime)
+	return runtime, nil
+}
+
+// livePods are the store's pods as the API server has them, read once a
+// reconcile: the cache holds their metadata only.
+func (r *StoreReconciler) livePods(ctx context.Context, sc *scope) ([]corev1.Pod, error) {
+	if sc.pods != nil {
+		return sc.pods, nil
+	}
+	var pods corev1.PodList
+	if err := r.APIReader.List(ctx, &pods, client.InNamespace(sc.namespace)); err != nil {
+		return nil, err
+	}
+	sort.Slice(pods.Items, func(i, j int) bool { return pods.Items[i].Name < pods.Items[j].Name })
+	sc.pods = pods.Items
+	if sc.pods == nil {
+		sc.pods = []corev1.Pod{} // read, and none
+	}
+	return sc.pods, nil
+}
+
+// podVersions digests the names and resourceVersions of the namespace's
+// pods in the cache: it changes whenever a pod comes, goes or is written.
+func (r *StoreReconciler) podVersions(ctx context.Context, namespace string) (uint64, error) {
+	var pods metav1.PartialObjectMetadataList
+	pods.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("PodList"))
+	if err := r.List(ctx, &pods, client.InNamespace(namespace)); err != nil {
+		return 0, err
+	}
+	keys := make([]string, len(pods.Items))
+	for i, p := range pods.Items {
+		keys[i] = p.Name + "\x00" + p.ResourceVersion
+	}
+	sort.Strings(keys)
+	h := fnv.New64a()
+	for _, k := range keys {
+		_, _ = h.Write([]byte(k))
+		_, _ = h.Write([]byte{1})
+	}
+	return h.Sum64(), nil
+}
+
+// podRuntimes remember, per store, the runtime its pods were found on and
+// the pod versions it was found from (a few bytes a store).
+type podRuntimes struct {
+	mu    sync.Mutex
+	found map[types.UID]foundRuntime
+}
+
+type foundRuntime struct {
+	versions uint64
+	runtime  v1alpha1.Runtime
+}
+
+func (p *podRuntimes) get(uid types.UID, versions uint64) (v1alpha1.Runtime, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f, ok := p.found[uid]
+	return f.runtime, ok && f.versions == versions
+}
+
+func (p *podRuntimes) put(uid types.UID, versions uint64, runtime v1alpha1.Runtime) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.found == nil {
+		p.found = map[types.UID]foundRuntime{}
+	}
+	p.found[uid] = foundRuntime{versions: versions, runtime: runtime}
+}
+
+// forget drops a store's (the store is gone).
+func (p *podRuntimes) forget(uid types.UID) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.found, uid)
 }

@@ -23,6 +23,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -47,14 +48,51 @@ import (
 // objects through the cache, and a kind missing from this list would make
 // the cache start an informer of its own for it, cluster-wide, unfiltered
 // and untrimmed (the migration Job's did: an eighth of the operator's heap
-// at 1000 stores).
+// at 1000 stores). The kinds of metadataOnlyKinds are watched as metadata
+// only (see there).
 func managedTypes() []client.Object {
-	return []client.Object{
+	objs := []client.Object{
 		&corev1.Namespace{}, &corev1.ResourceQuota{}, &corev1.LimitRange{}, &corev1.Secret{},
-		&corev1.Service{}, &corev1.Pod{}, &corev1.PersistentVolumeClaim{},
-		&appsv1.Deployment{}, &appsv1.StatefulSet{}, &batchv1.Job{},
-		&networkingv1.NetworkPolicy{}, &networkingv1.Ingress{},
+		&corev1.PersistentVolumeClaim{}, &appsv1.Deployment{}, &appsv1.StatefulSet{}, &networkingv1.NetworkPolicy{},
 	}
+	for _, gvk := range metadataOnlyKinds {
+		objs = append(objs, metadataObject(gvk))
+	}
+	return objs
+}
+
+// metadataOnlyKinds are the managed kinds of which the operator reads
+// nothing from the cache but metadata: pods (a change wakes the store; the
+// health step reads a store's pods live, and only while a workload is not
+// ready or the pods changed), and the release's Services, Ingress and Job
+// (the drift check trusts them by resourceVersion and reads them live when
+// they changed). Watched as metadata, the API server sends no spec or
+// status to decode, and the cache holds a PartialObjectMetadata (264 bytes)
+// instead of a typed object (a Pod's struct alone is 1168 bytes; six a store).
+var metadataOnlyKinds = []schema.GroupVersionKind{
+	corev1.SchemeGroupVersion.WithKind("Pod"),
+	corev1.SchemeGroupVersion.WithKind("Service"),
+	networkingv1.SchemeGroupVersion.WithKind("Ingress"),
+	batchv1.SchemeGroupVersion.WithKind("Job"),
+}
+
+// metadataOnly reports whether the cache holds the kind's objects as
+// metadata only.
+func metadataOnly(gvk schema.GroupVersionKind) bool {
+	for _, k := range metadataOnlyKinds {
+		if k.GroupKind() == gvk.GroupKind() {
+			return true
+		}
+	}
+	return false
+}
+
+// metadataObject is an empty object of the kind as the cache holds it:
+// typed, or metadata only.
+func metadataObject(gvk schema.GroupVersionKind) *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(gvk)
+	return m
 }
 
 // ManagedKinds are the kinds of managedTypes: what the operator caches of
@@ -84,22 +122,26 @@ func CacheOptions() cache.Options {
 	// entries for one kind the cache keeps either (pods kept their specs).
 	for _, o := range managedTypes() {
 		transform := strip
-		switch o.(type) {
-		// Pods are read for their status only (health, the diagnosis,
-		// where pods run); their specs are most of their size.
-		case *corev1.Pod:
-			transform = podStatusOnly
-		case *corev1.ResourceQuota:
-			transform = quotaWithoutUsage
-		}
 		gvk, err := apiutil.GVKForObject(o, clientgoscheme.Scheme)
 		if err != nil {
 			panic(err) // managedTypes are built-in kinds
 		}
+		by := cache.ByObject{Label: sel}
+		switch {
+		case metadataOnly(gvk):
+			transform = metadataTrimmed
+			// Nothing writes to what it reads of these (labels, versions):
+			// reads share the cached object instead of copying it (the
+			// drift check reads a store's Services and Job at every check).
+			by.UnsafeDisableDeepCopy = ptr.To(true)
+		case gvk.Kind == "ResourceQuota":
+			transform = quotaWithoutUsage
+		}
 		if t, ok := specTrimmingTransforms[gvk.GroupKind()]; ok {
 			transform = t
 		}
-		byObject[o] = cache.ByObject{Label: sel, Transform: sharingStrings(transform)}
+		by.Transform = sharingStrings(transform)
+		byObject[o] = by
 	}
 	// Volumes carry no store label (a provisioner makes them); a deleting
 	// store waits for those of its claims, from the cache.
@@ -121,24 +163,18 @@ func storeWithoutHistory(o any) (any, error) {
 	return o, nil
 }
 
-// podStatusOnly keeps what the operator reads of a pod: its metadata, the
-// node it runs on, and of its status what the diagnosis reads (phase, a
-// PodScheduled condition that is false, each container's waiting or
-// terminated state, readiness and restarts; not its image, IDs, addresses,
-// resources or mounts, nor the conditions that are true — a running pod's
-// five conditions were a third of its cached status).
-func podStatusOnly(o any) (any, error) {
-	if p, ok := o.(*corev1.Pod); ok {
-		p.ManagedFields = nil
-		// Health finds a workload's pods by component, the watch their
-		// store by its label; the other labels (the chart's, the template
-		// hash) and the annotations are not read, and made a pod's label
-		// map one of the larger in the cache.
-		keepLabels(p, v1alpha1.StoreLabel, componentLabel)
-		p.Annotations = nil
-		p.Spec = corev1.PodSpec{NodeName: p.Spec.NodeName}
-		p.Status = corev1.PodStatus{Phase: p.Status.Phase, Conditions: unscheduled(p.Status.Conditions),
-			InitContainerStatuses: containerStates(p.Status.InitContainerStatuses), ContainerStatuses: containerStates(p.Status.ContainerStatuses)}
+// metadataTrimmed keeps of an object watched as metadata what is read of
+// it: its name, UID, versions and the store label, which the watch maps it
+// to its store by (one map a store, shared). A pod's other labels (the
+// chart's, the template hash), its annotations, owner and generated name
+// made its metadata three times the size.
+func metadataTrimmed(o any) (any, error) {
+	if m, ok := o.(*metav1.PartialObjectMetadata); ok {
+		m.ManagedFields = nil
+		keepLabels(m, v1alpha1.StoreLabel)
+		m.Annotations = nil
+		m.OwnerReferences = nil
+		m.GenerateName = ""
 	}
 	return o, nil
 }
@@ -161,32 +197,6 @@ func keepLabels(o metav1.Object, keys ...string) {
 		}
 	}
 	o.SetLabels(kept)
-}
-
-// unscheduled is the pod's PodScheduled condition when it is not true:
-// the only condition PodDiagnosis reads.
-func unscheduled(in []corev1.PodCondition) []corev1.PodCondition {
-	for _, c := range in {
-		if c.Type == corev1.PodScheduled && c.Status != corev1.ConditionTrue {
-			return []corev1.PodCondition{{Type: c.Type, Status: c.Status, Reason: c.Reason, Message: c.Message}}
-		}
-	}
-	return nil
-}
-
-func containerStates(in []corev1.ContainerStatus) []corev1.ContainerStatus {
-	if in == nil {
-		return nil
-	}
-	out := make([]corev1.ContainerStatus, len(in))
-	for i, c := range in {
-		// A running container's start time is not read: only why a
-		// container waits or how it ended.
-		state := corev1.ContainerState{Waiting: c.State.Waiting, Terminated: c.State.Terminated}
-		last := corev1.ContainerState{Terminated: c.LastTerminationState.Terminated}
-		out[i] = corev1.ContainerStatus{Name: c.Name, Ready: c.Ready, RestartCount: c.RestartCount, State: state, LastTerminationState: last}
-	}
-	return out
 }
 
 // quotaWithoutUsage keeps a quota without its usage, which the quota
@@ -259,36 +269,26 @@ func claimPhaseOnly(o any) (any, error) {
 	return o, nil
 }
 
-// releaseSpecDropped keeps a Service, NetworkPolicy, Ingress or Job of a
-// store's release as metadata only: nothing but the drift check reads them
-// from the cache, and only their metadata (it reads them live when the
-// object was written since it last matched; health reads the migration Job
-// live). The operator's own objects of these kinds (the default-deny
-// policy, applied from the cache) keep their specs.
+// releaseSpecDropped keeps a NetworkPolicy of a store's release as
+// metadata only: nothing but the drift check reads them from the cache, and
+// only their metadata (it reads them live when the object was written since
+// it last matched). The operator's own policy (the default-deny policy,
+// applied from the cache) keeps its spec, so the kind stays typed.
 func releaseSpecDropped(o any) (any, error) {
-	obj, ok := o.(client.Object)
+	np, ok := o.(*networkingv1.NetworkPolicy)
 	if !ok {
 		return o, nil
 	}
-	obj.SetManagedFields(nil)
-	if _, owned := obj.GetAnnotations()[helmReleaseAnnotation]; !owned {
+	np.ManagedFields = nil
+	if _, owned := np.Annotations[helmReleaseAnnotation]; !owned {
 		return o, nil
 	}
-	// The drift check trusts these kinds by resourceVersion alone (see
+	// The drift check trusts these by resourceVersion alone (see
 	// stillMatches): of their metadata only the store label, which the
 	// watch maps them by, is read.
-	keepLabels(obj, v1alpha1.StoreLabel)
-	obj.SetAnnotations(nil)
-	switch o := o.(type) {
-	case *corev1.Service:
-		o.Spec, o.Status = corev1.ServiceSpec{}, corev1.ServiceStatus{}
-	case *networkingv1.NetworkPolicy:
-		o.Spec = networkingv1.NetworkPolicySpec{}
-	case *networkingv1.Ingress:
-		o.Spec, o.Status = networkingv1.IngressSpec{}, networkingv1.IngressStatus{}
-	case *batchv1.Job:
-		o.Spec, o.Status = batchv1.JobSpec{}, batchv1.JobStatus{}
-	}
+	keepLabels(np, v1alpha1.StoreLabel)
+	np.Annotations = nil
+	np.Spec = networkingv1.NetworkPolicySpec{}
 	return o, nil
 }
 
@@ -301,20 +301,18 @@ const helmReleaseAnnotation = "meta.helm.sh/release-name"
 // cache and the drift check: a kind trimmed in the cache but compared from it
 // would read as changed at every check.
 var specTrimmingTransforms = map[schema.GroupKind]toolscache.TransformFunc{
-	{Group: appsv1.GroupName, Kind: "Deployment"}:  workloadSpecTrimmed,
-	{Group: appsv1.GroupName, Kind: "StatefulSet"}: workloadSpecTrimmed,
-	{Kind: "Service"}: releaseSpecDropped,
+	{Group: appsv1.GroupName, Kind: "Deployment"}:          workloadSpecTrimmed,
+	{Group: appsv1.GroupName, Kind: "StatefulSet"}:         workloadSpecTrimmed,
 	{Group: networkingv1.GroupName, Kind: "NetworkPolicy"}: releaseSpecDropped,
-	{Group: networkingv1.GroupName, Kind: "Ingress"}:       releaseSpecDropped,
-	{Group: batchv1.GroupName, Kind: "Job"}:                releaseSpecDropped,
 	{Kind: "PersistentVolumeClaim"}:                        claimPhaseOnly,
 }
 
 // specTrimmed reports whether the cache holds the release's objects of the
-// kind without their specs, so the drift check reads them live.
+// kind without their specs (trimmed, or as metadata), so the drift check
+// reads them live.
 func specTrimmed(gvk schema.GroupVersionKind) bool {
 	_, ok := specTrimmingTransforms[gvk.GroupKind()]
-	return ok
+	return ok || metadataOnly(gvk)
 }
 
 // generationTracksSpec reports whether the API server bumps

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fluxcd/pkg/runtime/conditions"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -106,8 +107,9 @@ type StoreReconciler struct {
 	Recorder   record.EventRecorder
 	Options
 
-	outages outages
-	views   releaseViews
+	outages  outages
+	views    releaseViews
+	runtimes podRuntimes
 }
 
 // outages remembers, per store, since when the API server has been failing
@@ -161,6 +163,9 @@ type scope struct {
 	desired DesiredRelease
 	// release is the release as last observed or changed.
 	release *ReleaseState
+	// pods are the store's pods as the API server has them, read once a
+	// reconcile when the health step needs them (see livePods).
+	pods []corev1.Pod
 	// parsed are release's objects, parsed from parsedFrom (its manifest).
 	parsed     []*unstructured.Unstructured
 	parsedFrom string
@@ -281,6 +286,7 @@ func (r *StoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 		}
 		if sc.gone {
 			r.views.forget(store.UID)
+			r.runtimes.forget(store.UID)
 			if r.Events != nil && !store.DeletionTimestamp.IsZero() {
 				e := v1alpha1.EventOf(store, v1alpha1.ActivityEntry{Timestamp: metav1.Now(), Event: v1alpha1.EventDeleted,
 					Message: fmt.Sprintf("store %q is gone with its namespace and volumes", store.Name), Seq: v1alpha1.LastSeq(store.Status.ActivityLog) + 1})
