@@ -64,6 +64,20 @@ func start(b *testing.B) *fleet {
 		if env.workdir, binary, setUpErr = testenv.TestBinary("../..", "storefleet-scale-"); setUpErr != nil {
 			return
 		}
+		// STOREFLEET_SCALE_OPERATOR_GOGC sets the operator's GOGC, and
+		// only the operator's: the cluster's processes run already. S3's
+		// heap in use is about twice its live heap at Go's default of 100.
+		if gogc := os.Getenv("STOREFLEET_SCALE_OPERATOR_GOGC"); gogc != "" {
+			old, had := os.LookupEnv("GOGC")
+			_ = os.Setenv("GOGC", gogc)
+			defer func() {
+				if had {
+					_ = os.Setenv("GOGC", old)
+				} else {
+					_ = os.Unsetenv("GOGC")
+				}
+			}()
+		}
 		// Production defaults but the benchmark's drift interval (20 s
 		// unless STOREFLEET_SCALE_DRIFT_INTERVAL says otherwise), so the
 		// idle window of S4 spans three of them in a minute.
