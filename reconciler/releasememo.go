@@ -59,9 +59,7 @@ var secretGVK = schema.GroupVersionKind{Version: "v1", Kind: "Secret"}
 // newReleaseMemo makes the memo and the cache it reads (to be started with
 // the manager).
 func newReleaseMemo(cfg *rest.Config, opts cache.Options) (*releaseMemo, cache.Cache, error) {
-	meta := &metav1.PartialObjectMetadata{}
-	meta.SetGroupVersionKind(secretGVK)
-	opts.ByObject = map[client.Object]cache.ByObject{meta: {
+	opts.ByObject = map[client.Object]cache.ByObject{metadataObject(secretGVK): {
 		Label:     labels.SelectorFromSet(labels.Set{"owner": "helm"}),
 		Transform: sharingStrings(cache.TransformStripManagedFields()),
 	}}

@@ -95,16 +95,12 @@ func (r *StoreReconciler) podVersions(ctx context.Context, namespace string) (ui
 	if err := r.List(ctx, &pods, client.InNamespace(namespace)); err != nil {
 		return 0, err
 	}
-	keys := make([]string, len(pods.Items))
-	for i, p := range pods.Items {
-		keys[i] = p.Name + "\x00" + p.ResourceVersion
+	versions := make(map[string]string, len(pods.Items))
+	for _, p := range pods.Items {
+		versions[p.Name] = p.ResourceVersion
 	}
-	sort.Strings(keys)
 	h := fnv.New64a()
-	for _, k := range keys {
-		_, _ = h.Write([]byte(k))
-		_, _ = h.Write([]byte{1})
-	}
+	writeSorted(h, versions)
 	return h.Sum64(), nil
 }
 

@@ -87,8 +87,8 @@ func metadataOnly(gvk schema.GroupVersionKind) bool {
 	return false
 }
 
-// metadataObject is an empty object of the kind as the cache holds it:
-// typed, or metadata only.
+// metadataObject is an empty metadata-only object of the kind, for reads
+// from (and watches of) a metadata informer.
 func metadataObject(gvk schema.GroupVersionKind) *metav1.PartialObjectMetadata {
 	m := &metav1.PartialObjectMetadata{}
 	m.SetGroupVersionKind(gvk)
