@@ -143,49 +143,44 @@ func TestStatusNoiseDoesNotWakeTheStore(t *testing.T) {
 	}
 }
 
-// The cache keeps of a workload what health and the plan read, not its pod
-// template.
-func TestCachedWorkloadKeepsWhatHealthAndThePlanRead(t *testing.T) {
-	one := int32(1)
-	sel := &metav1.LabelSelector{MatchLabels: map[string]string{"app": "x"}}
-	tmpl := corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "medusa:1"}}}}
-	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "medusa-backend", Generation: 3, Labels: map[string]string{"app": "x"},
-		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "helm"}}},
-		Spec: appsv1.DeploymentSpec{Replicas: &one, Selector: sel, Template: tmpl},
-		Status: appsv1.DeploymentStatus{AvailableReplicas: 1, ObservedGeneration: 3, Conditions: []appsv1.DeploymentCondition{
-			{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable"},
-			{Type: appsv1.DeploymentReplicaFailure, Status: corev1.ConditionTrue, Reason: "FailedCreate", Message: "exceeded quota"}}}}
-	out, _ := workloadSpecTrimmed(d)
-	gotD := out.(*appsv1.Deployment)
-	if len(gotD.Spec.Template.Spec.Containers) != 0 || gotD.ManagedFields != nil {
-		t.Errorf("pod template or managed fields kept: %+v", gotD)
+// The cache keeps of a workload its metadata only — what the drift check
+// reads, labels and annotations included — and shares it with readers;
+// health and the plan read workloads live (workloadReadings).
+func TestCachedWorkloadKeepsWhatTheDriftCheckReads(t *testing.T) {
+	meta := metav1.ObjectMeta{Name: "medusa-backend", GenerateName: "x-", UID: "u1", ResourceVersion: "7", Generation: 3,
+		Labels:          map[string]string{v1alpha1.StoreLabel: "shop", "app": "x"},
+		Annotations:     map[string]string{helmReleaseAnnotation: "shop", "deployment.kubernetes.io/revision": "2"},
+		OwnerReferences: []metav1.OwnerReference{{Name: "owner"}},
+		ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: "helm"}}}
+	out, err := workloadMetadata(&metav1.PartialObjectMetadata{ObjectMeta: *meta.DeepCopy()})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if *gotD.Spec.Replicas != 1 || gotD.Generation != 3 || gotD.Status.AvailableReplicas != 1 {
-		t.Errorf("lost what health reads: %+v", gotD)
+	got := out.(*metav1.PartialObjectMetadata)
+	want := *meta.DeepCopy()
+	want.GenerateName, want.OwnerReferences, want.ManagedFields = "", nil, nil
+	if !reflect.DeepEqual(got.ObjectMeta, want) {
+		t.Errorf("cached workload metadata\n got %+v\nwant %+v", got.ObjectMeta, want)
 	}
-	if gotD.Spec.Selector != nil {
-		t.Errorf("the selector is kept, which nothing reads: %+v", gotD.Spec.Selector)
+	if verifiedAs(&appsv1.Deployment{ObjectMeta: meta}) != verifiedAs(got) {
+		t.Error("a workload found matching live would not match its cached metadata: every drift check would read it live")
 	}
-	if len(gotD.Status.Conditions) != 1 || gotD.Status.Conditions[0].Type != appsv1.DeploymentReplicaFailure || gotD.Status.Conditions[0].Message != "exceeded quota" {
-		t.Errorf("health reads the ReplicaFailure condition and no other: %+v", gotD.Status.Conditions)
-	}
-	size := resource.MustParse("5Gi")
-	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "postgres"},
-		Spec: appsv1.StatefulSetSpec{Replicas: &one, Selector: sel, Template: tmpl, VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{
-			ObjectMeta: metav1.ObjectMeta{Name: "data", Labels: map[string]string{"a": "b"}},
-			Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-				Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: size}}}}}},
-		Status: appsv1.StatefulSetStatus{ReadyReplicas: 1}}
-	out, _ = workloadSpecTrimmed(sts)
-	gotS := out.(*appsv1.StatefulSet)
-	if len(gotS.Spec.Template.Spec.Containers) != 0 || gotS.Status.ReadyReplicas != 1 || *gotS.Spec.Replicas != 1 {
-		t.Errorf("statefulset %+v", gotS)
-	}
-	if q := gotS.Spec.VolumeClaimTemplates[0].Spec.Resources.Requests[corev1.ResourceStorage]; gotS.Spec.VolumeClaimTemplates[0].Name != "data" || q.String() != "5Gi" {
-		t.Errorf("the database volume size (the plan reads it) is lost: %+v", gotS.Spec.VolumeClaimTemplates)
-	}
-	if _, err := workloadSpecTrimmed("tombstone"); err != nil {
+	if _, err := workloadMetadata("tombstone"); err != nil {
 		t.Errorf("a deletion tombstone must pass through: %v", err)
+	}
+	shared := map[schema.GroupVersionKind]bool{}
+	for o, by := range CacheOptions().ByObject {
+		switch o.(type) {
+		case *appsv1.Deployment, *appsv1.StatefulSet:
+			t.Errorf("%T cached typed: a rollout decodes the whole object a dozen times", o)
+		case *metav1.PartialObjectMetadata:
+			shared[o.GetObjectKind().GroupVersionKind()] = by.UnsafeDisableDeepCopy != nil && *by.UnsafeDisableDeepCopy
+		}
+	}
+	for _, gvk := range []schema.GroupVersionKind{deploymentGVK, statefulSetGVK} {
+		if !shared[gvk] {
+			t.Errorf("%s: not cached as metadata read without a copy", gvk.Kind)
+		}
 	}
 }
 

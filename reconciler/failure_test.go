@@ -105,23 +105,73 @@ func TestPodThatNeverStartsIsDiagnosed(t *testing.T) {
 
 func TestQuotaExceededIsDiagnosed(t *testing.T) {
 	suite(t)
-	// Ten 100m-CPU replicas plus the database and worker ask more than the
-	// small plan's 1 CPU of requests.
-	createStore(t, newStore("tight-shop", func(s *v1alpha1.Store) {
-		s.Spec.Values = &v1alpha1.StoreValues{BackendReplicas: ptr.To[int32](5), StorefrontReplicas: ptr.To[int32](5)}
-	}))
-	var s *v1alpha1.Store
-	eventually(t, 90*time.Second, "tight-shop Failed on its quota", func() (bool, error) {
-		s = getStore(t, "tight-shop")
-		if s.Status.Phase == v1alpha1.PhaseReady {
-			t.Fatalf("a store over its quota became Ready: %s", workloadsAndQuota(t, "store-tight-shop"))
+	// Five backend and five storefront replicas with the database, the
+	// worker and Redis are 13 pods and 1.22 CPUs of requests against the
+	// small plan's 12 and 1.
+	const attempts = 3
+	for attempt := 1; ; attempt++ {
+		name := fmt.Sprintf("tight-shop-%d", attempt)
+		createStore(t, newStore(name, func(s *v1alpha1.Store) {
+			s.Spec.Values = &v1alpha1.StoreValues{BackendReplicas: ptr.To[int32](5), StorefrontReplicas: ptr.To[int32](5)}
+		}))
+		var s *v1alpha1.Store
+		overAdmitted := ""
+		eventually(t, 90*time.Second, name+" Failed on its quota", func() (bool, error) {
+			s = getStore(t, name)
+			if s.Status.Phase == v1alpha1.PhaseReady {
+				overAdmitted = podsPastQuota(t, "store-"+name)
+				if overAdmitted == "" {
+					t.Fatalf("%s became Ready without the pods it needs: %s", name, workloadsAndQuota(t, "store-"+name))
+				}
+				return true, nil
+			}
+			return s.Status.Phase == v1alpha1.PhaseFailed, nil
+		})
+		if overAdmitted == "" {
+			if d := s.Status.Diagnosis; d == nil || d.Reason != "QuotaExceeded" || !strings.Contains(d.Message, "exceeded quota: store-quota") {
+				t.Errorf("diagnosis %+v", s.Status.Diagnosis)
+			}
+			deleteStore(t, name)
+			return
 		}
-		return s.Status.Phase == v1alpha1.PhaseFailed, nil
-	})
-	if d := s.Status.Diagnosis; d == nil || d.Reason != "QuotaExceeded" || !strings.Contains(d.Message, "exceeded quota: store-quota") {
-		t.Errorf("diagnosis %+v", s.Status.Diagnosis)
+		// Ready is true then: every pod runs. Kubernetes's quota controller
+		// recounts a namespace's usage when a pod ends (here the migration
+		// Job's) from its own pod cache, which can lag the pods admission
+		// has just let in, and admission then lets more in
+		// (kubernetes/kubernetes#24494). Not storefleet's to prevent; a
+		// fresh store meets the quota without the race.
+		deleteStore(t, name)
+		if attempt == attempts {
+			t.Fatalf("Kubernetes admitted pods past the quota in %d stores in a row, the last: %s", attempts, overAdmitted)
+		}
+		t.Logf("attempt %d: Kubernetes admitted pods past the quota (%s); trying a fresh store", attempt, overAdmitted)
 	}
-	deleteStore(t, "tight-shop")
+}
+
+// podsPastQuota says how the namespace's running pods exceed its quota's
+// pod count, or "" when they do not.
+func podsPastQuota(t *testing.T, ns string) string {
+	t.Helper()
+	ctx := context.Background()
+	var quota corev1.ResourceQuota
+	if err := cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "store-quota"}, &quota); err != nil {
+		t.Fatalf("read the quota of %s: %v", ns, err)
+	}
+	var pods corev1.PodList
+	if err := cluster.Client.List(ctx, &pods, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	running := 0
+	for _, p := range pods.Items {
+		if p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
+			running++
+		}
+	}
+	hard := quota.Spec.Hard[corev1.ResourcePods]
+	if int64(running) <= hard.Value() {
+		return ""
+	}
+	return fmt.Sprintf("%d pods against a quota of %s", running, hard.String())
 }
 
 func TestOperatorKilledMidInstallRecovers(t *testing.T) {

@@ -10,7 +10,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -101,55 +100,25 @@ func (r *StoreReconciler) reconcileHealth(ctx context.Context, sc *scope) (ctrl.
 }
 
 func (r *StoreReconciler) workloadHealth(ctx context.Context, sc *scope, w workload) (workloadStatus, error) {
-	key := client.ObjectKey{Namespace: sc.namespace, Name: w.name}
-	var desired, ready int32
-	var rolledOut bool
-	var failedCreate string
-	switch w.kind {
-	case "StatefulSet":
-		var sts appsv1.StatefulSet
-		if err := r.Get(ctx, key, &sts, client.UnsafeDisableDeepCopy); err != nil { // only read
-			if apierrors.IsNotFound(err) {
-				return workloadStatus{message: fmt.Sprintf("StatefulSet %s not found", w.name)}, nil
-			}
-			return workloadStatus{}, err
-		}
-		desired = replicasOf(sts.Spec.Replicas)
-		// Ready only once the current revision is rolled out everywhere
-		// (kstatus' rule): an old ready pod does not make a new revision ready.
-		rolledOut = sts.Status.ObservedGeneration >= sts.Generation && sts.Status.UpdatedReplicas >= desired &&
-			sts.Status.Replicas == desired && (sts.Status.UpdateRevision == "" || sts.Status.CurrentRevision == sts.Status.UpdateRevision)
-		ready = sts.Status.ReadyReplicas
-		if sts.Status.Replicas < desired {
-			// A pod is missing: the controller's FailedCreate event says why.
-			msg, err := r.failedCreateEvent(ctx, sc.namespace, "StatefulSet", w.name)
-			if err != nil {
-				return workloadStatus{}, err
-			}
-			failedCreate = msg
-		}
-	default:
-		var d appsv1.Deployment
-		if err := r.Get(ctx, key, &d, client.UnsafeDisableDeepCopy); err != nil { // only read
-			if apierrors.IsNotFound(err) {
-				return workloadStatus{message: fmt.Sprintf("Deployment %s not found", w.name)}, nil
-			}
-			return workloadStatus{}, err
-		}
-		desired = replicasOf(d.Spec.Replicas)
-		rolledOut = d.Status.ObservedGeneration >= d.Generation && d.Status.UpdatedReplicas >= desired &&
-			d.Status.Replicas == d.Status.UpdatedReplicas && d.Status.AvailableReplicas >= desired
-		ready = d.Status.AvailableReplicas
-		// A pod the ReplicaSet cannot create (quota, pod security) is the
-		// ReplicaSet's ReplicaFailure condition, which the deployment
-		// controller copies onto the Deployment: the operator neither
-		// reads nor caches ReplicaSets (four a store, memory per store).
-		for _, c := range d.Status.Conditions {
-			if c.Type == appsv1.DeploymentReplicaFailure && c.Status == corev1.ConditionTrue {
-				failedCreate = c.Message
-			}
-		}
+	readings, err := r.workloadReadings(ctx, sc)
+	if err != nil {
+		return workloadStatus{}, err
 	}
+	wr, found := findReading(readings, w.kind, w.name)
+	if !found {
+		return workloadStatus{message: fmt.Sprintf("%s %s not found", w.kind, w.name)}, nil
+	}
+	desired, ready, failedCreate := wr.desired, wr.ready, wr.failedCreate
+	if wr.podsMissing {
+		// A StatefulSet's pod is missing: the controller's FailedCreate
+		// event says why.
+		msg, err := r.failedCreateEvent(ctx, sc.namespace, w.kind, w.name)
+		if err != nil {
+			return workloadStatus{}, err
+		}
+		failedCreate = msg
+	}
+	rolledOut := wr.rolledOut
 	st := workloadStatus{
 		ready:   rolledOut && ready >= desired,
 		message: fmt.Sprintf("%s %s: %d/%d ready", w.kind, w.name, ready, desired),
@@ -278,4 +247,101 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// workloadReading is what health and the plan read of one of a store's
+// workloads, as the API server had it.
+type workloadReading struct {
+	kind, name     string
+	desired, ready int32
+	rolledOut      bool
+	podsMissing    bool   // a StatefulSet with fewer pods than replicas
+	failedCreate   string // a Deployment's ReplicaFailure message
+	databaseVolume string // the postgres StatefulSet's data volume size
+}
+
+func findReading(readings []workloadReading, kind, name string) (workloadReading, bool) {
+	for _, wr := range readings {
+		if wr.kind == kind && wr.name == name {
+			return wr, true
+		}
+	}
+	return workloadReading{}, false
+}
+
+// workloadReadings are the store's Deployments and StatefulSets as health
+// and the plan read them: remembered while the workloads' versions in the
+// cache (which holds their metadata only) stay where they were when read,
+// otherwise read live — one LIST of each kind, once a reconcile. An idle
+// store's check reads none.
+func (r *StoreReconciler) workloadReadings(ctx context.Context, sc *scope) ([]workloadReading, error) {
+	if sc.workloads != nil {
+		return sc.workloads, nil
+	}
+	versions, err := r.cachedVersions(ctx, sc.namespace, deploymentGVK, statefulSetGVK)
+	if err != nil {
+		return nil, err
+	}
+	if readings, ok := r.workloads.get(sc.store.UID, versions); ok {
+		sc.workloads = readings
+		return readings, nil
+	}
+	var deployments appsv1.DeploymentList
+	if err := r.APIReader.List(ctx, &deployments, client.InNamespace(sc.namespace)); err != nil {
+		return nil, err
+	}
+	var sets appsv1.StatefulSetList
+	if err := r.APIReader.List(ctx, &sets, client.InNamespace(sc.namespace)); err != nil {
+		return nil, err
+	}
+	readings := make([]workloadReading, 0, len(deployments.Items)+len(sets.Items))
+	for i := range deployments.Items {
+		readings = append(readings, readDeployment(&deployments.Items[i]))
+	}
+	for i := range sets.Items {
+		readings = append(readings, readStatefulSet(&sets.Items[i]))
+	}
+	r.workloads.put(sc.store.UID, versions, readings)
+	sc.workloads = readings
+	return readings, nil
+}
+
+func readDeployment(d *appsv1.Deployment) workloadReading {
+	desired := replicasOf(d.Spec.Replicas)
+	wr := workloadReading{
+		kind: cachedStrings.shared("Deployment"), name: cachedStrings.shared(d.Name),
+		desired: desired, ready: d.Status.AvailableReplicas,
+		rolledOut: d.Status.ObservedGeneration >= d.Generation && d.Status.UpdatedReplicas >= desired &&
+			d.Status.Replicas == d.Status.UpdatedReplicas && d.Status.AvailableReplicas >= desired,
+	}
+	// A pod the ReplicaSet cannot create (quota, pod security) is the
+	// ReplicaSet's ReplicaFailure condition, which the deployment
+	// controller copies onto the Deployment: the operator neither reads
+	// nor caches ReplicaSets (four a store).
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentReplicaFailure && c.Status == corev1.ConditionTrue {
+			wr.failedCreate = c.Message
+		}
+	}
+	return wr
+}
+
+func readStatefulSet(sts *appsv1.StatefulSet) workloadReading {
+	desired := replicasOf(sts.Spec.Replicas)
+	wr := workloadReading{
+		kind: cachedStrings.shared("StatefulSet"), name: cachedStrings.shared(sts.Name),
+		desired: desired, ready: sts.Status.ReadyReplicas,
+		// Ready only once the current revision is rolled out everywhere
+		// (kstatus' rule): an old ready pod does not make a new revision
+		// ready.
+		rolledOut: sts.Status.ObservedGeneration >= sts.Generation && sts.Status.UpdatedReplicas >= desired &&
+			sts.Status.Replicas == desired && (sts.Status.UpdateRevision == "" || sts.Status.CurrentRevision == sts.Status.UpdateRevision),
+		podsMissing: sts.Status.Replicas < desired,
+	}
+	for _, t := range sts.Spec.VolumeClaimTemplates {
+		if q, ok := t.Spec.Resources.Requests[corev1.ResourceStorage]; ok && t.Name == "data" {
+			wr.databaseVolume = cachedStrings.shared(q.String())
+		}
+	}
+	return wr
 }

@@ -8,6 +8,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
@@ -370,4 +371,50 @@ func TestMigrationRefusedByQuotaIsDiagnosed(t *testing.T) {
 	if st, _ := r.workloadHealth(context.Background(), sc, backend); st.diagnosis == nil || st.diagnosis.Reason != "Starting" || st.failure {
 		t.Fatalf("after the Job succeeded: %+v", st.diagnosis)
 	}
+}
+
+// Health reads a store's workloads live (the cache holds their metadata
+// only), once a reconcile and only when their versions moved: an idle
+// store's check reads none, and a rollout's new status is read.
+func TestWorkloadsAreReadLiveOnlyWhenTheirVersionsMoved(t *testing.T) {
+	d := deployment(1, appsv1.DeploymentStatus{Replicas: 1, UpdatedReplicas: 1, AvailableReplicas: 1, ObservedGeneration: 1})
+	sts := statefulSet(appsv1.StatefulSetStatus{Replicas: 1, ReadyReplicas: 1, UpdatedReplicas: 1, ObservedGeneration: 1})
+	sts.Spec.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "data"},
+		Spec: corev1.PersistentVolumeClaimSpec{Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("7Gi")}}}}}
+	c := fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).WithObjects(d, sts).Build()
+	var liveLists int
+	live := interceptor.NewClient(c, interceptor.Funcs{List: func(ctx context.Context, cl client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+		switch list.(type) {
+		case *appsv1.DeploymentList, *appsv1.StatefulSetList:
+			liveLists++
+		}
+		return cl.List(ctx, list, opts...)
+	}})
+	r := &StoreReconciler{Client: c, APIReader: live}
+	store := &v1alpha1.Store{ObjectMeta: metav1.ObjectMeta{Name: "shop", UID: "u-shop"}}
+	check := func(wantReady bool, wantLists int) {
+		t.Helper()
+		sc := &scope{namespace: healthNamespace, store: store}
+		st, err := r.workloadHealth(context.Background(), sc, backend)
+		if err != nil {
+			t.Fatal(err)
+		}
+		size, err := r.databaseVolumeSize(context.Background(), sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.ready != wantReady || size != "7Gi" || liveLists != wantLists {
+			t.Errorf("backend ready %v, database volume %q after %d live lists; want %v, 7Gi after %d", st.ready, size, liveLists, wantReady, wantLists)
+		}
+	}
+	check(true, 2)                 // a Deployment and a StatefulSet LIST, shared by health and the plan
+	check(true, 2)                 // nothing changed: no read
+	d.Status.AvailableReplicas = 0 // a pod went away
+	if err := c.Status().Update(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	check(false, 4)
+	check(false, 4)
+	r.workloads.forget(store.UID)
+	check(false, 6) // a store seen anew is read again
 }

@@ -8,26 +8,26 @@ import (
 	"testing"
 	"unsafe"
 
-	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// Two workloads decoded from the API server each bring their own copy of
+// Two objects (here Secrets) decoded from the API server each bring their own copy of
 // every label, annotation, namespace and owner string; once cached they
 // share one, and read exactly as before.
 func TestCachedObjectsShareTheirMetadataStrings(t *testing.T) {
 	var transform func(any) (any, error)
 	for o, by := range CacheOptions().ByObject {
-		if _, ok := o.(*appsv1.Deployment); ok {
+		if _, ok := o.(*corev1.Secret); ok {
 			transform = by.Transform
 		}
 	}
 	if transform == nil {
-		t.Fatal("no cache entry for Deployments")
+		t.Fatal("no cache entry for Secrets")
 	}
-	decoded := func(store string) *appsv1.Deployment {
-		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{
-			Namespace: "store-" + store, Name: "medusa-backend",
+	decoded := func(store string) *corev1.Secret {
+		d := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{
+			Namespace: "store-" + store, Name: "store-credentials",
 			Labels:          map[string]string{"storefleet.dev/store": store, "app.kubernetes.io/managed-by": "Helm", "helm.sh/chart": "medusa-store-0.4.0"},
 			Annotations:     map[string]string{"meta.helm.sh/release-name": store, "meta.helm.sh/release-namespace": "store-" + store},
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: "storefleet.dev/v1alpha1", Kind: "Store", Name: store, UID: "u"}},
@@ -37,7 +37,7 @@ func TestCachedObjectsShareTheirMetadataStrings(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var out appsv1.Deployment
+		var out corev1.Secret
 		if err := json.Unmarshal(raw, &out); err != nil {
 			t.Fatal(err)
 		}
@@ -49,7 +49,7 @@ func TestCachedObjectsShareTheirMetadataStrings(t *testing.T) {
 		t.Fatal("the decoded copies already share their strings: the test shows nothing")
 	}
 	before := a.ObjectMeta.DeepCopy()
-	for _, d := range []*appsv1.Deployment{a, b} {
+	for _, d := range []*corev1.Secret{a, b} {
 		if _, err := transform(d); err != nil {
 			t.Fatal(err)
 		}
@@ -67,7 +67,7 @@ func TestCachedObjectsShareTheirMetadataStrings(t *testing.T) {
 		"owner kind":       {a.OwnerReferences[0].Kind, b.OwnerReferences[0].Kind},
 	} {
 		if !same(pair[0], pair[1]) {
-			t.Errorf("the two cached workloads hold separate copies of their %s %q", what, pair[0])
+			t.Errorf("the two cached objects hold separate copies of their %s %q", what, pair[0])
 		}
 	}
 	for k := range a.Labels {

@@ -6,11 +6,8 @@ import (
 	"time"
 
 	"github.com/fluxcd/pkg/runtime/conditions"
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
 	"github.com/storefleet/storefleet/internal/manifests"
@@ -36,7 +33,7 @@ func releaseName(s *v1alpha1.Store) string { return s.Name }
 func (r *StoreReconciler) reconcileRelease(ctx context.Context, sc *scope) (ctrl.Result, error) {
 	s := sc.store
 	vals := ChartValues(s, r.Platform)
-	if size, err := r.databaseVolumeSize(ctx, sc.namespace); err != nil {
+	if size, err := r.databaseVolumeSize(ctx, sc); err != nil {
 		return ctrl.Result{}, err
 	} else if size != "" {
 		// A StatefulSet's volume claim templates are immutable: once the
@@ -86,6 +83,10 @@ func (r *StoreReconciler) reconcileRelease(ctx context.Context, sc *scope) (ctrl
 		return ctrl.Result{}, err
 	}
 	sc.release = &state
+	if state.Action != "" {
+		// The workloads read before it are not the release's now.
+		sc.workloads = nil
+	}
 	s.Status.Release = &v1alpha1.ReleaseStatus{
 		Mode: delivery.Mode(), Name: sc.desired.Name, Namespace: sc.namespace,
 		Revision: state.Revision, ChartVersion: state.ChartVersion, Digest: state.Digest,
@@ -146,17 +147,13 @@ func (r *StoreReconciler) inventory(ctx context.Context, sc *scope) ([]v1alpha1.
 }
 
 // databaseVolumeSize is the volume size of the existing database, or "".
-func (r *StoreReconciler) databaseVolumeSize(ctx context.Context, namespace string) (string, error) {
-	var sts appsv1.StatefulSet
-	if err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "postgres"}, &sts); err != nil {
-		return "", client.IgnoreNotFound(err)
+func (r *StoreReconciler) databaseVolumeSize(ctx context.Context, sc *scope) (string, error) {
+	readings, err := r.workloadReadings(ctx, sc)
+	if err != nil {
+		return "", err
 	}
-	for _, t := range sts.Spec.VolumeClaimTemplates {
-		if q, ok := t.Spec.Resources.Requests[corev1.ResourceStorage]; ok && t.Name == "data" {
-			return q.String(), nil
-		}
-	}
-	return "", nil
+	wr, _ := findReading(readings, "StatefulSet", "postgres")
+	return wr.databaseVolume, nil
 }
 
 // releaseObjects are the objects of the release the scope observed,

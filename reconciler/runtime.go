@@ -3,13 +3,12 @@ package reconciler
 import (
 	"context"
 	"hash/fnv"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sort"
-	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/storefleet/storefleet/api/v1alpha1"
@@ -24,7 +23,7 @@ import (
 // an idle store's check reads none. Nodes are read as metadata only (the
 // annotation is all it needs), from the cache.
 func (r *StoreReconciler) storeRuntime(ctx context.Context, sc *scope) (v1alpha1.Runtime, error) {
-	versions, err := r.podVersions(ctx, sc.namespace)
+	versions, err := r.cachedVersions(ctx, sc.namespace, podGVK)
 	if err != nil {
 		return "", err
 	}
@@ -87,54 +86,22 @@ func (r *StoreReconciler) livePods(ctx context.Context, sc *scope) ([]corev1.Pod
 	return sc.pods, nil
 }
 
-// podVersions digests the names and resourceVersions of the namespace's
-// pods in the cache: it changes whenever a pod comes, goes or is written.
-func (r *StoreReconciler) podVersions(ctx context.Context, namespace string) (uint64, error) {
-	var pods metav1.PartialObjectMetadataList
-	pods.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("PodList"))
-	if err := r.List(ctx, &pods, client.InNamespace(namespace)); err != nil {
-		return 0, err
-	}
-	versions := make(map[string]string, len(pods.Items))
-	for _, p := range pods.Items {
-		versions[p.Name] = p.ResourceVersion
+// cachedVersions digests the kinds, names and resourceVersions of the
+// namespace's objects of the given kinds, which the cache holds as metadata:
+// it changes whenever one of them comes, goes or is written.
+func (r *StoreReconciler) cachedVersions(ctx context.Context, namespace string, kinds ...schema.GroupVersionKind) (uint64, error) {
+	versions := map[string]string{}
+	for _, gvk := range kinds {
+		var list metav1.PartialObjectMetadataList
+		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+		if err := r.List(ctx, &list, client.InNamespace(namespace)); err != nil {
+			return 0, err
+		}
+		for _, o := range list.Items {
+			versions[gvk.Kind+"/"+o.Name] = o.ResourceVersion
+		}
 	}
 	h := fnv.New64a()
 	writeSorted(h, versions)
 	return h.Sum64(), nil
-}
-
-// podRuntimes remember, per store, the runtime its pods were found on and
-// the pod versions it was found from (a few bytes a store).
-type podRuntimes struct {
-	mu    sync.Mutex
-	found map[types.UID]foundRuntime
-}
-
-type foundRuntime struct {
-	versions uint64
-	runtime  v1alpha1.Runtime
-}
-
-func (p *podRuntimes) get(uid types.UID, versions uint64) (v1alpha1.Runtime, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	f, ok := p.found[uid]
-	return f.runtime, ok && f.versions == versions
-}
-
-func (p *podRuntimes) put(uid types.UID, versions uint64, runtime v1alpha1.Runtime) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.found == nil {
-		p.found = map[types.UID]foundRuntime{}
-	}
-	p.found[uid] = foundRuntime{versions: versions, runtime: runtime}
-}
-
-// forget drops a store's (the store is gone).
-func (p *podRuntimes) forget(uid types.UID) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	delete(p.found, uid)
 }

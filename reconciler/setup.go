@@ -53,7 +53,7 @@ import (
 func managedTypes() []client.Object {
 	objs := []client.Object{
 		&corev1.Namespace{}, &corev1.ResourceQuota{}, &corev1.LimitRange{}, &corev1.Secret{},
-		&corev1.PersistentVolumeClaim{}, &appsv1.Deployment{}, &appsv1.StatefulSet{}, &networkingv1.NetworkPolicy{},
+		&corev1.PersistentVolumeClaim{}, &networkingv1.NetworkPolicy{},
 	}
 	for _, gvk := range metadataOnlyKinds {
 		objs = append(objs, metadataObject(gvk))
@@ -64,17 +64,29 @@ func managedTypes() []client.Object {
 // metadataOnlyKinds are the managed kinds of which the operator reads
 // nothing from the cache but metadata: pods (a change wakes the store; the
 // health step reads a store's pods live, and only while a workload is not
-// ready or the pods changed), and the release's Services, Ingress and Job
-// (the drift check trusts them by resourceVersion and reads them live when
-// they changed). Watched as metadata, the API server sends no spec or
-// status to decode, and the cache holds a PartialObjectMetadata (264 bytes)
+// ready or the pods changed), the workloads (health and the plan read them
+// live when their versions moved since they were last read, see
+// workloadReadings; the drift check trusts them by generation), and the
+// release's Services, Ingress and Job (the drift check trusts them by
+// resourceVersion and reads them live when they changed). Watched as
+// metadata, the API server sends no spec or status to decode — a rollout
+// rewrites a Deployment's status a dozen times, each a whole Deployment
+// decoded before — and the cache holds a PartialObjectMetadata (264 bytes)
 // instead of a typed object (a Pod's struct alone is 1168 bytes; six a store).
 var metadataOnlyKinds = []schema.GroupVersionKind{
-	corev1.SchemeGroupVersion.WithKind("Pod"),
+	podGVK,
+	deploymentGVK,
+	statefulSetGVK,
 	corev1.SchemeGroupVersion.WithKind("Service"),
 	networkingv1.SchemeGroupVersion.WithKind("Ingress"),
 	batchv1.SchemeGroupVersion.WithKind("Job"),
 }
+
+var (
+	podGVK         = corev1.SchemeGroupVersion.WithKind("Pod")
+	deploymentGVK  = appsv1.SchemeGroupVersion.WithKind("Deployment")
+	statefulSetGVK = appsv1.SchemeGroupVersion.WithKind("StatefulSet")
+)
 
 // metadataOnly reports whether the cache holds the kind's objects as
 // metadata only.
@@ -128,6 +140,11 @@ func CacheOptions() cache.Options {
 		}
 		by := cache.ByObject{Label: sel}
 		switch {
+		case generationTracksSpec(gvk):
+			// The drift check compares a workload's labels and
+			// annotations from the cache (stillMatches).
+			transform = workloadMetadata
+			by.UnsafeDisableDeepCopy = ptr.To(true)
 		case metadataOnly(gvk):
 			transform = metadataTrimmed
 			// Nothing writes to what it reads of these (labels, versions):
@@ -210,33 +227,14 @@ func quotaWithoutUsage(o any) (any, error) {
 	return o, nil
 }
 
-// workloadSpecTrimmed keeps of a Deployment or StatefulSet what health and
-// the plan read: metadata, replicas, the volume sizes of its claim
-// templates, and its status but for the conditions health does not read (a
-// Deployment's ReplicaFailure is the one it does). Pod templates were a
-// fifth of the operator's memory per store; a drift check reads a workload
-// live when its generation says its spec changed (see specTrimmed).
-func workloadSpecTrimmed(o any) (any, error) {
-	switch w := o.(type) {
-	case *appsv1.Deployment:
-		w.ManagedFields = nil
-		w.Spec = appsv1.DeploymentSpec{Replicas: w.Spec.Replicas}
-		var failures []appsv1.DeploymentCondition
-		for _, c := range w.Status.Conditions {
-			if c.Type == appsv1.DeploymentReplicaFailure {
-				failures = append(failures, appsv1.DeploymentCondition{Type: c.Type, Status: c.Status, Reason: c.Reason, Message: c.Message})
-			}
-		}
-		w.Status.Conditions = failures
-	case *appsv1.StatefulSet:
-		w.ManagedFields = nil
-		var claims []corev1.PersistentVolumeClaim
-		for _, t := range w.Spec.VolumeClaimTemplates {
-			claims = append(claims, corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: t.Name},
-				Spec: corev1.PersistentVolumeClaimSpec{Resources: corev1.VolumeResourceRequirements{Requests: t.Spec.Resources.Requests}}})
-		}
-		w.Spec = appsv1.StatefulSetSpec{Replicas: w.Spec.Replicas, VolumeClaimTemplates: claims}
-		w.Status.Conditions = nil
+// workloadMetadata keeps of a Deployment's or StatefulSet's metadata what
+// the drift check reads: name, UID, versions, generation, labels and
+// annotations (a label edit does not move the generation).
+func workloadMetadata(o any) (any, error) {
+	if m, ok := o.(*metav1.PartialObjectMetadata); ok {
+		m.ManagedFields = nil
+		m.OwnerReferences = nil
+		m.GenerateName = ""
 	}
 	return o, nil
 }
@@ -301,8 +299,6 @@ const helmReleaseAnnotation = "meta.helm.sh/release-name"
 // cache and the drift check: a kind trimmed in the cache but compared from it
 // would read as changed at every check.
 var specTrimmingTransforms = map[schema.GroupKind]toolscache.TransformFunc{
-	{Group: appsv1.GroupName, Kind: "Deployment"}:          workloadSpecTrimmed,
-	{Group: appsv1.GroupName, Kind: "StatefulSet"}:         workloadSpecTrimmed,
 	{Group: networkingv1.GroupName, Kind: "NetworkPolicy"}: releaseSpecDropped,
 	{Kind: "PersistentVolumeClaim"}:                        claimPhaseOnly,
 }
@@ -318,8 +314,8 @@ func specTrimmed(gvk schema.GroupVersionKind) bool {
 // generationTracksSpec reports whether the API server bumps
 // metadata.generation for every change of the kind's spec — so an object of
 // it whose generation did not move was written in its status only. Of the
-// trimmed kinds, only the workloads' statuses are written all the time
-// (rollouts); a Service's generation never moves.
+// kinds cached without specs, only the workloads' statuses are written all
+// the time (rollouts); a Service's generation never moves.
 func generationTracksSpec(gvk schema.GroupVersionKind) bool {
 	return gvk.Group == appsv1.GroupName && (gvk.Kind == "Deployment" || gvk.Kind == "StatefulSet")
 }

@@ -107,9 +107,12 @@ type StoreReconciler struct {
 	Recorder   record.EventRecorder
 	Options
 
-	outages  outages
-	views    releaseViews
-	runtimes podRuntimes
+	outages outages
+	views   releaseViews
+	// runtimes remember the runtime a store's pods were found on, by the
+	// pods' versions; workloads what its workloads said, by theirs.
+	runtimes  versionMemo[v1alpha1.Runtime]
+	workloads versionMemo[[]workloadReading]
 }
 
 // outages remembers, per store, since when the API server has been failing
@@ -166,6 +169,9 @@ type scope struct {
 	// pods are the store's pods as the API server has them, read once a
 	// reconcile when the health step needs them (see livePods).
 	pods []corev1.Pod
+	// workloads are the store's Deployments and StatefulSets as read
+	// this reconcile (see workloadReadings).
+	workloads []workloadReading
 	// parsed are release's objects, parsed from parsedFrom (its manifest).
 	parsed     []*unstructured.Unstructured
 	parsedFrom string
@@ -287,6 +293,7 @@ func (r *StoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 		if sc.gone {
 			r.views.forget(store.UID)
 			r.runtimes.forget(store.UID)
+			r.workloads.forget(store.UID)
 			if r.Events != nil && !store.DeletionTimestamp.IsZero() {
 				e := v1alpha1.EventOf(store, v1alpha1.ActivityEntry{Timestamp: metav1.Now(), Event: v1alpha1.EventDeleted,
 					Message: fmt.Sprintf("store %q is gone with its namespace and volumes", store.Name), Seq: v1alpha1.LastSeq(store.Status.ActivityLog) + 1})
