@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -525,6 +526,11 @@ func poll(ctx context.Context, timeout time.Duration, what string, cond func() (
 // before the server binds it, and the tests open thousands of connections
 // while they start servers. It also stays clear of Kubernetes' own fixed
 // ports (10248–10259) and the NodePort range (30000–32767).
+//
+// A port is handed out once a process: a caller's server may bind it only
+// after another caller asked (the dev platform draws ten ports before it
+// starts its servers), and a second caller given the same port would find it
+// taken.
 func FreePort() (int, error) {
 	lo, hi := 20000, min(30000, ephemeralPortsStart())
 	tries := 200
@@ -538,6 +544,9 @@ func FreePort() (int, error) {
 			continue
 		}
 		l.Close()
+		if _, taken := handedOut.LoadOrStore(port, true); taken {
+			continue
+		}
 		return port, nil
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -545,8 +554,13 @@ func FreePort() (int, error) {
 		return 0, err
 	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	port := l.Addr().(*net.TCPAddr).Port
+	handedOut.Store(port, true)
+	return port, nil
 }
+
+// handedOut holds the ports FreePort returned in this process.
+var handedOut sync.Map
 
 // ephemeralPortsStart is the first port the kernel picks for outgoing
 // connections (Linux's default when it cannot be read).

@@ -34,3 +34,20 @@ func TestFreePortIsOutsideTheEphemeralRange(t *testing.T) {
 		t.Errorf("50 calls gave only %d different ports: two starting servers would collide", len(seen))
 	}
 }
+
+// Ports not yet bound are never handed out twice in a process: the dev
+// platform draws all of its ports before it binds them (its operator once
+// found its Git webhook's port taken and stopped).
+func TestFreePortHandsOutEachPortOnce(t *testing.T) {
+	seen := map[int]bool{}
+	for range 500 {
+		port, err := FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[port] {
+			t.Fatalf("FreePort gave %d twice", port)
+		}
+		seen[port] = true
+	}
+}
