@@ -118,9 +118,8 @@ func (r *StoreReconciler) workloadHealth(ctx context.Context, sc *scope, w workl
 		}
 		failedCreate = msg
 	}
-	rolledOut := wr.rolledOut
 	st := workloadStatus{
-		ready:   rolledOut && ready >= desired,
+		ready:   wr.rolledOut && ready >= desired,
 		message: fmt.Sprintf("%s %s: %d/%d ready", w.kind, w.name, ready, desired),
 	}
 	if st.ready {
@@ -309,7 +308,7 @@ func (r *StoreReconciler) workloadReadings(ctx context.Context, sc *scope) ([]wo
 func readDeployment(d *appsv1.Deployment) workloadReading {
 	desired := replicasOf(d.Spec.Replicas)
 	wr := workloadReading{
-		kind: cachedStrings.shared("Deployment"), name: cachedStrings.shared(d.Name),
+		kind: "Deployment", name: cachedStrings.shared(d.Name),
 		desired: desired, ready: d.Status.AvailableReplicas,
 		rolledOut: d.Status.ObservedGeneration >= d.Generation && d.Status.UpdatedReplicas >= desired &&
 			d.Status.Replicas == d.Status.UpdatedReplicas && d.Status.AvailableReplicas >= desired,
@@ -329,7 +328,7 @@ func readDeployment(d *appsv1.Deployment) workloadReading {
 func readStatefulSet(sts *appsv1.StatefulSet) workloadReading {
 	desired := replicasOf(sts.Spec.Replicas)
 	wr := workloadReading{
-		kind: cachedStrings.shared("StatefulSet"), name: cachedStrings.shared(sts.Name),
+		kind: "StatefulSet", name: cachedStrings.shared(sts.Name),
 		desired: desired, ready: sts.Status.ReadyReplicas,
 		// Ready only once the current revision is rolled out everywhere
 		// (kstatus' rule): an old ready pod does not make a new revision
